@@ -1,0 +1,57 @@
+//! The frame every source produces and every stage reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pixel layout of a raw frame, or the compression of a compressed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    /// Y plane then interleaved UV at half resolution (4:2:0).
+    Nv12,
+    Yuyv,
+    Rgb24,
+    Mjpeg,
+    H264,
+    H265,
+}
+
+impl PixelFormat {
+    /// Bytes of a raw frame, or `None` for compressed formats.
+    pub fn frame_bytes(self, width: u32, height: u32) -> Option<usize> {
+        let px = width as usize * height as usize;
+        match self {
+            Self::Nv12 => Some(px + px / 2),
+            Self::Yuyv => Some(px * 2),
+            Self::Rgb24 => Some(px * 3),
+            Self::Mjpeg | Self::H264 | Self::H265 => None,
+        }
+    }
+}
+
+/// One captured frame. The pixels sit behind an `Arc` from a [`crate::BufferPool`]:
+/// cloning a frame to fan it out to several stages never copies them.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Capture sequence number of this source incarnation, gap-free from 0.
+    pub seq: u64,
+    /// Monotonic capture time (the clock's origin is the daemon's start).
+    pub capture_mono: Duration,
+    /// Wall-clock capture time, Unix nanoseconds.
+    pub capture_ns: u64,
+    pub width: u32,
+    pub height: u32,
+    pub format: PixelFormat,
+    /// Nominal frame rate of the source.
+    pub fps: u32,
+    pub data: Arc<Vec<u8>>,
+}
+
+impl Frame {
+    /// The luma plane of a planar YUV frame.
+    pub fn luma(&self) -> Option<&[u8]> {
+        match self.format {
+            PixelFormat::Nv12 => self.data.get(..self.width as usize * self.height as usize),
+            _ => None,
+        }
+    }
+}

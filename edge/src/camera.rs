@@ -1,0 +1,598 @@
+//! One camera: a supervised pipeline of stages joined by bounded channels.
+//!
+//! `capture` (own thread) → `analyze` (own thread) → `publish` (async task).
+//! A stage failure ends the pipeline; the supervisor restarts it with capped
+//! exponential backoff. Nothing here is shared with another camera except the zenoh
+//! session and the metrics registry, so one camera failing never stops another.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, trace, warn};
+use venue_drivers::{Clock, Frame, Source, SourceError, SyntheticCamera, SyntheticConfig};
+use venue_proto::{
+    CameraState, FrameMeta, FrameStats, Header, Health, Id, SCHEMA_VERSION, StageCounters,
+    StreamKey, StreamKind, Timecode,
+};
+
+use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig};
+use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};
+use crate::stats::StatsState;
+use crate::uplink;
+
+/// A run without failure this long resets the restart backoff.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// What every camera of the daemon shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub venue: Id,
+    pub box_id: Id,
+    pub session: zenoh::Session,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub health: HealthConfig,
+    pub pipeline: PipelineConfig,
+    /// Incarnation of every stream this daemon run publishes.
+    pub incarnation: u64,
+}
+
+impl Shared {
+    pub fn header(&self, camera: &Id, seq: u64, capture_ns: u64, fps: u32) -> Header {
+        Header {
+            schema: SCHEMA_VERSION,
+            venue: self.venue.clone(),
+            box_id: self.box_id.clone(),
+            camera: camera.clone(),
+            incarnation: self.incarnation,
+            seq,
+            capture_ns,
+            timecode: Timecode::from_unix_ns(capture_ns, fps.clamp(1, 255) as u8),
+        }
+    }
+
+    pub fn key(&self, camera: &Id, stream: StreamKind) -> String {
+        StreamKey::new(
+            self.venue.clone(),
+            self.box_id.clone(),
+            camera.clone(),
+            stream,
+        )
+        .to_string()
+    }
+}
+
+/// Counters of one stage, registered under the stage's name.
+#[derive(Debug, Clone)]
+struct StageStats {
+    name: &'static str,
+    frames_in: Counter,
+    frames_out: Counter,
+    errors: Counter,
+    drops: Vec<Counter>,
+}
+
+impl StageStats {
+    fn new(m: &Metrics, camera: &str, name: &'static str, drop_reasons: &[&'static str]) -> Self {
+        let l = StageLabels {
+            camera: camera.to_string(),
+            stage: name,
+        };
+        Self {
+            name,
+            frames_in: m.frames_in.get_or_create(&l).clone(),
+            frames_out: m.frames_out.get_or_create(&l).clone(),
+            errors: m.errors.get_or_create(&l).clone(),
+            drops: drop_reasons
+                .iter()
+                .map(|r| {
+                    m.frames_dropped
+                        .get_or_create(&DropLabels {
+                            camera: camera.to_string(),
+                            stage: name,
+                            reason: r,
+                        })
+                        .clone()
+                })
+                .collect(),
+        }
+    }
+
+    fn snapshot(&self) -> StageCounters {
+        StageCounters {
+            stage: self.name.to_string(),
+            frames_in: self.frames_in.get(),
+            frames_out: self.frames_out.get(),
+            dropped: self.drops.iter().map(Counter::get).sum(),
+            errors: self.errors.get(),
+        }
+    }
+}
+
+/// Everything a camera counts, shared by its stages and its health reporter.
+#[derive(Debug)]
+struct CameraStats {
+    capture: StageStats,
+    analyze: StageStats,
+    publish: StageStats,
+    /// capture drop reasons, in the order given to [`StageStats::new`].
+    queue_full: Counter,
+    pool_exhausted: Counter,
+    latency: Histogram,
+    restarts: Counter,
+    /// Monotonic ns of the last captured frame (0: none yet).
+    last_frame_ns: AtomicU64,
+    /// Supervisor's view of the camera, refined by the health reporter.
+    state: Mutex<(CameraState, Option<String>)>,
+}
+
+impl CameraStats {
+    fn new(m: &Metrics, camera: &str) -> Self {
+        let capture = StageStats::new(m, camera, "capture", &["queue_full", "pool_exhausted"]);
+        let queue_full = capture.drops[0].clone();
+        let pool_exhausted = capture.drops[1].clone();
+        Self {
+            analyze: StageStats::new(m, camera, "analyze", &[]),
+            publish: StageStats::new(m, camera, "publish", &[]),
+            capture,
+            queue_full,
+            pool_exhausted,
+            latency: m
+                .latency
+                .get_or_create(&CameraLabels {
+                    camera: camera.to_string(),
+                })
+                .clone(),
+            restarts: m
+                .restarts
+                .get_or_create(&CameraLabels {
+                    camera: camera.to_string(),
+                })
+                .clone(),
+            last_frame_ns: AtomicU64::new(0),
+            state: Mutex::new((CameraState::Stopped, None)),
+        }
+    }
+
+    fn set_state(&self, state: CameraState, detail: Option<String>) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = (state, detail);
+        }
+    }
+
+    fn state(&self) -> (CameraState, Option<String>) {
+        self.state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or((CameraState::Failed, Some("state lock poisoned".into())))
+    }
+}
+
+/// A running camera; dropping it does not stop it, [`CameraHandle::stop`] does.
+#[derive(Debug)]
+pub struct CameraHandle {
+    pub config: CameraConfig,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl CameraHandle {
+    pub fn spawn(shared: Arc<Shared>, config: CameraConfig, parent: &CancellationToken) -> Self {
+        let cancel = parent.child_token();
+        let task = tokio::spawn(supervise(shared, config.clone(), cancel.clone()));
+        Self {
+            config,
+            cancel,
+            task,
+        }
+    }
+
+    /// Stops the camera after flushing what its stages hold.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        if let Err(error) = self.task.await {
+            error!(camera = %self.config.id, %error, "camera task ended abnormally");
+        }
+    }
+}
+
+/// Why a pipeline run ended.
+#[derive(Debug)]
+enum Ended {
+    /// Shutdown or removal: do not restart.
+    Cancelled,
+    /// The configuration cannot be met: do not restart until it changes.
+    Fatal(String),
+    /// A transient failure: restart with backoff.
+    Failed(String),
+}
+
+async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationToken) {
+    let id = cam.id.clone();
+    let stats = Arc::new(CameraStats::new(&shared.metrics, id.as_str()));
+    let health = tokio::spawn(report_health(
+        Arc::clone(&shared),
+        cam.clone(),
+        Arc::clone(&stats),
+        cancel.clone(),
+    ));
+    // The metadata sequence survives pipeline restarts: one incarnation per daemon run.
+    let meta_seq = Arc::new(AtomicU64::new(0));
+    let mut backoff = shared.pipeline.restart_backoff_min;
+    loop {
+        stats.set_state(CameraState::Running, None);
+        shared.metrics.set_state(id.as_str(), CameraState::Running);
+        info!(camera = %id, "camera pipeline starting");
+        let started = shared.clock.monotonic();
+        match run_pipeline(&shared, &cam, &stats, &meta_seq, &cancel).await {
+            Ended::Cancelled => break,
+            Ended::Fatal(reason) => {
+                error!(camera = %id, %reason, "camera cannot run with this configuration; waiting for a config change");
+                stats.set_state(CameraState::Failed, Some(reason));
+                shared.metrics.set_state(id.as_str(), CameraState::Failed);
+                cancel.cancelled().await;
+                break;
+            }
+            Ended::Failed(reason) => {
+                if shared.clock.monotonic().saturating_sub(started) >= HEALTHY_RUN {
+                    backoff = shared.pipeline.restart_backoff_min;
+                }
+                stats.restarts.inc();
+                warn!(camera = %id, %reason, backoff_ms = backoff.as_millis() as u64, "camera pipeline failed; restarting");
+                stats.set_state(CameraState::Reconnecting, Some(reason));
+                shared
+                    .metrics
+                    .set_state(id.as_str(), CameraState::Reconnecting);
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = cancel.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(shared.pipeline.restart_backoff_max);
+            }
+        }
+    }
+    stats.set_state(CameraState::Stopped, None);
+    shared.metrics.set_state(id.as_str(), CameraState::Stopped);
+    let _ = health.await;
+    info!(camera = %id, "camera stopped");
+}
+
+/// A frame's analysis result, passed from `analyze` to `publish`.
+#[derive(Debug)]
+struct Analyzed {
+    frame_seq: u64,
+    capture_ns: u64,
+    capture_mono: Duration,
+    width: u32,
+    height: u32,
+    fps: u32,
+    stats: FrameStats,
+}
+
+fn open_source(shared: &Shared, cam: &CameraConfig) -> Result<Box<dyn Source>, String> {
+    match &cam.source {
+        SourceConfig::Synthetic {
+            seed,
+            athletes,
+            fail_after_frames,
+        } => {
+            let cfg = SyntheticConfig {
+                width: cam.width,
+                height: cam.height,
+                fps: cam.fps,
+                seed: *seed,
+                athletes: *athletes,
+                fail_after_frames: *fail_after_frames,
+            };
+            // Frames in flight: the queue, one being captured and one being analysed.
+            let buffers = shared.pipeline.queue_depth + 2;
+            SyntheticCamera::new(cfg, Arc::clone(&shared.clock), buffers)
+                .map(|c| Box::new(c) as Box<dyn Source>)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn run_pipeline(
+    shared: &Arc<Shared>,
+    cam: &CameraConfig,
+    stats: &Arc<CameraStats>,
+    meta_seq: &Arc<AtomicU64>,
+    cancel: &CancellationToken,
+) -> Ended {
+    let source = match open_source(shared, cam) {
+        Ok(s) => s,
+        Err(reason) => return Ended::Fatal(reason),
+    };
+    let publisher =
+        match uplink::publisher(&shared.session, shared.key(&cam.id, StreamKind::Meta)).await {
+            Ok(p) => p,
+            Err(e) => return Ended::Failed(format!("{e:#}")),
+        };
+    let depth = shared.pipeline.queue_depth;
+    let (frame_tx, frame_rx) = mpsc::channel::<Frame>(depth);
+    let (meta_tx, meta_rx) = mpsc::channel::<Analyzed>(depth);
+    let (capture_done_tx, capture_done) = oneshot::channel();
+    // Stopping the capture thread ends the pipeline; the other stages drain and end.
+    let stop_capture = cancel.child_token();
+
+    let capture = {
+        let stats = Arc::clone(stats);
+        let clock = Arc::clone(&shared.clock);
+        let stop = stop_capture.clone();
+        let id = cam.id.clone();
+        std::thread::Builder::new()
+            .name(format!("capture-{id}"))
+            .spawn(move || {
+                let result = capture_loop(source, &frame_tx, &stats, clock.as_ref(), &stop, &id);
+                let _ = capture_done_tx.send(result);
+            })
+    };
+    let capture = match capture {
+        Ok(t) => t,
+        Err(e) => return Ended::Failed(format!("cannot start the capture thread: {e}")),
+    };
+    let analyze = {
+        let stats = Arc::clone(stats);
+        std::thread::Builder::new()
+            .name(format!("analyze-{}", cam.id))
+            .spawn(move || analyze_loop(frame_rx, &meta_tx, &stats))
+    };
+    let analyze = match analyze {
+        Ok(t) => t,
+        Err(e) => {
+            stop_capture.cancel();
+            let _ = capture.join();
+            return Ended::Failed(format!("cannot start the analyze thread: {e}"));
+        }
+    };
+    let publish = tokio::spawn(publish_loop(
+        Arc::clone(shared),
+        cam.id.clone(),
+        publisher,
+        meta_rx,
+        Arc::clone(stats),
+        Arc::clone(meta_seq),
+    ));
+
+    let result = capture_done.await;
+    // Capture has ended: analysis and publishing drain what is queued, then end.
+    let joined =
+        tokio::task::spawn_blocking(move || (capture.join().is_ok(), analyze.join().is_ok())).await;
+    let _ = publish.await;
+    if !matches!(joined, Ok((true, true))) {
+        return Ended::Failed("a pipeline thread panicked".into());
+    }
+    match result {
+        Ok(Ok(())) => Ended::Cancelled,
+        Ok(Err(SourceError::Unsupported(reason))) => Ended::Fatal(reason),
+        Ok(Err(e)) => Ended::Failed(e.to_string()),
+        Err(_) => Ended::Failed("the capture thread ended without a result".into()),
+    }
+}
+
+fn capture_loop(
+    mut source: Box<dyn Source>,
+    tx: &mpsc::Sender<Frame>,
+    stats: &CameraStats,
+    clock: &dyn Clock,
+    stop: &CancellationToken,
+    id: &Id,
+) -> Result<(), SourceError> {
+    while !stop.is_cancelled() {
+        match source.next_frame() {
+            Ok(frame) => {
+                stats.capture.frames_in.inc();
+                stats.last_frame_ns.store(
+                    clock.monotonic().as_nanos().max(1) as u64,
+                    Ordering::Relaxed,
+                );
+                let seq = frame.seq;
+                match tx.try_send(frame) {
+                    Ok(()) => {
+                        stats.capture.frames_out.inc();
+                    }
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        stats.queue_full.inc();
+                        trace!(camera = %id, seq, "frame dropped: analysis queue full");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+                };
+            }
+            Err(SourceError::PoolExhausted { seq }) => {
+                stats.capture.frames_in.inc();
+                stats.pool_exhausted.inc();
+                trace!(camera = %id, seq, "frame dropped: no free buffer");
+            }
+            Err(SourceError::Stopped) => return Ok(()),
+            Err(e) => {
+                stats.capture.errors.inc();
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn analyze_loop(mut rx: mpsc::Receiver<Frame>, tx: &mpsc::Sender<Analyzed>, stats: &CameraStats) {
+    let mut state = StatsState::default();
+    while let Some(frame) = rx.blocking_recv() {
+        stats.analyze.frames_in.inc();
+        let frame_stats = match frame.luma() {
+            Some(luma) => state.measure(luma, frame.width as usize, frame.height as usize),
+            None => FrameStats {
+                luma_mean: 0.0,
+                luma_min: 0,
+                luma_max: 0,
+                motion: 0.0,
+            },
+        };
+        let out = Analyzed {
+            frame_seq: frame.seq,
+            capture_ns: frame.capture_ns,
+            capture_mono: frame.capture_mono,
+            width: frame.width,
+            height: frame.height,
+            fps: frame.fps,
+            stats: frame_stats,
+        };
+        // Releases the pixel buffer back to the source's pool before waiting.
+        drop(frame);
+        // Back-pressure: if publishing is slow we wait here, the capture queue fills
+        // and capture drops (and counts) frames. One drop point, always counted.
+        if tx.blocking_send(out).is_err() {
+            return;
+        }
+        stats.analyze.frames_out.inc();
+    }
+}
+
+async fn publish_loop(
+    shared: Arc<Shared>,
+    camera: Id,
+    publisher: zenoh::pubsub::Publisher<'static>,
+    mut rx: mpsc::Receiver<Analyzed>,
+    stats: Arc<CameraStats>,
+    meta_seq: Arc<AtomicU64>,
+) {
+    let published = shared
+        .metrics
+        .published
+        .get_or_create(&StageLabels {
+            camera: camera.to_string(),
+            stage: "meta",
+        })
+        .clone();
+    let mut failures = 0u64;
+    while let Some(a) = rx.recv().await {
+        stats.publish.frames_in.inc();
+        let seq = meta_seq.fetch_add(1, Ordering::Relaxed);
+        let msg = FrameMeta {
+            header: shared.header(&camera, seq, a.capture_ns, a.fps),
+            frame_seq: a.frame_seq,
+            width: a.width,
+            height: a.height,
+            format: venue_proto::PixelFormat::Nv12,
+            stats: a.stats,
+            detections: Vec::new(),
+        };
+        let result = match venue_proto::encode(&msg) {
+            Ok(bytes) => publisher.put(bytes).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => {
+                stats.publish.frames_out.inc();
+                published.inc();
+                let latency = shared.clock.monotonic().saturating_sub(a.capture_mono);
+                stats.latency.observe(latency.as_secs_f64());
+                trace!(camera = %camera, seq, "metadata published");
+            }
+            Err(error) => {
+                stats.publish.errors.inc();
+                failures += 1;
+                // Log the first failure and then every 100th: a dead link must not flood the log.
+                if failures % 100 == 1 {
+                    warn!(camera = %camera, seq, %error, failures, "metadata publish failed");
+                }
+            }
+        }
+    }
+    debug!(camera = %camera, "publish stage drained");
+}
+
+/// Publishes the camera's health every interval, refining `Running` into `Stalled`
+/// (no frame for the stall timeout) or `Blocked` (frames dropped for a full queue).
+async fn report_health(
+    shared: Arc<Shared>,
+    cam: CameraConfig,
+    stats: Arc<CameraStats>,
+    cancel: CancellationToken,
+) {
+    let key = shared.key(&cam.id, StreamKind::Health);
+    let publisher = match uplink::publisher(&shared.session, key).await {
+        Ok(p) => p,
+        Err(error) => {
+            error!(camera = %cam.id, error = %format!("{error:#}"), "health reporting disabled");
+            return;
+        }
+    };
+    let HealthConfig {
+        interval,
+        stall_timeout,
+    } = shared.health.clone();
+    let started = shared.clock.monotonic();
+    let mut seq = 0u64;
+    let mut last_in = 0u64;
+    let mut last_drops = 0u64;
+    let mut last_report = started;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = cancel.cancelled() => break,
+        }
+        let now = shared.clock.monotonic();
+        let frames_in = stats.capture.frames_in.get();
+        let drops = stats.queue_full.get() + stats.pool_exhausted.get();
+        let secs = now.saturating_sub(last_report).as_secs_f32();
+        let fps = if secs > 0.0 {
+            (frames_in - last_in) as f32 / secs
+        } else {
+            0.0
+        };
+        let (mut state, mut detail) = stats.state();
+        if state == CameraState::Running {
+            let last = Duration::from_nanos(stats.last_frame_ns.load(Ordering::Relaxed));
+            let since = if last.is_zero() {
+                now.saturating_sub(started)
+            } else {
+                now.saturating_sub(last)
+            };
+            if since >= stall_timeout {
+                state = CameraState::Stalled;
+                detail = Some(format!("no frame for {} ms", since.as_millis()));
+            } else if drops > last_drops {
+                state = CameraState::Blocked;
+                detail = Some(format!(
+                    "{} frames dropped in the last interval",
+                    drops - last_drops
+                ));
+            }
+            shared.metrics.set_state(cam.id.as_str(), state);
+        }
+        let msg = Health {
+            header: shared.header(&cam.id, seq, shared.clock.unix_ns(), cam.fps),
+            state,
+            uptime_ms: now.saturating_sub(started).as_millis() as u64,
+            fps,
+            stages: vec![
+                stats.capture.snapshot(),
+                stats.analyze.snapshot(),
+                stats.publish.snapshot(),
+            ],
+            restarts: stats.restarts.get(),
+            detail,
+        };
+        match venue_proto::encode(&msg) {
+            Ok(bytes) => {
+                if let Err(error) = publisher.put(bytes).await {
+                    warn!(camera = %cam.id, %error, "health publish failed");
+                }
+            }
+            Err(error) => warn!(camera = %cam.id, %error, "health encoding failed"),
+        }
+        seq += 1;
+        last_in = frames_in;
+        last_drops = drops;
+        last_report = now;
+    }
+}

@@ -1,0 +1,147 @@
+//! Box configuration: TOML in, a validated [`Config`] out. Parsing and validation
+//! collect every problem with its file, line and column, so `check-config` can list
+//! them all at once; start-up and SIGHUP reload go through the same [`load`].
+
+mod parse;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use venue_proto::Id;
+
+pub use parse::parse;
+
+/// The embedded default configuration, every key commented.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// Name used in error messages for the embedded default.
+pub const DEFAULT_NAME: &str = "<embedded default>";
+
+/// A configuration that passed validation: every value is in range and every camera
+/// id is unique.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub venue: Id,
+    pub box_id: Id,
+    pub zenoh: ZenohConfig,
+    pub metrics: MetricsConfig,
+    pub health: HealthConfig,
+    pub pipeline: PipelineConfig,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZenohMode {
+    Peer,
+    Client,
+}
+
+impl ZenohMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Peer => "peer",
+            Self::Client => "client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZenohConfig {
+    pub mode: ZenohMode,
+    pub listen: Vec<String>,
+    pub connect: Vec<String>,
+    pub multicast_scouting: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `None` when the endpoint is switched off.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    pub interval: Duration,
+    pub stall_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    pub queue_depth: usize,
+    pub restart_backoff_min: Duration,
+    pub restart_backoff_max: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraConfig {
+    pub id: Id,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub source: SourceConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    Synthetic {
+        seed: u64,
+        athletes: u32,
+        fail_after_frames: Option<u64>,
+    },
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// Every problem found in a configuration file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &name),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file: name,
+            line: 0,
+            column: 0,
+            message: format!("cannot read the file: {e}"),
+        }])),
+    }
+}
+
+/// The embedded default configuration, validated.
+pub fn embedded_default() -> Result<Config, ConfigErrors> {
+    parse(DEFAULT_TOML, DEFAULT_NAME)
+}

@@ -1,0 +1,625 @@
+//! TOML → [`Config`]: a span-keeping walk over the document that reports every
+//! unknown key, wrong type, out-of-range value and duplicate id with its position.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use toml_span::Span;
+use toml_span::value::{Key, Table, Value, ValueInner};
+use venue_proto::Id;
+
+use super::{
+    CameraConfig, Config, ConfigError, ConfigErrors, HealthConfig, MetricsConfig, PipelineConfig,
+    SourceConfig, ZenohConfig, ZenohMode,
+};
+
+/// Parses and validates `text`; `file` names it in error messages.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    let mut ctx = Ctx {
+        text,
+        file,
+        errors: Vec::new(),
+    };
+    let mut root = match toml_span::parse(text) {
+        Ok(v) => v,
+        Err(e) => {
+            ctx.error(e.span, format!("invalid TOML: {}", e.kind));
+            return Err(ctx.finish());
+        }
+    };
+    let config = parse_root(&mut ctx, &mut root);
+    match config {
+        Some(c) if ctx.errors.is_empty() => Ok(c),
+        _ => Err(ctx.finish()),
+    }
+}
+
+struct Ctx<'t> {
+    text: &'t str,
+    file: &'t str,
+    errors: Vec<(usize, ConfigError)>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, span: Span, message: String) {
+        let (line, column) = line_col(self.text, span.start);
+        let e = ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message,
+        };
+        self.errors.push((span.start, e));
+    }
+
+    fn finish(mut self) -> ConfigErrors {
+        self.errors.sort_by_key(|(pos, _)| *pos);
+        ConfigErrors(self.errors.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(text.len());
+    let before = text.get(..pos).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// A table being consumed key by key; whatever is left at the end is unknown.
+struct TableWalk<'de> {
+    path: String,
+    span: Span,
+    map: Table<'de>,
+    known: &'static [&'static str],
+}
+
+impl<'de> TableWalk<'de> {
+    fn new(
+        ctx: &mut Ctx<'_>,
+        path: &str,
+        value: &mut Value<'de>,
+        known: &'static [&'static str],
+    ) -> Option<Self> {
+        let span = value.span;
+        match value.take() {
+            ValueInner::Table(map) => Some(Self {
+                path: path.to_string(),
+                span,
+                map,
+                known,
+            }),
+            other => {
+                ctx.error(
+                    span,
+                    format!("{path}: expected a table, found {}", type_name(&other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn take(&mut self, key: &'static str) -> Option<(Key<'de>, Value<'de>)> {
+        debug_assert!(self.known.contains(&key));
+        self.map.remove_entry(key)
+    }
+
+    fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn missing(&self, ctx: &mut Ctx<'_>, key: &str) {
+        let where_ = if self.path.is_empty() {
+            "the top level".to_string()
+        } else {
+            format!("[{}]", self.path)
+        };
+        ctx.error(
+            self.span,
+            format!("missing required key \"{key}\" in {where_}"),
+        );
+    }
+
+    /// Reports every key nobody asked for.
+    fn finish(self, ctx: &mut Ctx<'_>) {
+        for (key, _) in self.map {
+            let where_ = if self.path.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in [{}]", self.path)
+            };
+            ctx.error(
+                key.span,
+                format!(
+                    "unknown key \"{}\" {where_}; expected one of: {}",
+                    key.name,
+                    self.known.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn type_name(v: &ValueInner<'_>) -> &'static str {
+    match v {
+        ValueInner::String(_) => "a string",
+        ValueInner::Integer(_) => "an integer",
+        ValueInner::Float(_) => "a float",
+        ValueInner::Boolean(_) => "a boolean",
+        ValueInner::Array(_) => "an array",
+        ValueInner::Table(_) => "a table",
+    }
+}
+
+fn int(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'_>,
+    key: &'static str,
+    range: RangeInclusive<i64>,
+) -> Option<Option<i64>> {
+    let (_, mut v) = t.take(key)?;
+    let path = t.key_path(key);
+    Some(match v.take() {
+        ValueInner::Integer(i) if range.contains(&i) => Some(i),
+        ValueInner::Integer(i) => {
+            ctx.error(
+                v.span,
+                format!(
+                    "{path}: {i} is out of range; expected {}..={}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
+        other => {
+            ctx.error(
+                v.span,
+                format!("{path}: expected an integer, found {}", type_name(&other)),
+            );
+            None
+        }
+    })
+}
+
+/// An integer key with a default; `None` only when the value present is invalid.
+fn int_or(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'_>,
+    key: &'static str,
+    range: RangeInclusive<i64>,
+    default: i64,
+) -> Option<i64> {
+    int(ctx, t, key, range).unwrap_or(Some(default))
+}
+
+fn string<'de>(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'de>,
+    key: &'static str,
+) -> Option<Option<(String, Span)>> {
+    let (_, mut v) = t.take(key)?;
+    let path = t.key_path(key);
+    Some(match v.take() {
+        ValueInner::String(s) => Some((s.into_owned(), v.span)),
+        other => {
+            ctx.error(
+                v.span,
+                format!("{path}: expected a string, found {}", type_name(&other)),
+            );
+            None
+        }
+    })
+}
+
+fn boolean(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'_>,
+    key: &'static str,
+    default: bool,
+) -> Option<bool> {
+    let Some((_, mut v)) = t.take(key) else {
+        return Some(default);
+    };
+    let path = t.key_path(key);
+    match v.take() {
+        ValueInner::Boolean(b) => Some(b),
+        other => {
+            ctx.error(
+                v.span,
+                format!("{path}: expected a boolean, found {}", type_name(&other)),
+            );
+            None
+        }
+    }
+}
+
+fn id(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>, key: &'static str) -> Option<(Id, Span)> {
+    match string(ctx, t, key) {
+        None => {
+            t.missing(ctx, key);
+            None
+        }
+        Some(None) => None,
+        Some(Some((s, span))) => match Id::new(&s) {
+            Ok(id) if s != venue_proto::BOX_CAMERA => Some((id, span)),
+            Ok(_) => {
+                ctx.error(
+                    span,
+                    format!(
+                        "{}: \"{s}\" is reserved for box-level messages",
+                        t.key_path(key)
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                ctx.error(span, format!("{}: {e}", t.key_path(key)));
+                None
+            }
+        },
+    }
+}
+
+/// Checks a zenoh endpoint's shape: `proto/address`, with a transport this build has.
+fn endpoint(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<String> {
+    let Some((proto, addr)) = s.split_once('/') else {
+        ctx.error(span, format!("{path}: \"{s}\" is not an endpoint; expected \"proto/address:port\", e.g. \"tcp/127.0.0.1:7447\""));
+        return None;
+    };
+    if proto != "tcp" {
+        ctx.error(
+            span,
+            format!("{path}: transport \"{proto}\" is not built in; expected \"tcp\""),
+        );
+        return None;
+    }
+    let host_port = addr.split('#').next().unwrap_or(addr);
+    let port_ok = host_port
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    if !port_ok {
+        ctx.error(
+            span,
+            format!("{path}: \"{s}\" needs an address and a port, e.g. \"tcp/127.0.0.1:7447\""),
+        );
+        return None;
+    }
+    Some(s.to_string())
+}
+
+fn endpoints(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'_>,
+    key: &'static str,
+    default: &[&str],
+) -> Option<Vec<String>> {
+    let path = t.key_path(key);
+    let Some((_, mut v)) = t.take(key) else {
+        return Some(default.iter().map(|s| s.to_string()).collect());
+    };
+    match v.take() {
+        ValueInner::Array(items) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (i, mut item) in items.into_iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                match item.take() {
+                    ValueInner::String(s) => match endpoint(ctx, &p, &s, item.span) {
+                        Some(e) => out.push(e),
+                        None => ok = false,
+                    },
+                    other => {
+                        ctx.error(
+                            item.span,
+                            format!("{p}: expected a string, found {}", type_name(&other)),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(out)
+        }
+        other => {
+            ctx.error(
+                v.span,
+                format!(
+                    "{path}: expected an array of endpoint strings, found {}",
+                    type_name(&other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(v.unsigned_abs())
+}
+
+/// Takes an optional sub-table; a missing one is walked as empty so defaults apply.
+fn section<'de>(
+    ctx: &mut Ctx<'_>,
+    root: &mut TableWalk<'de>,
+    key: &'static str,
+    known: &'static [&'static str],
+) -> Option<TableWalk<'de>> {
+    match root.take(key) {
+        Some((_, mut v)) => TableWalk::new(ctx, key, &mut v, known),
+        None => Some(TableWalk {
+            path: key.to_string(),
+            span: root.span,
+            map: Table::new(),
+            known,
+        }),
+    }
+}
+
+fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
+    let mut top = TableWalk::new(
+        ctx,
+        "",
+        root,
+        &["box", "zenoh", "metrics", "health", "pipeline", "cameras"],
+    )?;
+
+    let ids = match top.take("box") {
+        Some((_, mut v)) => {
+            TableWalk::new(ctx, "box", &mut v, &["venue", "id"]).and_then(|mut t| {
+                let venue = id(ctx, &mut t, "venue");
+                let box_id = id(ctx, &mut t, "id");
+                t.finish(ctx);
+                Some((venue?.0, box_id?.0))
+            })
+        }
+        None => {
+            top.missing(ctx, "box");
+            None
+        }
+    };
+    let zenoh = section(
+        ctx,
+        &mut top,
+        "zenoh",
+        &["mode", "listen", "connect", "multicast_scouting"],
+    )
+    .and_then(|mut t| {
+        let mode = match string(ctx, &mut t, "mode") {
+            None => Some(ZenohMode::Peer),
+            Some(None) => None,
+            Some(Some((s, span))) => match s.as_str() {
+                "peer" => Some(ZenohMode::Peer),
+                "client" => Some(ZenohMode::Client),
+                _ => {
+                    ctx.error(
+                        span,
+                        format!("zenoh.mode: \"{s}\" is not a mode; expected one of: peer, client"),
+                    );
+                    None
+                }
+            },
+        };
+        let listen = endpoints(ctx, &mut t, "listen", &["tcp/127.0.0.1:7447"]);
+        let connect = endpoints(ctx, &mut t, "connect", &[]);
+        let multicast_scouting = boolean(ctx, &mut t, "multicast_scouting", false);
+        t.finish(ctx);
+        Some(ZenohConfig {
+            mode: mode?,
+            listen: listen?,
+            connect: connect?,
+            multicast_scouting: multicast_scouting?,
+        })
+    });
+    let metrics = section(ctx, &mut top, "metrics", &["listen"]).and_then(|mut t| {
+        let listen = match string(ctx, &mut t, "listen") {
+            None => Some(Some(SocketAddr::from(([127, 0, 0, 1], 9464)))),
+            Some(None) => None,
+            Some(Some((s, _))) if s == "off" => Some(None),
+            Some(Some((s, span))) => match s.parse::<SocketAddr>() {
+                Ok(a) => Some(Some(a)),
+                Err(_) => {
+                    ctx.error(span, format!("metrics.listen: \"{s}\" is not an address; expected \"IP:PORT\" (e.g. \"127.0.0.1:9464\") or \"off\""));
+                    None
+                }
+            },
+        };
+        t.finish(ctx);
+        Some(MetricsConfig { listen: listen? })
+    });
+    let health = section(
+        ctx,
+        &mut top,
+        "health",
+        &["interval_ms", "stall_timeout_ms"],
+    )
+    .and_then(|mut t| {
+        let interval = int_or(ctx, &mut t, "interval_ms", 100..=60_000, 1000);
+        let stall = int_or(ctx, &mut t, "stall_timeout_ms", 100..=600_000, 2000);
+        t.finish(ctx);
+        Some(HealthConfig {
+            interval: ms(interval?),
+            stall_timeout: ms(stall?),
+        })
+    });
+    let pipeline = section(ctx, &mut top, "pipeline", &["queue_depth", "restart_backoff_min_ms", "restart_backoff_max_ms"])
+        .and_then(|mut t| {
+            let depth = int_or(ctx, &mut t, "queue_depth", 1..=64, 4);
+            let min_span = t.map.get_key_value("restart_backoff_min_ms").map_or(t.span, |(_, v)| v.span);
+            let min = int_or(ctx, &mut t, "restart_backoff_min_ms", 10..=600_000, 250);
+            let max = int_or(ctx, &mut t, "restart_backoff_max_ms", 10..=600_000, 10_000);
+            t.finish(ctx);
+            let (min, max) = (min?, max?);
+            if min > max {
+                ctx.error(min_span, format!(
+                    "pipeline.restart_backoff_min_ms ({min}) must not exceed pipeline.restart_backoff_max_ms ({max})"
+                ));
+                return None;
+            }
+            Some(PipelineConfig { queue_depth: depth? as usize, restart_backoff_min: ms(min), restart_backoff_max: ms(max) })
+        });
+    let cameras = match top.take("cameras") {
+        Some((_, v)) => cameras(ctx, v),
+        None => {
+            top.missing(ctx, "cameras");
+            None
+        }
+    };
+    top.finish(ctx);
+    let (venue, box_id) = ids?;
+    Some(Config {
+        venue,
+        box_id,
+        zenoh: zenoh?,
+        metrics: metrics?,
+        health: health?,
+        pipeline: pipeline?,
+        cameras: cameras?,
+    })
+}
+
+fn cameras(ctx: &mut Ctx<'_>, mut v: Value<'_>) -> Option<Vec<CameraConfig>> {
+    let span = v.span;
+    let items = match v.take() {
+        ValueInner::Array(items) => items,
+        other => {
+            ctx.error(
+                span,
+                format!(
+                    "cameras: expected an array of tables ([[cameras]]), found {}",
+                    type_name(&other)
+                ),
+            );
+            return None;
+        }
+    };
+    if items.is_empty() || items.len() > 64 {
+        ctx.error(
+            span,
+            format!(
+                "cameras: {} cameras configured; expected 1..=64",
+                items.len()
+            ),
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut first_seen: HashMap<Id, usize> = HashMap::new();
+    for (i, mut item) in items.into_iter().enumerate() {
+        let path = format!("cameras[{i}]");
+        let Some(mut t) = TableWalk::new(
+            ctx,
+            &path,
+            &mut item,
+            &["id", "width", "height", "fps", "source"],
+        ) else {
+            ok = false;
+            continue;
+        };
+        let cam_id = id(ctx, &mut t, "id");
+        if let Some((cam_id, span)) = &cam_id {
+            let line = line_col(ctx.text, span.start).0;
+            if let Some(first) = first_seen.get(cam_id) {
+                ctx.error(*span, format!("{path}.id: duplicate camera id \"{cam_id}\" (first defined on line {first})"));
+                ok = false;
+            } else {
+                first_seen.insert(cam_id.clone(), line);
+            }
+        }
+        let width = int_or(ctx, &mut t, "width", 16..=7680, 1280);
+        let height = int_or(ctx, &mut t, "height", 16..=4320, 720);
+        for (key, value) in [("width", width), ("height", height)] {
+            if let Some(v) = value.filter(|v| v % 2 != 0) {
+                ctx.error(
+                    t.span,
+                    format!("{path}.{key}: {v} is odd; 4:2:0 frames need an even {key}"),
+                );
+                ok = false;
+            }
+        }
+        let fps = int_or(ctx, &mut t, "fps", 1..=240, 30);
+        let source = match t.take("source") {
+            Some((_, mut v)) => source(ctx, &format!("{path}.source"), &mut v),
+            None => {
+                t.missing(ctx, "source");
+                None
+            }
+        };
+        t.finish(ctx);
+        match (cam_id, width, height, fps, source) {
+            (Some((id, _)), Some(w), Some(h), Some(fps), Some(source)) => out.push(CameraConfig {
+                id,
+                width: w as u32,
+                height: h as u32,
+                fps: fps as u32,
+                source,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn source(ctx: &mut Ctx<'_>, path: &str, v: &mut Value<'_>) -> Option<SourceConfig> {
+    let mut t = TableWalk::new(
+        ctx,
+        path,
+        v,
+        &["kind", "seed", "athletes", "fail_after_frames"],
+    )?;
+    let kind = match string(ctx, &mut t, "kind") {
+        None => {
+            t.missing(ctx, "kind");
+            None
+        }
+        Some(k) => k,
+    };
+    let result = match kind {
+        Some((k, _)) if k == "synthetic" => {
+            let seed = int_or(ctx, &mut t, "seed", 0..=i64::MAX, 1);
+            let athletes = int_or(ctx, &mut t, "athletes", 0..=64, 4);
+            let fail = int(ctx, &mut t, "fail_after_frames", 1..=i64::MAX);
+            let fail = match fail {
+                None => Some(None),
+                Some(Some(n)) => Some(Some(n as u64)),
+                Some(None) => None,
+            };
+            Some(SourceConfig::Synthetic {
+                seed: seed? as u64,
+                athletes: athletes? as u32,
+                fail_after_frames: fail?,
+            })
+        }
+        Some((k, span)) => {
+            ctx.error(
+                span,
+                format!("{path}.kind: unknown source kind \"{k}\"; expected one of: synthetic"),
+            );
+            // The keys of an unknown kind are not reported as unknown on top of that.
+            return None;
+        }
+        None => None,
+    };
+    t.finish(ctx);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column() {
+        let text = "a = 1\nbb = 2\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(line_col(text, 9), (2, 4));
+    }
+}

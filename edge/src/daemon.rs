@@ -1,0 +1,216 @@
+//! The daemon's lifetime: start every camera, reload on request, shut down cleanly.
+//! `run(config, clock, shutdown)` takes time and shutdown from its caller.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use venue_drivers::Clock;
+use venue_proto::{CameraState, Health, Id, StreamKind};
+
+use crate::camera::{CameraHandle, Shared};
+use crate::config::{self, Config};
+use crate::metrics::{self, Metrics};
+use crate::uplink;
+
+/// Cameras get this long to flush on shutdown before the daemon exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Where a reload reads its configuration from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    Embedded,
+    File(PathBuf),
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<Config, config::ConfigErrors> {
+        match self {
+            Self::Embedded => config::embedded_default(),
+            Self::File(p) => config::load(p),
+        }
+    }
+}
+
+/// Runs the box until `shutdown` is cancelled. Each message on `reload` re-reads the
+/// configuration from `source` through the same validation as start-up.
+pub async fn run(
+    config: Config,
+    source: ConfigSource,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+    mut reload: mpsc::Receiver<()>,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    if let Some(addr) = config.metrics.listen {
+        let bound = metrics::serve(Arc::clone(&metrics), addr, shutdown.clone()).await?;
+        info!(%bound, "metrics at http://{bound}/metrics");
+    }
+    let session = uplink::open(&config.zenoh).await?;
+    info!(venue = %config.venue, r#box = %config.box_id, listen = ?config.zenoh.listen,
+          connect = ?config.zenoh.connect, "zenoh session open");
+
+    let shared = Arc::new(Shared {
+        venue: config.venue.clone(),
+        box_id: config.box_id.clone(),
+        session: session.clone(),
+        metrics: Arc::clone(&metrics),
+        clock: Arc::clone(&clock),
+        health: config.health.clone(),
+        pipeline: config.pipeline.clone(),
+        incarnation: clock.unix_ns(),
+    });
+    let cameras_cancel = CancellationToken::new();
+    let mut cameras: BTreeMap<Id, CameraHandle> = BTreeMap::new();
+    for cam in &config.cameras {
+        cameras.insert(
+            cam.id.clone(),
+            CameraHandle::spawn(Arc::clone(&shared), cam.clone(), &cameras_cancel),
+        );
+    }
+    let box_health = tokio::spawn(report_box_health(
+        Arc::clone(&shared),
+        cameras_cancel.clone(),
+    ));
+    info!(cameras = cameras.len(), "venue-edge running");
+
+    let mut current = config;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(()) = reload.recv() => {
+                match source.load() {
+                    Ok(next) => apply_reload(&shared, &mut current, next, &mut cameras, &cameras_cancel).await,
+                    Err(errors) => error!(errors = %errors, "config reload rejected; keeping the running configuration"),
+                }
+            }
+        }
+    }
+
+    info!("shutting down: flushing camera pipelines");
+    let stopping = async {
+        let stops: Vec<_> = std::mem::take(&mut cameras)
+            .into_values()
+            .map(CameraHandle::stop)
+            .collect();
+        for stop in stops {
+            stop.await;
+        }
+    };
+    cameras_cancel.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, stopping)
+        .await
+        .is_err()
+    {
+        warn!(
+            "cameras did not stop within {} ms; exiting anyway",
+            SHUTDOWN_GRACE.as_millis()
+        );
+    }
+    let _ = box_health.await;
+    if let Err(error) = tokio::time::timeout(Duration::from_millis(300), session.close()).await {
+        warn!(%error, "zenoh session did not close in time");
+    }
+    info!("venue-edge stopped");
+    Ok(())
+}
+
+/// Applies a reloaded configuration: cameras added, removed or changed start, stop
+/// or restart alone; unchanged cameras keep running untouched. Settings that need a
+/// new zenoh session or listener are reported and take effect at the next start.
+async fn apply_reload(
+    shared: &Arc<Shared>,
+    current: &mut Config,
+    next: Config,
+    cameras: &mut BTreeMap<Id, CameraHandle>,
+    parent: &CancellationToken,
+) {
+    let mut restart_needed = Vec::new();
+    if next.venue != current.venue || next.box_id != current.box_id {
+        restart_needed.push("box");
+    }
+    if next.zenoh != current.zenoh {
+        restart_needed.push("zenoh");
+    }
+    if next.metrics != current.metrics {
+        restart_needed.push("metrics");
+    }
+    if next.health != current.health || next.pipeline != current.pipeline {
+        restart_needed.push("health/pipeline");
+    }
+    if !restart_needed.is_empty() {
+        warn!(sections = ?restart_needed, "these settings changed and take effect at the next restart");
+    }
+    let (mut started, mut stopped, mut restarted) = (0, 0, 0);
+    let wanted: BTreeMap<Id, _> = next
+        .cameras
+        .iter()
+        .map(|c| (c.id.clone(), c.clone()))
+        .collect();
+    let ids: Vec<Id> = cameras.keys().cloned().collect();
+    for id in ids {
+        let keep = wanted
+            .get(&id)
+            .is_some_and(|c| cameras.get(&id).is_some_and(|h| &h.config == c));
+        if !keep {
+            if let Some(handle) = cameras.remove(&id) {
+                handle.stop().await;
+                if wanted.contains_key(&id) {
+                    restarted += 1;
+                } else {
+                    shared.metrics.forget_camera(id.as_str());
+                    stopped += 1;
+                }
+            }
+        }
+    }
+    for (id, cam) in wanted {
+        if let std::collections::btree_map::Entry::Vacant(slot) = cameras.entry(id) {
+            slot.insert(CameraHandle::spawn(Arc::clone(shared), cam, parent));
+            started += 1;
+        }
+    }
+    started -= restarted.min(started);
+    info!(started, stopped, restarted, "configuration reloaded");
+    current.cameras = next.cameras;
+}
+
+async fn report_box_health(shared: Arc<Shared>, cancel: CancellationToken) {
+    let camera = Id::box_camera();
+    let publisher =
+        match uplink::publisher(&shared.session, shared.key(&camera, StreamKind::Health)).await {
+            Ok(p) => p,
+            Err(error) => {
+                error!(error = %format!("{error:#}"), "box health reporting disabled");
+                return;
+            }
+        };
+    let started = shared.clock.monotonic();
+    let mut ticker = tokio::time::interval(shared.health.interval);
+    let mut seq = 0;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = cancel.cancelled() => break,
+        }
+        let msg = Health {
+            header: shared.header(&camera, seq, shared.clock.unix_ns(), 30),
+            state: CameraState::Running,
+            uptime_ms: shared.clock.monotonic().saturating_sub(started).as_millis() as u64,
+            fps: 0.0,
+            stages: Vec::new(),
+            restarts: 0,
+            detail: None,
+        };
+        if let Ok(bytes) = venue_proto::encode(&msg) {
+            if let Err(error) = publisher.put(bytes).await {
+                warn!(%error, "box health publish failed");
+            }
+        }
+        seq += 1;
+    }
+}

@@ -1,0 +1,10 @@
+//! `venue-edge`, the box daemon: configuration, the per-camera pipelines, the zenoh
+//! uplink, health and metrics. The binary in `main.rs` is a thin CLI over this.
+
+pub mod camera;
+pub mod config;
+pub mod daemon;
+pub mod metrics;
+pub mod stats;
+pub mod tail;
+pub mod uplink;

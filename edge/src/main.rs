@@ -1,0 +1,192 @@
+//! The `venue-edge` command line: run the daemon, check a config, print the default
+//! config, tail the wire.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use venue_drivers::SystemClock;
+use venue_edge::config;
+use venue_edge::daemon::{self, ConfigSource};
+
+#[derive(Debug, Parser)]
+#[command(name = "venue-edge", version, about = "Venue Edge box daemon")]
+struct Cli {
+    /// Log filter when RUST_LOG is unset (e.g. "info", "debug,zenoh=info").
+    #[arg(long, global = true, default_value = "info,zenoh=warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the box. Without --config, runs the embedded default: two synthetic
+    /// cameras publishing on zenoh at tcp/127.0.0.1:7447.
+    Run {
+        /// Configuration file (TOML); see `venue-edge default-config`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file and explain every error (file:line:column).
+    CheckConfig {
+        /// Configuration file to check.
+        file: PathBuf,
+    },
+    /// Print the embedded default configuration, every key commented.
+    DefaultConfig,
+    /// Subscribe and print each message as one JSON line.
+    Tail {
+        /// Key expression to subscribe to.
+        #[arg(long, short, default_value = venue_proto::key::ALL)]
+        key: String,
+        /// Zenoh endpoint of the box (or a router) to connect to.
+        #[arg(long, default_value = "tcp/127.0.0.1:7447")]
+        connect: Vec<String>,
+        /// Stop after this many messages.
+        #[arg(long, short = 'n')]
+        count: Option<u64>,
+    },
+}
+
+fn init_logging(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // systemd sets JOURNAL_STREAM when stdout/stderr go to the journal: log natively
+    // there (structured fields survive), otherwise to stdout.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journald)
+                .init();
+            return;
+        }
+    }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stdout)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("venue-edge")
+        .build()?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", config::DEFAULT_TOML);
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { file } => match config::load(&file) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok ({} cameras, venue {}, box {})",
+                    file.display(),
+                    cfg.cameras.len(),
+                    cfg.venue,
+                    cfg.box_id
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+                ExitCode::from(1)
+            }
+        },
+        Command::Tail {
+            key,
+            connect,
+            count,
+        } => {
+            init_logging("warn");
+            let result =
+                runtime().and_then(|rt| rt.block_on(venue_edge::tail::tail(connect, &key, count)));
+            report(result)
+        }
+        Command::Run { config: path } => {
+            init_logging(&cli.log);
+            let source = path.map_or(ConfigSource::Embedded, ConfigSource::File);
+            let cfg = match source.load() {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!(
+                        "venue-edge: the configuration has {} error(s); not starting",
+                        errors.0.len()
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => return report(Err(e)),
+            };
+            let result = rt.block_on(async {
+                let shutdown = CancellationToken::new();
+                let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+                listen_for_signals(shutdown.clone(), reload_tx)?;
+                daemon::run(
+                    cfg,
+                    source,
+                    Arc::new(SystemClock::new()),
+                    shutdown,
+                    reload_rx,
+                )
+                .await
+            });
+            // Do not wait on background work of libraries once we are done.
+            rt.shutdown_timeout(Duration::from_millis(200));
+            report(result)
+        }
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("venue-edge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM/SIGINT cancel `shutdown`; SIGHUP asks for a reload.
+fn listen_for_signals(
+    shutdown: CancellationToken,
+    reload: tokio::sync::mpsc::Sender<()>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM received"); shutdown.cancel(); }
+                _ = int.recv() => { tracing::info!("SIGINT received"); shutdown.cancel(); }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP received: reloading the configuration");
+                    // A reload already pending covers this one too.
+                    let _ = reload.try_send(());
+                }
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! Prometheus metrics: per-stage frame counters, pipeline latency and camera state,
+//! served as text on `GET /metrics`. The names are the contract in `docs/metrics.md`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use venue_proto::CameraState;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub camera: String,
+    pub stage: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub camera: String,
+    pub stage: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CameraLabels {
+    pub camera: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub camera: String,
+    pub state: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~3.3 s.
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
+}
+
+/// Every metric the daemon exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub frames_in: Family<StageLabels, Counter>,
+    pub frames_out: Family<StageLabels, Counter>,
+    pub frames_dropped: Family<DropLabels, Counter>,
+    pub errors: Family<StageLabels, Counter>,
+    pub latency: Family<CameraLabels, Histogram, fn() -> Histogram>,
+    pub camera_state: Family<StateLabels, Gauge>,
+    pub restarts: Family<CameraLabels, Counter>,
+    pub published: Family<StageLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("venue_edge");
+        let frames_in = Family::<StageLabels, Counter>::default();
+        let frames_out = Family::<StageLabels, Counter>::default();
+        let frames_dropped = Family::<DropLabels, Counter>::default();
+        let errors = Family::<StageLabels, Counter>::default();
+        let latency = Family::<CameraLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let camera_state = Family::<StateLabels, Gauge>::default();
+        let restarts = Family::<CameraLabels, Counter>::default();
+        let published = Family::<StageLabels, Counter>::default();
+        registry.register(
+            "frames_in",
+            "Frames received by a pipeline stage",
+            frames_in.clone(),
+        );
+        registry.register(
+            "frames_out",
+            "Frames passed on by a pipeline stage",
+            frames_out.clone(),
+        );
+        registry.register(
+            "frames_dropped",
+            "Frames dropped by a pipeline stage, by reason",
+            frames_dropped.clone(),
+        );
+        registry.register("stage_errors", "Errors in a pipeline stage", errors.clone());
+        registry.register(
+            "pipeline_latency_seconds",
+            "Capture to metadata published, per camera",
+            latency.clone(),
+        );
+        registry.register(
+            "camera_state",
+            "1 for the state each camera is in, 0 for the others",
+            camera_state.clone(),
+        );
+        registry.register(
+            "pipeline_restarts",
+            "Camera pipeline restarts after a failure",
+            restarts.clone(),
+        );
+        registry.register(
+            "messages_published",
+            "Messages put on the uplink, by stream",
+            published.clone(),
+        );
+        Self {
+            registry,
+            frames_in,
+            frames_out,
+            frames_dropped,
+            errors,
+            latency,
+            camera_state,
+            restarts,
+            published,
+        }
+    }
+
+    /// Sets the one-hot state gauge of a camera.
+    pub fn set_state(&self, camera: &str, state: CameraState) {
+        for s in ALL_STATES {
+            let v = i64::from(s == state);
+            self.camera_state
+                .get_or_create(&StateLabels {
+                    camera: camera.to_string(),
+                    state: state_name(s),
+                })
+                .set(v);
+        }
+    }
+
+    /// Removes a camera's state series (camera removed by a reload).
+    pub fn forget_camera(&self, camera: &str) {
+        for s in ALL_STATES {
+            self.camera_state.remove(&StateLabels {
+                camera: camera.to_string(),
+                state: state_name(s),
+            });
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub const ALL_STATES: [CameraState; 6] = [
+    CameraState::Running,
+    CameraState::Stalled,
+    CameraState::Blocked,
+    CameraState::Reconnecting,
+    CameraState::Failed,
+    CameraState::Stopped,
+];
+
+pub fn state_name(s: CameraState) -> &'static str {
+    match s {
+        CameraState::Running => "running",
+        CameraState::Stalled => "stalled",
+        CameraState::Blocked => "blocked",
+        CameraState::Reconnecting => "reconnecting",
+        CameraState::Failed => "failed",
+        CameraState::Stopped => "stopped",
+    }
+}
+
+/// Binds the metrics endpoint and serves it until `shutdown`. Returns the bound
+/// address (useful with port 0).
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the metrics endpoint on {addr} (change [metrics] listen, or set it to \"off\")"))?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let m = Arc::clone(&metrics);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, "metrics endpoint stopped");
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_families_and_state() {
+        let m = Metrics::new();
+        m.frames_in
+            .get_or_create(&StageLabels {
+                camera: "cam-1".into(),
+                stage: "capture",
+            })
+            .inc_by(3);
+        m.set_state("cam-1", CameraState::Stalled);
+        m.latency
+            .get_or_create(&CameraLabels {
+                camera: "cam-1".into(),
+            })
+            .observe(0.002);
+        let text = m.render();
+        assert!(
+            text.contains(r#"venue_edge_frames_in_total{camera="cam-1",stage="capture"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"venue_edge_camera_state{camera="cam-1",state="stalled"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"venue_edge_camera_state{camera="cam-1",state="running"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("venue_edge_pipeline_latency_seconds_count{camera=\"cam-1\"} 1"),
+            "{text}"
+        );
+        m.forget_camera("cam-1");
+        assert!(!m.render().contains("camera_state{camera=\"cam-1\""));
+    }
+}

@@ -1,0 +1,359 @@
+//! The message types. Field numbers are the contract: never reuse or renumber one;
+//! add new optional fields with new numbers (old decoders skip them).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use minicbor::{CborLen, Decode, Encode};
+
+use crate::id::Id;
+use crate::key::StreamKind;
+use crate::timecode::Timecode;
+
+/// Key 0 of every message: who sent it, where it sits in its stream, and when the
+/// data it describes was captured.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Header {
+    /// [`crate::SCHEMA_VERSION`] of the writer.
+    #[n(0)]
+    pub schema: u16,
+    #[n(1)]
+    pub venue: Id,
+    #[n(2)]
+    pub box_id: Id,
+    /// Camera id, or [`crate::BOX_CAMERA`] for box-level messages.
+    #[n(3)]
+    pub camera: Id,
+    /// Identifies one run of the stream's sequence counter. A new incarnation starts
+    /// again at sequence 0; receivers key gap detection on (stream, incarnation).
+    #[n(4)]
+    pub incarnation: u64,
+    /// Per-stream sequence number: gap-free, starting at 0 per incarnation.
+    #[n(5)]
+    pub seq: u64,
+    /// Capture time of the data, nanoseconds since the Unix epoch (UTC from the box's
+    /// disciplined wall clock; PTP-disciplined where the box has it).
+    #[n(6)]
+    pub capture_ns: u64,
+    /// SMPTE timecode of the captured frame.
+    #[n(7)]
+    pub timecode: Timecode,
+}
+
+/// Pixel layout or compression of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[cbor(index_only)]
+pub enum PixelFormat {
+    #[n(0)]
+    Nv12,
+    #[n(1)]
+    Yuyv,
+    #[n(2)]
+    Rgb24,
+    #[n(3)]
+    Mjpeg,
+    #[n(4)]
+    H264,
+    #[n(5)]
+    H265,
+}
+
+/// Cheap per-frame statistics computed on the luma plane.
+#[derive(Debug, Clone, Copy, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct FrameStats {
+    /// Mean luma, 0–255.
+    #[n(0)]
+    pub luma_mean: f32,
+    #[n(1)]
+    pub luma_min: u8,
+    #[n(2)]
+    pub luma_max: u8,
+    /// Mean absolute luma difference to the previous frame, 0–255 (a motion cue).
+    #[n(3)]
+    pub motion: f32,
+}
+
+/// An axis-aligned box in pixels of the full frame: `[x, y, width, height]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(array)]
+pub struct BBox {
+    #[n(0)]
+    pub x: u32,
+    #[n(1)]
+    pub y: u32,
+    #[n(2)]
+    pub w: u32,
+    #[n(3)]
+    pub h: u32,
+}
+
+/// One detected object (an athlete) in a frame.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Detection {
+    /// Class index from the model manifest (0 = athlete for the reference model).
+    #[n(0)]
+    pub class: u16,
+    #[n(1)]
+    pub bbox: BBox,
+    /// Confidence, 0–1.
+    #[n(2)]
+    pub score: f32,
+    /// Track id, when the tracker has assigned one.
+    #[n(3)]
+    pub track: Option<u64>,
+    /// Mask area in pixels.
+    #[n(4)]
+    pub area_px: u32,
+}
+
+/// Per-frame metadata: stream `meta`, one message per captured frame.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct FrameMeta {
+    #[n(0)]
+    pub header: Header,
+    /// Capture sequence number of the frame (aligns metadata with video access units).
+    #[n(1)]
+    pub frame_seq: u64,
+    #[n(2)]
+    pub width: u32,
+    #[n(3)]
+    pub height: u32,
+    #[n(4)]
+    pub format: PixelFormat,
+    #[n(5)]
+    pub stats: FrameStats,
+    #[n(6)]
+    pub detections: Vec<Detection>,
+}
+
+/// What kind of key moment an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[cbor(index_only)]
+pub enum EventKind {
+    #[n(0)]
+    Enter,
+    #[n(1)]
+    Exit,
+    #[n(2)]
+    TakeOff,
+    #[n(3)]
+    Landing,
+    #[n(4)]
+    Fall,
+    #[n(5)]
+    SpeedPeak,
+    #[n(6)]
+    LineCross,
+    /// A whole jump, from take-off to landing.
+    #[n(7)]
+    Jump,
+}
+
+/// Where an event is in its life. An event is sent when it starts and again when it
+/// is updated or ends, always with the same `event_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[cbor(index_only)]
+pub enum EventPhase {
+    #[n(0)]
+    Started,
+    #[n(1)]
+    Updated,
+    #[n(2)]
+    Ended,
+}
+
+/// A key-moment event: stream `event`.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Event {
+    #[n(0)]
+    pub header: Header,
+    /// Unique per (box, camera); the same across an event's updates.
+    #[n(1)]
+    pub event_id: u64,
+    #[n(2)]
+    pub kind: EventKind,
+    #[n(3)]
+    pub phase: EventPhase,
+    /// Start of the moment, Unix ns.
+    #[n(4)]
+    pub start_ns: u64,
+    /// End of the moment, Unix ns, once known.
+    #[n(5)]
+    pub end_ns: Option<u64>,
+    #[n(6)]
+    pub tracks: Vec<u64>,
+    /// Confidence, 0–1.
+    #[n(7)]
+    pub confidence: f32,
+}
+
+/// The state a camera (or the box) is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[cbor(index_only)]
+pub enum CameraState {
+    /// Frames arrive and flow downstream.
+    #[n(0)]
+    Running,
+    /// No frame for longer than the configured stall timeout.
+    #[n(1)]
+    Stalled,
+    /// Downstream cannot keep up; frames are being dropped.
+    #[n(2)]
+    Blocked,
+    /// The source failed and is being reopened with backoff.
+    #[n(3)]
+    Reconnecting,
+    /// The configuration cannot be met; no retry until the config changes.
+    #[n(4)]
+    Failed,
+    /// Starting up or shut down.
+    #[n(5)]
+    Stopped,
+}
+
+/// Frame counters of one pipeline stage.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct StageCounters {
+    #[n(0)]
+    pub stage: String,
+    #[n(1)]
+    pub frames_in: u64,
+    #[n(2)]
+    pub frames_out: u64,
+    #[n(3)]
+    pub dropped: u64,
+    #[n(4)]
+    pub errors: u64,
+}
+
+/// Camera or box health: stream `health`, sent periodically.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Health {
+    /// `capture_ns` is the time the report was made.
+    #[n(0)]
+    pub header: Header,
+    #[n(1)]
+    pub state: CameraState,
+    #[n(2)]
+    pub uptime_ms: u64,
+    /// Frames per second measured over the last report interval.
+    #[n(3)]
+    pub fps: f32,
+    #[n(4)]
+    pub stages: Vec<StageCounters>,
+    /// Pipeline restarts since the daemon started.
+    #[n(5)]
+    pub restarts: u64,
+    /// Human-readable reason for a non-running state.
+    #[n(6)]
+    pub detail: Option<String>,
+}
+
+/// Video codec of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[cbor(index_only)]
+pub enum VideoCodec {
+    #[n(0)]
+    H264,
+    #[n(1)]
+    H265,
+}
+
+/// One encoded access unit and the frame it encodes.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct AccessUnit {
+    /// Capture sequence number of the frame (matches [`FrameMeta::frame_seq`]).
+    #[n(0)]
+    pub frame_seq: u64,
+    #[n(1)]
+    pub capture_ns: u64,
+    #[n(2)]
+    pub keyframe: bool,
+    /// Annex-B byte stream of the access unit.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::msg::byte_len"))]
+    #[cbor(n(3), with = "minicbor::bytes")]
+    pub data: Vec<u8>,
+}
+
+#[cfg(feature = "serde")]
+fn byte_len<S: serde::Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&alloc::format!("<{} bytes>", data.len()))
+}
+
+/// A run of encoded access units: stream `video`.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct VideoChunk {
+    /// `capture_ns`/`timecode` are those of the first access unit.
+    #[n(0)]
+    pub header: Header,
+    #[n(1)]
+    pub codec: VideoCodec,
+    #[n(2)]
+    pub width: u32,
+    #[n(3)]
+    pub height: u32,
+    #[n(4)]
+    pub units: Vec<AccessUnit>,
+}
+
+/// End-to-end acknowledgement from the cloud consumer: stream `ack`, cloud → box,
+/// on the key of the camera whose stream it acknowledges. It means "every record of
+/// `stream` in `acked_incarnation` up to and including `acked_seq` is durably stored".
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Ack {
+    /// The acker's own header: its sequence counts acks sent for this camera.
+    #[n(0)]
+    pub header: Header,
+    #[n(1)]
+    pub stream: StreamKind,
+    #[n(2)]
+    pub acked_incarnation: u64,
+    #[n(3)]
+    pub acked_seq: u64,
+}
