@@ -25,7 +25,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     let mut root = match toml_span::parse(text) {
         Ok(v) => v,
         Err(e) => {
-            ctx.error(e.span, format!("invalid TOML: {}", e.kind));
+            ctx.error(e.span, format!("invalid TOML: {e}"));
             return Err(ctx.finish());
         }
     };
@@ -105,6 +105,11 @@ impl<'de> TableWalk<'de> {
     fn take(&mut self, key: &'static str) -> Option<(Key<'de>, Value<'de>)> {
         debug_assert!(self.known.contains(&key));
         self.map.remove_entry(key)
+    }
+
+    /// Span of a key's value, or of the table when the key is absent.
+    fn value_span(&self, key: &str) -> Span {
+        self.map.get(key).map_or(self.span, |v| v.span)
     }
 
     fn key_path(&self, key: &str) -> String {
@@ -451,7 +456,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
     let pipeline = section(ctx, &mut top, "pipeline", &["queue_depth", "restart_backoff_min_ms", "restart_backoff_max_ms"])
         .and_then(|mut t| {
             let depth = int_or(ctx, &mut t, "queue_depth", 1..=64, 4);
-            let min_span = t.map.get_key_value("restart_backoff_min_ms").map_or(t.span, |(_, v)| v.span);
+            let min_span = t.value_span("restart_backoff_min_ms");
             let min = int_or(ctx, &mut t, "restart_backoff_min_ms", 10..=600_000, 250);
             let max = int_or(ctx, &mut t, "restart_backoff_max_ms", 10..=600_000, 10_000);
             t.finish(ctx);
@@ -533,12 +538,14 @@ fn cameras(ctx: &mut Ctx<'_>, mut v: Value<'_>) -> Option<Vec<CameraConfig>> {
                 first_seen.insert(cam_id.clone(), line);
             }
         }
+        let spans = [t.value_span("width"), t.value_span("height")];
         let width = int_or(ctx, &mut t, "width", 16..=7680, 1280);
         let height = int_or(ctx, &mut t, "height", 16..=4320, 720);
-        for (key, value) in [("width", width), ("height", height)] {
+        let dims = [("width", width), ("height", height)];
+        for ((key, value), span) in dims.into_iter().zip(spans) {
             if let Some(v) = value.filter(|v| v % 2 != 0) {
                 ctx.error(
-                    t.span,
+                    span,
                     format!("{path}.{key}: {v} is odd; 4:2:0 frames need an even {key}"),
                 );
                 ok = false;
@@ -621,5 +628,156 @@ mod tests {
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 6), (2, 1));
         assert_eq!(line_col(text, 9), (2, 4));
+    }
+
+    const BOX: &str = "[box]\nvenue = \"v\"\nid = \"b\"\n";
+    const CAM: &str = "[[cameras]]\nid = \"c1\"\n[cameras.source]\nkind = \"synthetic\"\n";
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, "t.toml") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(&format!("{BOX}{CAM}"), "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(
+            (c.cameras[0].width, c.cameras[0].height, c.cameras[0].fps),
+            (1280, 720, 30)
+        );
+        assert_eq!(c.zenoh.listen, vec!["tcp/127.0.0.1:7447".to_string()]);
+        assert_eq!(
+            c.metrics.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(c.pipeline.queue_depth, 4);
+        assert_eq!(c.health.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = super::super::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.cameras.len(), 2);
+        assert_eq!(c.zenoh.mode, ZenohMode::Peer);
+    }
+
+    /// Each bad config with the exact errors it must produce.
+    #[test]
+    fn bad_configs_table() {
+        let table: Vec<(String, Vec<&str>)> = vec![
+            (
+                "[box\nvenue = 1".into(),
+                vec!["t.toml:1:5: invalid TOML: expected a right bracket, found a newline"],
+            ),
+            (
+                format!("{BOX}venu = \"x\"\n{CAM}"),
+                vec![r#"t.toml:4:1: unknown key "venu" in [box]; expected one of: venue, id"#],
+            ),
+            (
+                format!("{BOX}{CAM}fps = \"30\"\n"),
+                vec![
+                    r#"t.toml:8:1: unknown key "fps" in [cameras[0].source]; expected one of: kind, seed, athletes, fail_after_frames"#,
+                ],
+            ),
+            (
+                format!(
+                    "{BOX}[[cameras]]\nid = \"c1\"\nfps = \"30\"\n[cameras.source]\nkind = \"synthetic\"\n"
+                ),
+                vec!["t.toml:6:8: cameras[0].fps: expected an integer, found a string"],
+            ),
+            (
+                format!(
+                    "{BOX}[[cameras]]\nid = \"c1\"\nfps = 0\nwidth = 99999\n[cameras.source]\nkind = \"synthetic\"\n"
+                ),
+                vec![
+                    "t.toml:6:7: cameras[0].fps: 0 is out of range; expected 1..=240",
+                    "t.toml:7:9: cameras[0].width: 99999 is out of range; expected 16..=7680",
+                ],
+            ),
+            (
+                format!("{BOX}{CAM}{CAM}"),
+                vec![
+                    r#"t.toml:9:7: cameras[1].id: duplicate camera id "c1" (first defined on line 5)"#,
+                ],
+            ),
+            (
+                format!("[box]\nvenue = \"Bad Venue\"\n{CAM}"),
+                vec![
+                    "t.toml:1:1: missing required key \"id\" in [box]",
+                    "t.toml:2:10: box.venue: identifier \"Bad Venue\" must start with a lowercase letter or digit and contain only lowercase letters, digits, '-' and '_'",
+                ],
+            ),
+            (
+                format!(
+                    "{BOX}[[cameras]]\nid = \"_box\"\n[cameras.source]\nkind = \"v4l3\"\nseed = 1\n"
+                ),
+                vec![
+                    "t.toml:5:7: cameras[0].id: \"_box\" is reserved for box-level messages",
+                    "t.toml:7:9: cameras[0].source.kind: unknown source kind \"v4l3\"; expected one of: synthetic",
+                ],
+            ),
+            (
+                format!(
+                    "{BOX}[zenoh]\nmode = \"router\"\nlisten = [\"udp/1.2.3.4:1\", \"tcp/nohost\"]\n{CAM}"
+                ),
+                vec![
+                    "t.toml:5:9: zenoh.mode: \"router\" is not a mode; expected one of: peer, client",
+                    "t.toml:6:12: zenoh.listen[0]: transport \"udp\" is not built in; expected \"tcp\"",
+                    "t.toml:6:29: zenoh.listen[1]: \"tcp/nohost\" needs an address and a port, e.g. \"tcp/127.0.0.1:7447\"",
+                ],
+            ),
+            (
+                format!(
+                    "{BOX}[metrics]\nlisten = \"localhost\"\n[pipeline]\nrestart_backoff_min_ms = 5000\nrestart_backoff_max_ms = 1000\n{CAM}"
+                ),
+                vec![
+                    "t.toml:5:11: metrics.listen: \"localhost\" is not an address; expected \"IP:PORT\" (e.g. \"127.0.0.1:9464\") or \"off\"",
+                    "t.toml:7:26: pipeline.restart_backoff_min_ms (5000) must not exceed pipeline.restart_backoff_max_ms (1000)",
+                ],
+            ),
+            (
+                BOX.to_string(),
+                vec!["t.toml:1:1: missing required key \"cameras\" in the top level"],
+            ),
+            (
+                format!("cameras = []\n{BOX}"),
+                vec!["t.toml:1:11: cameras: 0 cameras configured; expected 1..=64"],
+            ),
+            (
+                // A top-level key written after a table header belongs to that table.
+                format!("{BOX}cameras = []\n"),
+                vec![
+                    "t.toml:1:1: missing required key \"cameras\" in the top level",
+                    "t.toml:4:1: unknown key \"cameras\" in [box]; expected one of: venue, id",
+                ],
+            ),
+            (
+                format!("{BOX}[[cameras]]\nid = \"c1\"\nheight = 721\n"),
+                vec![
+                    "t.toml:4:1: missing required key \"source\" in [cameras[0]]",
+                    "t.toml:6:10: cameras[0].height: 721 is odd; 4:2:0 frames need an even height",
+                ],
+            ),
+            (
+                format!("{BOX}[health]\ninterval_ms = 1.5\nextra = true\n{CAM}"),
+                vec![
+                    "t.toml:5:15: health.interval_ms: expected an integer, found a float",
+                    "t.toml:6:1: unknown key \"extra\" in [health]; expected one of: interval_ms, stall_timeout_ms",
+                ],
+            ),
+        ];
+        let mut mismatches = Vec::new();
+        for (text, expected) in table {
+            let got = errors(&text);
+            if got != expected {
+                mismatches.push(format!(
+                    "config:\n{text}\n got: {got:#?}\n expected: {expected:#?}"
+                ));
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
     }
 }
