@@ -222,15 +222,17 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
         Arc::clone(&stats),
         cancel.clone(),
     ));
-    // The metadata sequence survives pipeline restarts: one incarnation per daemon run.
+    // The metadata and frame sequences survive pipeline restarts: one incarnation per
+    // daemon run, so a restarted camera continues where it stopped.
     let meta_seq = Arc::new(AtomicU64::new(0));
+    let next_frame_seq = Arc::new(AtomicU64::new(0));
     let mut backoff = shared.pipeline.restart_backoff_min;
     loop {
         stats.set_state(CameraState::Running, None);
         shared.metrics.set_state(id.as_str(), CameraState::Running);
         info!(camera = %id, "camera pipeline starting");
         let started = shared.clock.monotonic();
-        match run_pipeline(&shared, &cam, &stats, &meta_seq, &cancel).await {
+        match run_pipeline(&shared, &cam, &stats, &meta_seq, &next_frame_seq, &cancel).await {
             Ended::Cancelled => break,
             Ended::Fatal(reason) => {
                 error!(camera = %id, %reason, "camera cannot run with this configuration; waiting for a config change");
@@ -304,6 +306,7 @@ async fn run_pipeline(
     cam: &CameraConfig,
     stats: &Arc<CameraStats>,
     meta_seq: &Arc<AtomicU64>,
+    next_frame_seq: &Arc<AtomicU64>,
     cancel: &CancellationToken,
 ) -> Ended {
     let source = match open_source(shared, cam) {
@@ -327,10 +330,19 @@ async fn run_pipeline(
         let clock = Arc::clone(&shared.clock);
         let stop = stop_capture.clone();
         let id = cam.id.clone();
+        let next_seq = Arc::clone(next_frame_seq);
         std::thread::Builder::new()
             .name(format!("capture-{id}"))
             .spawn(move || {
-                let result = capture_loop(source, &frame_tx, &stats, clock.as_ref(), &stop, &id);
+                let result = capture_loop(
+                    source,
+                    &frame_tx,
+                    &stats,
+                    clock.as_ref(),
+                    &stop,
+                    &id,
+                    &next_seq,
+                );
                 let _ = capture_done_tx.send(result);
             })
     };
@@ -384,10 +396,15 @@ fn capture_loop(
     clock: &dyn Clock,
     stop: &CancellationToken,
     id: &Id,
+    next_seq: &AtomicU64,
 ) -> Result<(), SourceError> {
+    // A restarted source counts from 0 again; the camera's frame sequence goes on.
+    let base = next_seq.load(Ordering::Relaxed);
     while !stop.is_cancelled() {
         match source.next_frame() {
-            Ok(frame) => {
+            Ok(mut frame) => {
+                frame.seq += base;
+                next_seq.store(frame.seq + 1, Ordering::Relaxed);
                 stats.capture.frames_in.inc();
                 stats.last_frame_ns.store(
                     clock.monotonic().as_nanos().max(1) as u64,
@@ -406,6 +423,8 @@ fn capture_loop(
                 };
             }
             Err(SourceError::PoolExhausted { seq }) => {
+                let seq = seq + base;
+                next_seq.store(seq + 1, Ordering::Relaxed);
                 stats.capture.frames_in.inc();
                 stats.pool_exhausted.inc();
                 trace!(camera = %id, seq, "frame dropped: no free buffer");

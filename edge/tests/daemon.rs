@@ -1,0 +1,535 @@
+//! `venue-edge` as a user runs it: the real binary, a real zenoh session on
+//! loopback, real signals.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use venue_proto::{AnyMessage, FrameMeta, Health, StreamKey};
+
+const BIN: &str = env!("CARGO_BIN_EXE_venue-edge");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("venue-edge-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+struct Ports {
+    zenoh: u16,
+    metrics: u16,
+}
+
+fn config_text(ports: &Ports, cameras: &str) -> String {
+    format!(
+        r#"
+[box]
+venue = "test-venue"
+id = "box-1"
+
+[zenoh]
+listen = ["tcp/127.0.0.1:{}"]
+
+[metrics]
+listen = "127.0.0.1:{}"
+
+[health]
+interval_ms = 200
+stall_timeout_ms = 1000
+
+[pipeline]
+restart_backoff_min_ms = 100
+restart_backoff_max_ms = 400
+{cameras}
+"#,
+        ports.zenoh, ports.metrics
+    )
+}
+
+fn camera(id: &str, fps: u32, extra: &str) -> String {
+    format!(
+        "\n[[cameras]]\nid = \"{id}\"\nwidth = 640\nheight = 360\nfps = {fps}\n[cameras.source]\nkind = \"synthetic\"\nseed = 3\n{extra}\n"
+    )
+}
+
+/// The daemon under test; killed if a test fails before stopping it.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(config: &Path, log: PathBuf) -> Self {
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,zenoh=warn")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start venue-edge");
+        Self { child, log }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// Waits for exit up to `limit`; returns the status and how long it took.
+    fn wait_exit(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some((status, t.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Collects every message on `venue/**` from the daemon, decoded.
+struct Listener {
+    rx: flume::Receiver<(String, Vec<u8>)>,
+    _session: zenoh::Session,
+    // Keeps zenoh's callbacks running for the listener's lifetime.
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Listener {
+    fn connect(port: u16) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        let (tx, rx) = flume::unbounded();
+        let session = rt.block_on(async {
+            let mut c = zenoh::Config::default();
+            c.insert_json5("mode", r#""peer""#).expect("mode");
+            c.insert_json5("connect/endpoints", &format!(r#"["tcp/127.0.0.1:{port}"]"#))
+                .expect("connect");
+            c.insert_json5("listen/endpoints", "[]").expect("listen");
+            c.insert_json5("scouting/multicast/enabled", "false")
+                .expect("scouting");
+            let session = zenoh::open(c).await.expect("zenoh open");
+            session
+                .declare_subscriber("venue/**")
+                .callback(move |s| {
+                    let _ = tx.send((
+                        s.key_expr().as_str().to_string(),
+                        s.payload().to_bytes().to_vec(),
+                    ));
+                })
+                .background()
+                .await
+                .expect("subscribe");
+            session
+        });
+        Self {
+            rx,
+            _session: session,
+            _rt: rt,
+        }
+    }
+
+    fn next(&self, timeout: Duration) -> Option<(StreamKey, AnyMessage)> {
+        let (key, bytes) = self.rx.recv_timeout(timeout).ok()?;
+        let k = StreamKey::parse(&key).unwrap_or_else(|e| panic!("bad key from daemon: {e}"));
+        let msg = venue_proto::decode_any(k.stream, &bytes)
+            .unwrap_or_else(|e| panic!("bad payload on {key}: {e}"));
+        Some((k, msg))
+    }
+}
+
+/// Per-camera metadata received, checked gap-free and in order as it arrives.
+#[derive(Default)]
+struct MetaLog {
+    by_camera: BTreeMap<String, Vec<FrameMeta>>,
+    health: Vec<(String, Health)>,
+}
+
+impl MetaLog {
+    fn push(&mut self, key: StreamKey, msg: AnyMessage) {
+        match msg {
+            AnyMessage::Meta(m) => {
+                let cam = key.camera.to_string();
+                assert_eq!(m.header.camera, key.camera, "header and key disagree");
+                let list = self.by_camera.entry(cam.clone()).or_default();
+                if let Some(prev) = list.last() {
+                    assert_eq!(
+                        m.header.seq,
+                        prev.header.seq + 1,
+                        "gap or reorder in {cam} meta"
+                    );
+                    assert_eq!(m.header.incarnation, prev.header.incarnation);
+                    assert!(
+                        m.frame_seq > prev.frame_seq,
+                        "frame_seq not increasing on {cam}"
+                    );
+                    assert!(
+                        m.header.capture_ns > prev.header.capture_ns,
+                        "capture time not increasing on {cam}"
+                    );
+                }
+                // The first message seen may have seq > 0: the listener's session comes
+                // up after the daemon starts publishing, and replaying from seq 0 to late
+                // subscribers is the spool's job, not the live uplink's.
+                list.push(m);
+            }
+            AnyMessage::Health(h) => self.health.push((key.camera.to_string(), h)),
+            _ => {}
+        }
+    }
+
+    fn count(&self, cam: &str) -> usize {
+        self.by_camera.get(cam).map_or(0, Vec::len)
+    }
+
+    /// Receives until `done` holds or `limit` passes.
+    fn collect_until(
+        &mut self,
+        l: &Listener,
+        limit: Duration,
+        done: impl Fn(&Self) -> bool,
+    ) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if done(self) {
+                return true;
+            }
+            if let Some((k, m)) = l.next(Duration::from_millis(200)) {
+                self.push(k, m);
+            }
+        }
+        done(self)
+    }
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("write");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    body
+}
+
+/// Starts a listener first (so nothing is missed), then the daemon.
+fn start(name: &str, cameras: &str) -> (Daemon, Listener, Ports, PathBuf) {
+    let dir = temp_dir(name);
+    let ports = Ports {
+        zenoh: free_port(),
+        metrics: free_port(),
+    };
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, config_text(&ports, cameras)).expect("write config");
+    let daemon = Daemon::start(&cfg, dir.join("daemon.log"));
+    // The daemon listens; the listener's connect is retried until it is up.
+    let listener = Listener::connect(ports.zenoh);
+    (daemon, listener, ports, cfg)
+}
+
+#[test]
+fn publishes_gap_free_metadata_and_stops_on_sigterm() {
+    let cams = format!("{}{}", camera("cam-a", 60, ""), camera("cam-b", 60, ""));
+    let (mut daemon, listener, ports, _) = start("basic", &cams);
+    let mut log = MetaLog::default();
+    let done = log.collect_until(&listener, Duration::from_secs(30), |l| {
+        l.count("cam-a") >= 300 && l.count("cam-b") >= 300
+    });
+    assert!(
+        done,
+        "got {} / {} frames; log:\n{}",
+        log.count("cam-a"),
+        log.count("cam-b"),
+        daemon.log()
+    );
+    // Every frame's metadata carries what the contract promises.
+    let m = &log.by_camera["cam-a"][10];
+    assert_eq!((m.width, m.height, m.header.timecode.rate), (640, 360, 60));
+    assert!(m.stats.luma_mean > 100.0 && m.stats.luma_max > m.stats.luma_min);
+    assert_eq!(m.header.venue.as_str(), "test-venue");
+    // Health arrives per camera and for the box.
+    assert!(
+        log.health
+            .iter()
+            .any(|(c, h)| c == "cam-a" && h.stages.len() == 3)
+    );
+    assert!(log.health.iter().any(|(c, _)| c == "_box"));
+
+    let metrics = http_get(ports.metrics, "/metrics");
+    assert!(
+        metrics.contains(r#"venue_edge_frames_in_total{camera="cam-a",stage="capture"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"venue_edge_pipeline_latency_seconds_bucket{"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"venue_edge_camera_state{camera="cam-b",state="running"} 1"#),
+        "{metrics}"
+    );
+
+    daemon.signal("-TERM");
+    let (status, took) = daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("daemon did not exit after SIGTERM");
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        daemon.log()
+    );
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+    // Flushed: whatever was captured before the signal is still gap-free at the end.
+    let _ = log.collect_until(&listener, Duration::from_millis(300), |_| false);
+    assert!(daemon.log().contains("venue-edge stopped"));
+}
+
+#[test]
+fn failing_camera_restarts_without_disturbing_the_other() {
+    let cams = format!(
+        "{}{}",
+        camera("flaky", 30, "fail_after_frames = 15"),
+        camera("steady", 30, "")
+    );
+    let (mut daemon, listener, ports, _) = start("restart", &cams);
+    let mut log = MetaLog::default();
+    // The flaky camera fails every 15 frames; wait for several restarts.
+    let ok = log.collect_until(&listener, Duration::from_secs(30), |l| {
+        l.count("flaky") >= 45
+            && l.count("steady") >= 90
+            && l.health
+                .iter()
+                .any(|(c, h)| c == "flaky" && h.restarts >= 2)
+    });
+    assert!(
+        ok,
+        "flaky {} steady {}; log:\n{}",
+        log.count("flaky"),
+        log.count("steady"),
+        daemon.log()
+    );
+    // The steady camera never missed a frame while the other restarted.
+    let steady = &log.by_camera["steady"];
+    for w in steady.windows(2) {
+        assert_eq!(
+            w[1].frame_seq,
+            w[0].frame_seq + 1,
+            "steady camera lost a frame"
+        );
+    }
+    assert!(daemon.log().contains("camera pipeline failed; restarting"));
+    let metrics = http_get(ports.metrics, "/metrics");
+    assert!(
+        !metrics.contains(r#"venue_edge_pipeline_restarts_total{camera="flaky"} 0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"venue_edge_pipeline_restarts_total{camera="steady"} 0"#),
+        "{metrics}"
+    );
+    daemon.signal("-INT");
+    let (status, _) = daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit after SIGINT");
+    assert!(status.success());
+}
+
+#[test]
+fn sighup_reload_starts_new_cameras_and_keeps_unchanged_ones_running() {
+    let (mut daemon, listener, ports, cfg) = start("reload", &camera("keep", 30, ""));
+    let mut log = MetaLog::default();
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(20), |l| l.count("keep")
+            >= 30),
+        "{}",
+        daemon.log()
+    );
+
+    // A broken config is rejected and changes nothing.
+    std::fs::write(&cfg, config_text(&ports, &camera("keep", 0, ""))).expect("write");
+    daemon.signal("-HUP");
+    let before = log.count("keep");
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(10), |l| l.count("keep")
+            >= before + 30)
+    );
+    assert!(
+        daemon.log().contains("config reload rejected"),
+        "{}",
+        daemon.log()
+    );
+
+    // Add a camera; the unchanged one keeps running without a restart.
+    let both = format!("{}{}", camera("keep", 30, ""), camera("added", 30, ""));
+    std::fs::write(&cfg, config_text(&ports, &both)).expect("write");
+    daemon.signal("-HUP");
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(20), |l| l.count("added")
+            >= 30),
+        "{}",
+        daemon.log()
+    );
+    let keep = &log.by_camera["keep"];
+    for w in keep.windows(2) {
+        assert_eq!(
+            w[1].frame_seq,
+            w[0].frame_seq + 1,
+            "unchanged camera missed a frame during reload"
+        );
+    }
+    assert!(daemon.log().contains("configuration reloaded"));
+
+    // Remove the first camera: its metadata stops, the other goes on.
+    std::fs::write(&cfg, config_text(&ports, &camera("added", 30, ""))).expect("write");
+    daemon.signal("-HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = log.collect_until(&listener, Duration::from_millis(500), |_| false);
+    let keep_count = log.count("keep");
+    let added_count = log.count("added");
+    let _ = log.collect_until(&listener, Duration::from_secs(2), |_| false);
+    assert_eq!(
+        log.count("keep"),
+        keep_count,
+        "removed camera still publishing"
+    );
+    assert!(log.count("added") > added_count + 20);
+
+    daemon.signal("-TERM");
+    let (status, _) = daemon.wait_exit(Duration::from_secs(5)).expect("exit");
+    assert!(status.success());
+}
+
+#[test]
+fn bad_config_refuses_to_start_with_every_error() {
+    let dir = temp_dir("badcfg");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "[box]\nvenue = \"v\"\nid = \"b\"\n[[cameras]]\nid = \"c\"\nfps = 999\n[cameras.source]\nkind = \"nope\"\n")
+        .expect("write");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = cfg.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{name}:6:7: cameras[0].fps: 999 is out of range; expected 1..=240"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{name}:8:9: cameras[0].source.kind: unknown source kind \"nope\""
+        )),
+        "{err}"
+    );
+
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .expect("check-config");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 error(s)"), "{err}");
+
+    let missing = Command::new(BIN)
+        .args(["check-config", "/nonexistent/venue.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the file"));
+}
+
+#[test]
+fn default_config_is_printed_and_valid() {
+    let out = Command::new(BIN)
+        .arg("default-config")
+        .output()
+        .expect("default-config");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("[[cameras]]") && text.contains("# "));
+    let dir = temp_dir("default");
+    let path = dir.join("default.toml");
+    std::fs::write(&path, &text).expect("write");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("check-config");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 cameras"));
+}
+
+#[test]
+fn busy_port_is_a_clear_startup_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = temp_dir("busy");
+    let ports = Ports {
+        zenoh: free_port(),
+        metrics: port,
+    };
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, config_text(&ports, &camera("c", 30, ""))).expect("write");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot bind the metrics endpoint on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_arguments_are_rejected() {
+    let out = Command::new(BIN)
+        .args(["run", "--bogus"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+}
