@@ -1,11 +1,14 @@
 //! `venue-edge` as a user runs it: the real binary, a real zenoh session on
 //! loopback, real signals.
 
+// A test's way to fail is to panic with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use venue_proto::{AnyMessage, FrameMeta, Health, StreamKey};

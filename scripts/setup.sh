@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the project needs beyond the Rust toolchain, without asking:
+# Debian packages through apt-get, Python tools into ./.venv. Safe to re-run:
+# it only installs what is missing. Sourced by demo.sh and test.sh.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "setup: need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+# Debian packages: a C toolchain for crates with C parts, Python with venv.
+need_apt=()
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v python3 >/dev/null || need_apt+=(python3)
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    echo "setup: installing ${need_apt[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# Python tools for the contract tests, in a local venv.
+setup_python() {
+    local req="$ROOT/tests/python/requirements.txt" stamp="$ROOT/.venv/.requirements"
+    if [ ! -x "$ROOT/.venv/bin/python" ]; then python3 -m venv "$ROOT/.venv"; fi
+    if ! cmp -s "$req" "$stamp" 2>/dev/null; then
+        echo "setup: installing Python test tools into .venv"
+        "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+        cp "$req" "$stamp"
+    fi
+}
