@@ -1,0 +1,91 @@
+//! Runs the real daemon with the embedded default's two 1280×720@30 synthetic
+//! cameras for a while and prints its resident memory (target: ≤ 50 MB idle), CPU
+//! use and mean capture→publish latency. `cargo bench -p venue-edge --bench daemon_rss`
+//! (`BENCH_SECONDS` sets the run length, default 30).
+
+// A bench's way to fail is to panic with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn metrics(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").expect("write");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    body
+}
+
+fn sum_of(text: &str, prefix: &str) -> f64 {
+    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+fn main() {
+    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let bin = env!("CARGO_BIN_EXE_venue-edge");
+    let (zport, mport) = (free_port(), free_port());
+    let default = Command::new(bin).arg("default-config").output().expect("default-config");
+    let cfg = String::from_utf8_lossy(&default.stdout)
+        .replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{zport}"))
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{mport}"));
+    let path = std::env::temp_dir().join(format!("venue-edge-bench-{}.toml", std::process::id()));
+    std::fs::write(&path, cfg).expect("config");
+    let mut child = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let pid = child.id();
+    std::thread::sleep(Duration::from_secs(3)); // start-up
+    let t0 = Instant::now();
+    let cpu0 = cpu_ticks(pid).unwrap_or(0);
+    let mut samples = Vec::new();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        if let Some(kb) = rss_kb(pid) {
+            samples.push(kb);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let cpu = (cpu_ticks(pid).unwrap_or(0) - cpu0) as f64 / 100.0 / t0.elapsed().as_secs_f64();
+    let m = metrics(mport);
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&path);
+    samples.sort_unstable();
+    let median = samples.get(samples.len() / 2).copied().unwrap_or(0);
+    let max = samples.last().copied().unwrap_or(0);
+    let lat_sum = sum_of(&m, "venue_edge_pipeline_latency_seconds_sum");
+    let lat_count = sum_of(&m, "venue_edge_pipeline_latency_seconds_count");
+    let dropped = sum_of(&m, "venue_edge_frames_dropped_total");
+    let published = sum_of(&m, "venue_edge_messages_published_total");
+    println!("daemon_two_synthetic_720p30 seconds={secs}");
+    println!("daemon_rss_median_mb={:.1} (target <= 50)", median as f64 / 1024.0);
+    println!("daemon_rss_max_mb={:.1}", max as f64 / 1024.0);
+    println!("daemon_cpu_cores={cpu:.2}");
+    println!("metadata_published={published} frames_dropped={dropped}");
+    if lat_count > 0.0 {
+        println!("capture_to_publish_mean_ms={:.3}", lat_sum / lat_count * 1000.0);
+    }
+}
