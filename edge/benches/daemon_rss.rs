@@ -12,7 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
@@ -37,14 +40,23 @@ fn metrics(port: u16) -> String {
 }
 
 fn sum_of(text: &str, prefix: &str) -> f64 {
-    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn main() {
-    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let bin = env!("CARGO_BIN_EXE_venue-edge");
     let (zport, mport) = (free_port(), free_port());
-    let default = Command::new(bin).arg("default-config").output().expect("default-config");
+    let default = Command::new(bin)
+        .arg("default-config")
+        .output()
+        .expect("default-config");
     let cfg = String::from_utf8_lossy(&default.stdout)
         .replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{zport}"))
         .replace("127.0.0.1:9464", &format!("127.0.0.1:{mport}"));
@@ -70,7 +82,9 @@ fn main() {
     }
     let cpu = (cpu_ticks(pid).unwrap_or(0) - cpu0) as f64 / 100.0 / t0.elapsed().as_secs_f64();
     let m = metrics(mport);
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = child.wait();
     let _ = std::fs::remove_file(&path);
     samples.sort_unstable();
@@ -81,11 +95,17 @@ fn main() {
     let dropped = sum_of(&m, "venue_edge_frames_dropped_total");
     let published = sum_of(&m, "venue_edge_messages_published_total");
     println!("daemon_two_synthetic_720p30 seconds={secs}");
-    println!("daemon_rss_median_mb={:.1} (target <= 50)", median as f64 / 1024.0);
+    println!(
+        "daemon_rss_median_mb={:.1} (target <= 50)",
+        median as f64 / 1024.0
+    );
     println!("daemon_rss_max_mb={:.1}", max as f64 / 1024.0);
     println!("daemon_cpu_cores={cpu:.2}");
     println!("metadata_published={published} frames_dropped={dropped}");
     if lat_count > 0.0 {
-        println!("capture_to_publish_mean_ms={:.3}", lat_sum / lat_count * 1000.0);
+        println!(
+            "capture_to_publish_mean_ms={:.3}",
+            lat_sum / lat_count * 1000.0
+        );
     }
 }

@@ -433,6 +433,42 @@ fn sighup_reload_starts_new_cameras_and_keeps_unchanged_ones_running() {
 }
 
 #[test]
+fn tail_prints_each_message_as_a_json_line() {
+    let (mut daemon, _listener, ports, _) = start("tail", &camera("cam-t", 30, ""));
+    let out = Command::new(BIN)
+        .args([
+            "tail",
+            "--key",
+            "venue/*/*/cam-t/meta",
+            "-n",
+            "5",
+            "--connect",
+        ])
+        .arg(format!("tcp/127.0.0.1:{}", ports.zenoh))
+        .output()
+        .expect("tail");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    for l in &lines {
+        assert_eq!(l["key"], "venue/test-venue/box-1/cam-t/meta");
+        assert_eq!(l["stream"], "meta");
+        assert_eq!(l["width"], 640);
+        assert!(l["header"]["seq"].is_u64());
+    }
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
+}
+
+#[test]
 fn bad_config_refuses_to_start_with_every_error() {
     let dir = temp_dir("badcfg");
     let cfg = dir.join("bad.toml");
