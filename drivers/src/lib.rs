@@ -1,16 +1,19 @@
 //! Media sources for Venue Edge: the frame type, its buffer pool, the clock sources
-//! read time from, and the synthetic venue camera. Knows nothing about the wire
-//! format, zenoh or MQTT.
+//! read time from, and the synthetic venue camera with its scenes and ground truth.
+//! Knows nothing about the wire format, zenoh or MQTT.
 
 pub mod clock;
 pub mod frame;
 pub mod pool;
 pub mod synthetic;
+pub mod venue;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use frame::{Frame, PixelFormat};
 pub use pool::BufferPool;
 pub use synthetic::{SyntheticCamera, SyntheticConfig};
+pub use venue::Scene;
+pub use venue::truth::{AthleteTruth, GroundTruth, Moment, MomentKind, PixelBox, Speck};
 
 /// Why a source could not deliver a frame.
 #[derive(Debug, thiserror::Error)]

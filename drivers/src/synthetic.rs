@@ -1,6 +1,6 @@
-//! The synthetic camera: deterministic moving shapes on a bright, textured background.
-//! A stand-in for the full synthetic venue camera (scenes, ground truth) that a
-//! later stage of the project grows from it.
+//! The synthetic venue camera: a paced NV12 source that renders a procedural
+//! scene (see [`crate::venue`]) and keeps the ground truth of every frame it
+//! delivers, for tests, demos and benchmarks of everything downstream.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,8 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::frame::{Frame, PixelFormat};
 use crate::pool::BufferPool;
+use crate::venue::truth::GroundTruth;
+use crate::venue::{MAX_ATHLETES, Scene, Venue};
 use crate::{Source, SourceError};
 
 /// What the synthetic camera produces.
@@ -16,59 +18,46 @@ pub struct SyntheticConfig {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
-    /// Same seed, same frames.
+    /// Same seed, same frames (byte for byte) and the same ground truth.
     pub seed: u64,
-    /// Number of moving athletes (dark shapes).
+    /// How many athletes can be in the scene at once; each leaves and is replaced
+    /// by a new one (a new id) after a short pause.
     pub athletes: u32,
     /// Fault injection for drills and tests: fail after this many frames.
     pub fail_after_frames: Option<u64>,
+    /// The venue shown.
+    pub scene: Scene,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Athlete {
-    x: f32,
-    y: f32,
-    vx: f32,
-    vy: f32,
-    w: u32,
-    h: u32,
-    luma: u8,
-}
-
-/// SplitMix64: a tiny, well-known generator; enough for procedural scenes.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [lo, hi).
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + unit * (hi - lo)
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            seed: 0,
+            athletes: 4,
+            fail_after_frames: None,
+            scene: Scene::default(),
+        }
     }
 }
 
-/// A paced synthetic NV12 camera.
+/// A paced synthetic NV12 camera with ground truth.
 #[derive(Debug)]
 pub struct SyntheticCamera {
     cfg: SyntheticConfig,
     clock: Arc<dyn Clock>,
-    background: Vec<u8>,
-    athletes: Vec<Athlete>,
+    venue: Venue,
+    truth: GroundTruth,
     pool: BufferPool,
     seq: u64,
     start: Option<Duration>,
 }
 
 impl SyntheticCamera {
-    /// Builds the camera; `pool_buffers` bounds how many frames may be in flight.
+    /// Builds the camera (and pre-renders its scene's background); `pool_buffers`
+    /// bounds how many frames may be in flight.
     pub fn new(
         cfg: SyntheticConfig,
         clock: Arc<dyn Clock>,
@@ -80,36 +69,40 @@ impl SyntheticCamera {
                 cfg.width, cfg.height
             )));
         }
+        if cfg.width > 8192 || cfg.height > 8192 {
+            return Err(SourceError::Unsupported(format!(
+                "synthetic frames are at most 8192x8192, got {}x{}",
+                cfg.width, cfg.height
+            )));
+        }
         if cfg.fps == 0 {
             return Err(SourceError::Unsupported("fps must be at least 1".into()));
+        }
+        if cfg.athletes > MAX_ATHLETES {
+            return Err(SourceError::Unsupported(format!(
+                "at most {MAX_ATHLETES} synthetic athletes, got {}",
+                cfg.athletes
+            )));
         }
         let len = PixelFormat::Nv12
             .frame_bytes(cfg.width, cfg.height)
             .unwrap_or(0);
-        let mut rng = Rng(cfg.seed);
-        let background = render_background(cfg.width, cfg.height, &mut rng);
-        let (w, h) = (cfg.width as f32, cfg.height as f32);
-        let athletes = (0..cfg.athletes)
-            .map(|_| {
-                let aw = (cfg.width / 40).max(2);
-                let ah = (cfg.height / 8).max(2);
-                Athlete {
-                    x: rng.range(0.0, w - aw as f32),
-                    y: rng.range(0.0, h - ah as f32),
-                    vx: rng.range(-6.0, 6.0) * w / 1280.0,
-                    vy: rng.range(-2.0, 2.0) * h / 720.0,
-                    w: aw,
-                    h: ah,
-                    luma: rng.range(20.0, 70.0) as u8,
-                }
-            })
-            .collect();
+        let venue = Venue::new(
+            cfg.scene,
+            cfg.width as usize,
+            cfg.height as usize,
+            cfg.fps,
+            cfg.seed,
+            cfg.athletes,
+        );
+        let mut truth = GroundTruth::default();
+        venue.prepare(&mut truth);
         Ok(Self {
             pool: BufferPool::new(len, pool_buffers),
             cfg,
             clock,
-            background,
-            athletes,
+            venue,
+            truth,
             seq: 0,
             start: None,
         })
@@ -117,22 +110,6 @@ impl SyntheticCamera {
 
     fn period(&self) -> Duration {
         Duration::from_nanos(1_000_000_000 / u64::from(self.cfg.fps))
-    }
-
-    fn step_athletes(&mut self) {
-        let (w, h) = (self.cfg.width as f32, self.cfg.height as f32);
-        for a in &mut self.athletes {
-            a.x += a.vx;
-            a.y += a.vy;
-            if a.x < 0.0 || a.x + a.w as f32 > w {
-                a.vx = -a.vx;
-                a.x = a.x.clamp(0.0, w - a.w as f32);
-            }
-            if a.y < 0.0 || a.y + a.h as f32 > h {
-                a.vy = -a.vy;
-                a.y = a.y.clamp(0.0, h - a.h as f32);
-            }
-        }
     }
 
     /// Frames produced so far.
@@ -144,38 +121,24 @@ impl SyntheticCamera {
     pub fn pool_allocations(&self) -> u64 {
         self.pool.allocations()
     }
-}
 
-fn render_background(width: u32, height: u32, rng: &mut Rng) -> Vec<u8> {
-    let (w, h) = (width as usize, height as usize);
-    let mut buf = vec![128u8; w * h + w * h / 2];
-    // Bright ice/snow with a vertical gradient, a board line and fine texture.
-    for y in 0..h {
-        let base = 200 - (y * 40 / h) as i32;
-        let row = &mut buf[y * w..(y + 1) * w];
-        for (x, px) in row.iter_mut().enumerate() {
-            let texture = ((x * 7 + y * 13) % 11) as i32 - 5;
-            *px = (base + texture).clamp(0, 255) as u8;
-        }
-        if y == h / 5 || y == h / 5 + 1 {
-            row.fill(60);
-        }
+    /// The scene this camera shows.
+    pub fn scene(&self) -> Scene {
+        self.cfg.scene
     }
-    // A few random darker patches (skate marks).
-    for _ in 0..8 {
-        let x0 = rng.range(0.0, w as f32 - 8.0) as usize;
-        let y0 = rng.range(0.0, h as f32 - 4.0) as usize;
-        for y in y0..y0 + 4 {
-            for px in &mut buf[y * w + x0..y * w + x0 + 8] {
-                *px = px.saturating_sub(30);
-            }
-        }
-    }
-    buf
-}
 
-impl Source for SyntheticCamera {
-    fn next_frame(&mut self) -> Result<Frame, SourceError> {
+    /// Ground truth of the last frame delivered (empty before the first).
+    pub fn last_truth(&self) -> &GroundTruth {
+        &self.truth
+    }
+
+    /// The next frame and its ground truth.
+    pub fn next_frame_with_truth(&mut self) -> Result<(Frame, &GroundTruth), SourceError> {
+        let frame = self.capture()?;
+        Ok((frame, &self.truth))
+    }
+
+    fn capture(&mut self) -> Result<Frame, SourceError> {
         if let Some(limit) = self.cfg.fail_after_frames {
             if self.seq >= limit {
                 return Err(SourceError::Injected(limit));
@@ -186,26 +149,23 @@ impl Source for SyntheticCamera {
         self.clock.sleep_until(deadline);
         let capture_mono = self.clock.monotonic();
         let capture_ns = self.clock.unix_ns();
-        self.step_athletes();
 
-        let (w, _h) = (self.cfg.width as usize, self.cfg.height as usize);
+        let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
         // Every buffer still held downstream: this frame is lost (the sequence
-        // number advances, so the gap is visible) and memory stays bounded.
+        // number advances, so the gap is visible, and the scene moves on) and
+        // memory stays bounded.
         let Some(slot) = self.pool.acquire() else {
+            self.venue.skip();
             self.seq += 1;
             return Err(SourceError::PoolExhausted { seq: self.seq - 1 });
         };
         let Some(pixels) = Arc::get_mut(slot) else {
+            self.venue.skip();
             self.seq += 1;
             return Err(SourceError::PoolExhausted { seq: self.seq - 1 });
         };
-        pixels.copy_from_slice(&self.background);
-        for a in &self.athletes {
-            let (x0, y0) = (a.x as usize, a.y as usize);
-            for y in y0..y0 + a.h as usize {
-                pixels[y * w + x0..y * w + x0 + a.w as usize].fill(a.luma);
-            }
-        }
+        let (luma, chroma) = pixels.split_at_mut(w * h);
+        self.venue.render(luma, chroma, &mut self.truth);
         let data = Arc::clone(slot);
         let frame = Frame {
             seq: self.seq,
@@ -222,6 +182,12 @@ impl Source for SyntheticCamera {
     }
 }
 
+impl Source for SyntheticCamera {
+    fn next_frame(&mut self) -> Result<Frame, SourceError> {
+        self.capture()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +200,7 @@ mod tests {
             fps: 30,
             seed,
             athletes: 3,
-            fail_after_frames: None,
+            ..SyntheticConfig::default()
         }
     }
 
@@ -244,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn deterministic_by_seed() {
+    fn default_scene_is_deterministic_by_seed() {
         let (mut a, mut b, mut c) = (camera(7), camera(7), camera(8));
         for _ in 0..10 {
             let (fa, fb, fc) = (a.next_frame(), b.next_frame(), c.next_frame());
@@ -266,6 +232,8 @@ mod tests {
             let f = cam.next_frame().unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(f.seq, i);
             assert_eq!(f.data.len(), 64 * 48 * 3 / 2);
+            assert_eq!(cam.last_truth().seq, i);
+            assert_eq!(cam.last_truth().mask.len(), 64 * 48);
             // 30 fps: frame i is captured at i/30 s on the manual clock.
             assert_eq!(
                 f.capture_mono,
@@ -283,24 +251,22 @@ mod tests {
     }
 
     #[test]
-    fn shapes_move() {
-        let mut cam = camera(3);
-        let a = cam
-            .next_frame()
-            .map(|f| f.data.to_vec())
-            .unwrap_or_default();
-        // Small frames move sub-pixel per frame: look a second later.
-        let b = (0..30)
-            .filter_map(|_| cam.next_frame().ok())
-            .last()
-            .map(|f| f.data.to_vec())
-            .unwrap_or_default();
-        assert!(!a.is_empty());
-        assert_ne!(a, b);
+    fn held_buffers_drop_frames_and_the_scene_moves_on() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
+        let mut cam = SyntheticCamera::new(cfg(2), clock, 2).unwrap_or_else(|e| panic!("{e}"));
+        let held: Vec<_> = (0..2).filter_map(|_| cam.next_frame().ok()).collect();
+        assert_eq!(held.len(), 2);
+        assert!(matches!(
+            cam.next_frame(),
+            Err(SourceError::PoolExhausted { seq: 2 })
+        ));
+        drop(held);
+        let f = cam.next_frame().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((f.seq, cam.last_truth().seq), (3, 3));
     }
 
     #[test]
-    fn injected_fault_and_bad_size() {
+    fn injected_fault_and_bad_configs() {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
         let mut c = cfg(1);
         c.fail_after_frames = Some(2);
@@ -309,8 +275,22 @@ mod tests {
         assert!(cam.next_frame().is_ok());
         assert!(cam.next_frame().is_ok());
         assert!(matches!(cam.next_frame(), Err(SourceError::Injected(2))));
-        let mut c = cfg(1);
-        c.width = 63;
-        assert!(SyntheticCamera::new(c, clock, 4).is_err());
+        for bad in [
+            SyntheticConfig {
+                width: 63,
+                ..cfg(1)
+            },
+            SyntheticConfig {
+                height: 8,
+                ..cfg(1)
+            },
+            SyntheticConfig { fps: 0, ..cfg(1) },
+            SyntheticConfig {
+                athletes: 1000,
+                ..cfg(1)
+            },
+        ] {
+            assert!(SyntheticCamera::new(bad, Arc::clone(&clock), 4).is_err());
+        }
     }
 }

@@ -291,6 +291,7 @@ fn open_source(shared: &Shared, cam: &CameraConfig) -> Result<Box<dyn Source>, S
                 seed: *seed,
                 athletes: *athletes,
                 fail_after_frames: *fail_after_frames,
+                ..SyntheticConfig::default()
             };
             // Frames in flight: the queue, one being captured and one being analysed.
             let buffers = shared.pipeline.queue_depth + 2;

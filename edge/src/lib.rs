@@ -6,5 +6,6 @@ pub mod config;
 pub mod daemon;
 pub mod metrics;
 pub mod stats;
+pub mod synth;
 pub mod tail;
 pub mod uplink;

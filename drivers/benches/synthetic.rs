@@ -1,0 +1,108 @@
+//! Synthetic venue camera: frames per second at 1920×1080 with ground truth, one
+//! core, for each scene (target ≥ 60), and heap allocations per frame in steady
+//! state (target 0), counted by a global allocator wrapper.
+//! `cargo bench -p venue-drivers --bench synthetic` (`BENCH_FRAMES` sets the frames
+//! measured per scene, default 600; `BENCH_ATHLETES` the athletes, default 6).
+
+// A bench's way to fail is to panic with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+// Counting allocations needs a `GlobalAlloc` implementation, which is unsafe by
+// definition; it only forwards to the system allocator.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use venue_drivers::{Clock, ManualClock, Scene, SyntheticCamera, SyntheticConfig};
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The system allocator, counting every allocation and reallocation.
+struct Counting;
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged,
+// so `System`'s guarantees hold; the counter is a relaxed atomic with no effect on
+// the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is; the caller upholds `alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is; `ptr` came from this allocator, i.e. `System`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let frames = env_u64("BENCH_FRAMES", 600).max(1);
+    let athletes = env_u64("BENCH_ATHLETES", 6) as u32;
+    let (width, height) = (1920, 1080);
+    for scene in Scene::ALL {
+        let cfg = SyntheticConfig {
+            width,
+            height,
+            fps: 30,
+            seed: 1,
+            athletes,
+            scene,
+            ..SyntheticConfig::default()
+        };
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
+        let built = Instant::now();
+        let mut camera = SyntheticCamera::new(cfg, clock, 2).expect("camera");
+        let setup = built.elapsed();
+        // Warm up: athletes arrive, buffers reach their working size.
+        for _ in 0..90 {
+            let (frame, _) = camera.next_frame_with_truth().expect("frame");
+            drop(frame);
+        }
+        let allocs_before = ALLOCATIONS.load(Ordering::Relaxed);
+        let start = Instant::now();
+        let (mut boxes, mut moments) = (0usize, 0usize);
+        for _ in 0..frames {
+            let (frame, truth) = camera.next_frame_with_truth().expect("frame");
+            boxes += truth.athletes.len();
+            moments += truth.moments.len();
+            black_box(&frame.data[0]);
+            drop(frame);
+        }
+        let elapsed = start.elapsed();
+        let allocs = ALLOCATIONS.load(Ordering::Relaxed) - allocs_before;
+        println!(
+            "synthetic {scene:>5} {width}x{height}: {:7.1} frames/s ({:.2} ms/frame), {:.3} allocations/frame, setup {:.0} ms, {:.1} athletes/frame, {moments} key moments",
+            frames as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e3 / frames as f64,
+            allocs as f64 / frames as f64,
+            setup.as_secs_f64() * 1e3,
+            boxes as f64 / frames as f64,
+        );
+    }
+}
