@@ -5,6 +5,7 @@ pub mod camera;
 pub mod config;
 pub mod daemon;
 pub mod metrics;
+pub mod spool;
 pub mod stats;
 pub mod tail;
 pub mod uplink;

@@ -357,3 +357,44 @@ pub struct Ack {
     #[n(3)]
     pub acked_seq: u64,
 }
+
+/// Why records are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[cbor(index_only)]
+pub enum GapReason {
+    /// Damaged on the box's storage (found by checksum).
+    #[n(0)]
+    Damaged,
+    /// Evicted by the box's storage policy (video, when the spool is full).
+    #[n(1)]
+    Evicted,
+}
+
+/// Notice that records `[first_seq, end_seq)` of a stream incarnation will never be
+/// sent: stream `gap`, box → cloud, on the key of the camera concerned. Receivers
+/// count them as lost and move their watermark past them (so acks advance).
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Gap {
+    /// The notice's own header; `seq` counts notices sent by this run.
+    #[n(0)]
+    pub header: Header,
+    /// The stream with missing records.
+    #[n(1)]
+    pub stream: StreamKind,
+    #[n(2)]
+    pub incarnation: u64,
+    #[n(3)]
+    pub first_seq: u64,
+    /// Exclusive.
+    #[n(4)]
+    pub end_seq: u64,
+    #[n(5)]
+    pub reason: GapReason,
+}
