@@ -4,6 +4,7 @@
 pub mod camera;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod metrics;
 pub mod spool;
 pub mod stats;

@@ -282,6 +282,38 @@ pub struct Health {
     /// Human-readable reason for a non-running state.
     #[n(6)]
     pub detail: Option<String>,
+    /// Delivery state of the camera's spooled streams (absent in box health).
+    #[n(7)]
+    pub uplink: Option<Vec<StreamUplink>>,
+    /// Spool bytes in use and its cap (box health only).
+    #[n(8)]
+    pub spool_used_bytes: Option<u64>,
+    #[n(9)]
+    pub spool_max_bytes: Option<u64>,
+}
+
+/// Delivery state of one spooled stream, reported in health.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct StreamUplink {
+    #[n(0)]
+    pub stream: StreamKind,
+    /// Records stored but not yet acknowledged by the cloud.
+    #[n(1)]
+    pub ack_lag: u64,
+    /// Age of the oldest unacknowledged record (capture time to now), ms.
+    #[n(2)]
+    pub oldest_unacked_ms: u64,
+    /// Records never stored because the spool was full or had failed.
+    #[n(3)]
+    pub lost_full: u64,
+    /// Records found damaged on disk.
+    #[n(4)]
+    pub lost_damaged: u64,
+    /// Records evicted by the size policy (video only).
+    #[n(5)]
+    pub lost_evicted: u64,
 }
 
 /// Video codec of a chunk.

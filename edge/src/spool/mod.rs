@@ -248,6 +248,20 @@ impl Spool {
         }
     }
 
+    /// The stream's log if the spool has it (never creates one: for input from outside).
+    pub fn existing(&self, camera: &Id, kind: StreamKind) -> Option<StreamHandle> {
+        let id = StreamId {
+            camera: camera.clone(),
+            kind,
+        };
+        let entry = lock(&self.inner.streams).get(&id).cloned()?;
+        Some(StreamHandle {
+            id,
+            entry,
+            inner: Arc::clone(&self.inner),
+        })
+    }
+
     /// Every stream the spool holds (recovered or created).
     pub fn streams(&self) -> Vec<StreamHandle> {
         lock(&self.inner.streams)
