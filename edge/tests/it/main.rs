@@ -5,4 +5,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
+mod consumer;
 mod daemon;
+mod delivery;
