@@ -17,6 +17,7 @@ ZPORT="$(free_port)"
 MPORT="$(free_port)"
 "$BIN" default-config \
     | sed -e "s#tcp/127.0.0.1:7447#tcp/127.0.0.1:$ZPORT#" -e "s#127.0.0.1:9464#127.0.0.1:$MPORT#" \
+          -e "s#^dir = .*#dir = \"$WORK/spool\"#" \
     > "$WORK/config.toml"
 "$BIN" check-config "$WORK/config.toml"
 "$BIN" run --config "$WORK/config.toml" > "$WORK/daemon.log" 2>&1 &

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +21,9 @@ use venue_proto::{
 };
 
 use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig};
+use crate::delivery::Delivery;
 use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};
+use crate::spool::{Spool, StreamHandle};
 use crate::stats::StatsState;
 use crate::uplink;
 
@@ -39,18 +40,28 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub health: HealthConfig,
     pub pipeline: PipelineConfig,
-    /// Incarnation of every stream this daemon run publishes.
+    /// Incarnation of the streams this daemon run publishes live (health).
     pub incarnation: u64,
+    /// Where metadata waits for the cloud's acknowledgement.
+    pub spool: Spool,
+    pub delivery: Arc<Delivery>,
 }
 
 impl Shared {
-    pub fn header(&self, camera: &Id, seq: u64, capture_ns: u64, fps: u32) -> Header {
+    pub fn header(
+        &self,
+        camera: &Id,
+        incarnation: u64,
+        seq: u64,
+        capture_ns: u64,
+        fps: u32,
+    ) -> Header {
         Header {
             schema: SCHEMA_VERSION,
             venue: self.venue.clone(),
             box_id: self.box_id.clone(),
             camera: camera.clone(),
-            incarnation: self.incarnation,
+            incarnation,
             seq,
             capture_ns,
             timecode: Timecode::from_unix_ns(capture_ns, fps.clamp(1, 255) as u8),
@@ -124,7 +135,6 @@ struct CameraStats {
     /// capture drop reasons, in the order given to [`StageStats::new`].
     queue_full: Counter,
     pool_exhausted: Counter,
-    latency: Histogram,
     restarts: Counter,
     /// Monotonic ns of the last captured frame (0: none yet).
     last_frame_ns: AtomicU64,
@@ -139,16 +149,10 @@ impl CameraStats {
         let pool_exhausted = capture.drops[1].clone();
         Self {
             analyze: StageStats::new(m, camera, "analyze", &[]),
-            publish: StageStats::new(m, camera, "publish", &[]),
+            publish: StageStats::new(m, camera, "spool", &[]),
             capture,
             queue_full,
             pool_exhausted,
-            latency: m
-                .latency
-                .get_or_create(&CameraLabels {
-                    camera: camera.to_string(),
-                })
-                .clone(),
             restarts: m
                 .restarts
                 .get_or_create(&CameraLabels {
@@ -222,9 +226,10 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
         Arc::clone(&stats),
         cancel.clone(),
     ));
-    // The metadata and frame sequences survive pipeline restarts: one incarnation per
-    // daemon run, so a restarted camera continues where it stopped.
-    let meta_seq = Arc::new(AtomicU64::new(0));
+    // The spool numbers metadata; the frame sequence survives pipeline restarts so a
+    // restarted camera continues where it stopped.
+    let meta = shared.spool.stream(&id, StreamKind::Meta);
+    shared.delivery.ensure_sender(meta.clone());
     let next_frame_seq = Arc::new(AtomicU64::new(0));
     let mut backoff = shared.pipeline.restart_backoff_min;
     loop {
@@ -232,7 +237,7 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
         shared.metrics.set_state(id.as_str(), CameraState::Running);
         info!(camera = %id, "camera pipeline starting");
         let started = shared.clock.monotonic();
-        match run_pipeline(&shared, &cam, &stats, &meta_seq, &next_frame_seq, &cancel).await {
+        match run_pipeline(&shared, &cam, &stats, &meta, &next_frame_seq, &cancel).await {
             Ended::Cancelled => break,
             Ended::Fatal(reason) => {
                 error!(camera = %id, %reason, "camera cannot run with this configuration; waiting for a config change");
@@ -270,7 +275,6 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
 struct Analyzed {
     frame_seq: u64,
     capture_ns: u64,
-    capture_mono: Duration,
     width: u32,
     height: u32,
     fps: u32,
@@ -306,7 +310,7 @@ async fn run_pipeline(
     shared: &Arc<Shared>,
     cam: &CameraConfig,
     stats: &Arc<CameraStats>,
-    meta_seq: &Arc<AtomicU64>,
+    meta: &StreamHandle,
     next_frame_seq: &Arc<AtomicU64>,
     cancel: &CancellationToken,
 ) -> Ended {
@@ -314,11 +318,6 @@ async fn run_pipeline(
         Ok(s) => s,
         Err(reason) => return Ended::Fatal(reason),
     };
-    let publisher =
-        match uplink::publisher(&shared.session, shared.key(&cam.id, StreamKind::Meta)).await {
-            Ok(p) => p,
-            Err(e) => return Ended::Failed(format!("{e:#}")),
-        };
     let depth = shared.pipeline.queue_depth;
     let (frame_tx, frame_rx) = mpsc::channel::<Frame>(depth);
     let (meta_tx, meta_rx) = mpsc::channel::<Analyzed>(depth);
@@ -365,13 +364,12 @@ async fn run_pipeline(
             return Ended::Failed(format!("cannot start the analyze thread: {e}"));
         }
     };
-    let publish = tokio::spawn(publish_loop(
+    let publish = tokio::spawn(spool_loop(
         Arc::clone(shared),
         cam.id.clone(),
-        publisher,
+        meta.clone(),
         meta_rx,
         Arc::clone(stats),
-        Arc::clone(meta_seq),
     ));
 
     let result = capture_done.await;
@@ -456,7 +454,6 @@ fn analyze_loop(mut rx: mpsc::Receiver<Frame>, tx: &mpsc::Sender<Analyzed>, stat
         let out = Analyzed {
             frame_seq: frame.seq,
             capture_ns: frame.capture_ns,
-            capture_mono: frame.capture_mono,
             width: frame.width,
             height: frame.height,
             fps: frame.fps,
@@ -473,58 +470,54 @@ fn analyze_loop(mut rx: mpsc::Receiver<Frame>, tx: &mpsc::Sender<Analyzed>, stat
     }
 }
 
-async fn publish_loop(
+/// The `spool` stage: gives each frame's metadata its sequence number and stores it
+/// durably; the delivery sender publishes it from there.
+async fn spool_loop(
     shared: Arc<Shared>,
     camera: Id,
-    publisher: zenoh::pubsub::Publisher<'static>,
+    meta: StreamHandle,
     mut rx: mpsc::Receiver<Analyzed>,
     stats: Arc<CameraStats>,
-    meta_seq: Arc<AtomicU64>,
 ) {
-    let published = shared
-        .metrics
-        .published
-        .get_or_create(&StageLabels {
-            camera: camera.to_string(),
-            stage: "meta",
-        })
-        .clone();
     let mut failures = 0u64;
     while let Some(a) = rx.recv().await {
         stats.publish.frames_in.inc();
-        let seq = meta_seq.fetch_add(1, Ordering::Relaxed);
-        let msg = FrameMeta {
-            header: shared.header(&camera, seq, a.capture_ns, a.fps),
-            frame_seq: a.frame_seq,
-            width: a.width,
-            height: a.height,
-            format: venue_proto::PixelFormat::Nv12,
-            stats: a.stats,
-            detections: Vec::new(),
-        };
-        let result = match venue_proto::encode(&msg) {
-            Ok(bytes) => publisher.put(bytes).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(()) => {
+        let mut encode_error = None;
+        let result = meta.append_with(|incarnation, seq| {
+            let msg = FrameMeta {
+                header: shared.header(&camera, incarnation, seq, a.capture_ns, a.fps),
+                frame_seq: a.frame_seq,
+                width: a.width,
+                height: a.height,
+                format: venue_proto::PixelFormat::Nv12,
+                stats: a.stats,
+                detections: Vec::new(),
+            };
+            venue_proto::encode(&msg).unwrap_or_else(|e| {
+                encode_error = Some(e.to_string());
+                Vec::new()
+            })
+        });
+        match (result, encode_error) {
+            (Ok(pos), None) => {
                 stats.publish.frames_out.inc();
-                published.inc();
-                let latency = shared.clock.monotonic().saturating_sub(a.capture_mono);
-                stats.latency.observe(latency.as_secs_f64());
-                trace!(camera = %camera, seq, "metadata published");
+                trace!(camera = %camera, seq = pos.seq, "metadata spooled");
             }
-            Err(error) => {
+            (Ok(_), Some(error)) | (Err(_), Some(error)) => {
+                stats.publish.errors.inc();
+                warn!(camera = %camera, %error, "metadata encoding failed");
+            }
+            (Err(error), None) => {
                 stats.publish.errors.inc();
                 failures += 1;
-                // Log the first failure and then every 100th: a dead link must not flood the log.
+                // Log the first loss and then every 100th: a full disk must not flood the log.
                 if failures % 100 == 1 {
-                    warn!(camera = %camera, seq, %error, failures, "metadata publish failed");
+                    warn!(camera = %camera, %error, lost = failures, "metadata not stored: counted as lost");
                 }
             }
         }
     }
-    debug!(camera = %camera, "publish stage drained");
+    debug!(camera = %camera, "spool stage drained");
 }
 
 /// Publishes the camera's health every interval, refining `Running` into `Stalled`
@@ -589,8 +582,21 @@ async fn report_health(
             }
             shared.metrics.set_state(cam.id.as_str(), state);
         }
+        let uplink_health = {
+            let (d, camera) = (Arc::clone(&shared.delivery), cam.id.clone());
+            // Reads the oldest unacked record, maybe from disk: off the async workers.
+            tokio::task::spawn_blocking(move || d.stream_health(&camera))
+                .await
+                .unwrap_or_default()
+        };
         let msg = Health {
-            header: shared.header(&cam.id, seq, shared.clock.unix_ns(), cam.fps),
+            header: shared.header(
+                &cam.id,
+                shared.incarnation,
+                seq,
+                shared.clock.unix_ns(),
+                cam.fps,
+            ),
             state,
             uptime_ms: now.saturating_sub(started).as_millis() as u64,
             fps,
@@ -600,7 +606,10 @@ async fn report_health(
                 stats.publish.snapshot(),
             ],
             restarts: stats.restarts.get(),
+            uplink: Some(uplink_health),
             detail,
+            spool_used_bytes: None,
+            spool_max_bytes: None,
         };
         match venue_proto::encode(&msg) {
             Ok(bytes) => {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -14,7 +15,9 @@ use venue_proto::{CameraState, Health, Id, StreamKind};
 
 use crate::camera::{CameraHandle, Shared};
 use crate::config::{self, Config};
+use crate::delivery::Delivery;
 use crate::metrics::{self, Metrics};
+use crate::spool::Spool;
 use crate::uplink;
 
 /// Cameras get this long to flush on shutdown before the daemon exits anyway.
@@ -50,9 +53,43 @@ pub async fn run(
         let bound = metrics::serve(Arc::clone(&metrics), addr, shutdown.clone()).await?;
         info!(%bound, "metrics at http://{bound}/metrics");
     }
+    let incarnation = clock.unix_ns();
+    let (spool, recovery) = Spool::open(config.spool.clone(), incarnation).with_context(|| {
+        format!(
+            "cannot open the spool (change [spool] dir, now {})",
+            config.spool.dir.display()
+        )
+    })?;
+    let damaged =
+        recovery.torn_bytes > 0 || recovery.lost_records > 0 || recovery.unreadable_files > 0;
+    if damaged {
+        warn!(
+            ?recovery,
+            "spool recovered with damage: intact records kept, losses counted in health"
+        );
+    } else {
+        info!(records = recovery.records, streams = recovery.streams, elapsed_ms = recovery.elapsed.as_millis() as u64,
+              dir = %config.spool.dir.display(), "spool opened");
+    }
+    metrics.spool_max_bytes.set(config.spool.max_bytes as i64);
+    let committer_stop = CancellationToken::new();
+    let committer = spool
+        .spawn_committer(committer_stop.clone())
+        .context("cannot start the spool committer")?;
+
     let session = uplink::open(&config.zenoh).await?;
     info!(venue = %config.venue, r#box = %config.box_id, listen = ?config.zenoh.listen,
           connect = ?config.zenoh.connect, "zenoh session open");
+    let delivery = Delivery::start(
+        session.clone(),
+        spool.clone(),
+        config.venue.clone(),
+        config.box_id.clone(),
+        config.uplink.clone(),
+        Arc::clone(&clock),
+        Arc::clone(&metrics),
+    )
+    .await?;
 
     let shared = Arc::new(Shared {
         venue: config.venue.clone(),
@@ -62,7 +99,9 @@ pub async fn run(
         clock: Arc::clone(&clock),
         health: config.health.clone(),
         pipeline: config.pipeline.clone(),
-        incarnation: clock.unix_ns(),
+        incarnation: spool.incarnation(),
+        spool: spool.clone(),
+        delivery: Arc::clone(&delivery),
     });
     let cameras_cancel = CancellationToken::new();
     let mut cameras: BTreeMap<Id, CameraHandle> = BTreeMap::new();
@@ -112,6 +151,14 @@ pub async fn run(
         );
     }
     let _ = box_health.await;
+    // Everything captured is in the spool now: make it durable, give the senders a
+    // moment to publish the newest records, then stop. What the cloud has not
+    // acknowledged is sent again at the next start.
+    spool.commit();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    delivery.stop(Duration::from_millis(200)).await;
+    committer_stop.cancel();
+    let _ = tokio::task::spawn_blocking(move || committer.join()).await;
     if let Err(error) = tokio::time::timeout(Duration::from_millis(300), session.close()).await {
         warn!(%error, "zenoh session did not close in time");
     }
@@ -138,6 +185,9 @@ async fn apply_reload(
     }
     if next.metrics != current.metrics {
         restart_needed.push("metrics");
+    }
+    if next.spool != current.spool || next.uplink != current.uplink {
+        restart_needed.push("spool/uplink");
     }
     if next.health != current.health || next.pipeline != current.pipeline {
         restart_needed.push("health/pipeline");
@@ -197,14 +247,21 @@ async fn report_box_health(shared: Arc<Shared>, cancel: CancellationToken) {
             _ = ticker.tick() => {}
             () = cancel.cancelled() => break,
         }
+        shared
+            .metrics
+            .spool_used_bytes
+            .set(shared.spool.used_bytes() as i64);
         let msg = Health {
-            header: shared.header(&camera, seq, shared.clock.unix_ns(), 30),
+            header: shared.header(&camera, shared.incarnation, seq, shared.clock.unix_ns(), 30),
             state: CameraState::Running,
             uptime_ms: shared.clock.monotonic().saturating_sub(started).as_millis() as u64,
             fps: 0.0,
             stages: Vec::new(),
             restarts: 0,
             detail: None,
+            uplink: None,
+            spool_used_bytes: Some(shared.spool.used_bytes()),
+            spool_max_bytes: Some(shared.spool.config().max_bytes),
         };
         if let Ok(bytes) = venue_proto::encode(&msg) {
             if let Err(error) = publisher.put(bytes).await {

@@ -4,7 +4,9 @@
 pub mod camera;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod metrics;
+pub mod spool;
 pub mod stats;
 pub mod synth;
 pub mod tail;

@@ -33,6 +33,24 @@ pub struct CameraLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    pub camera: String,
+    pub stream: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LossLabels {
+    pub camera: String,
+    pub stream: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub camera: String,
     pub state: &'static str,
@@ -54,7 +72,15 @@ pub struct Metrics {
     pub latency: Family<CameraLabels, Histogram, fn() -> Histogram>,
     pub camera_state: Family<StateLabels, Gauge>,
     pub restarts: Family<CameraLabels, Counter>,
-    pub published: Family<StageLabels, Counter>,
+    pub uplink_sent: Family<StreamLabels, Counter>,
+    pub uplink_resent: Family<StreamLabels, Counter>,
+    pub gaps_sent: Family<StreamLabels, Counter>,
+    pub acks: Family<ResultLabels, Counter>,
+    pub ack_lag: Family<StreamLabels, Gauge>,
+    pub oldest_unacked_ms: Family<StreamLabels, Gauge>,
+    pub spool_lost: Family<LossLabels, Gauge>,
+    pub spool_used_bytes: Gauge,
+    pub spool_max_bytes: Gauge,
 }
 
 impl Metrics {
@@ -69,7 +95,15 @@ impl Metrics {
         );
         let camera_state = Family::<StateLabels, Gauge>::default();
         let restarts = Family::<CameraLabels, Counter>::default();
-        let published = Family::<StageLabels, Counter>::default();
+        let uplink_sent = Family::<StreamLabels, Counter>::default();
+        let uplink_resent = Family::<StreamLabels, Counter>::default();
+        let gaps_sent = Family::<StreamLabels, Counter>::default();
+        let acks = Family::<ResultLabels, Counter>::default();
+        let ack_lag = Family::<StreamLabels, Gauge>::default();
+        let oldest_unacked_ms = Family::<StreamLabels, Gauge>::default();
+        let spool_lost = Family::<LossLabels, Gauge>::default();
+        let spool_used_bytes = Gauge::default();
+        let spool_max_bytes = Gauge::default();
         registry.register(
             "frames_in",
             "Frames received by a pipeline stage",
@@ -88,7 +122,7 @@ impl Metrics {
         registry.register("stage_errors", "Errors in a pipeline stage", errors.clone());
         registry.register(
             "pipeline_latency_seconds",
-            "Capture to metadata published, per camera",
+            "Capture to metadata published (first send), per camera",
             latency.clone(),
         );
         registry.register(
@@ -102,9 +136,49 @@ impl Metrics {
             restarts.clone(),
         );
         registry.register(
-            "messages_published",
-            "Messages put on the uplink, by stream",
-            published.clone(),
+            "uplink_sent",
+            "Spooled records published for the first time",
+            uplink_sent.clone(),
+        );
+        registry.register(
+            "uplink_resent",
+            "Spooled records published again (no ack in time)",
+            uplink_resent.clone(),
+        );
+        registry.register(
+            "uplink_gaps",
+            "Gap notices sent for records lost in the spool",
+            gaps_sent.clone(),
+        );
+        registry.register(
+            "acks",
+            "End-to-end acks received, accepted or rejected",
+            acks.clone(),
+        );
+        registry.register(
+            "ack_lag_records",
+            "Records stored but not yet acknowledged",
+            ack_lag.clone(),
+        );
+        registry.register(
+            "oldest_unacked_ms",
+            "Age of the oldest unacknowledged record, capture to now",
+            oldest_unacked_ms.clone(),
+        );
+        registry.register(
+            "spool_lost_records",
+            "Records lost by the spool, by reason (full, damaged, evicted)",
+            spool_lost.clone(),
+        );
+        registry.register(
+            "spool_used_bytes",
+            "Bytes in the spool (disk and pending)",
+            spool_used_bytes.clone(),
+        );
+        registry.register(
+            "spool_max_bytes",
+            "The spool's size cap",
+            spool_max_bytes.clone(),
         );
         Self {
             registry,
@@ -115,7 +189,15 @@ impl Metrics {
             latency,
             camera_state,
             restarts,
-            published,
+            uplink_sent,
+            uplink_resent,
+            gaps_sent,
+            acks,
+            ack_lag,
+            oldest_unacked_ms,
+            spool_lost,
+            spool_used_bytes,
+            spool_max_bytes,
         }
     }
 

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use crate::key::StreamKind;
-use crate::msg::{Ack, Event, FrameMeta, Header, Health, VideoChunk};
+use crate::msg::{Ack, Event, FrameMeta, Gap, Header, Health, VideoChunk};
 
 /// Largest payload accepted by [`decode`]: bigger inputs are rejected before parsing.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -53,6 +53,7 @@ message!(Event, Event);
 message!(Health, Health);
 message!(VideoChunk, Video);
 message!(Ack, Ack);
+message!(Gap, Gap);
 
 /// Encodes a message into a new buffer.
 pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, EncodeError> {
@@ -103,6 +104,7 @@ pub enum AnyMessage {
     Health(Health),
     Video(VideoChunk),
     Ack(Ack),
+    Gap(Gap),
 }
 
 impl AnyMessage {
@@ -113,6 +115,7 @@ impl AnyMessage {
             Self::Health(m) => &m.header,
             Self::Video(m) => &m.header,
             Self::Ack(m) => &m.header,
+            Self::Gap(m) => &m.header,
         }
     }
 
@@ -123,6 +126,7 @@ impl AnyMessage {
             Self::Health(_) => StreamKind::Health,
             Self::Video(_) => StreamKind::Video,
             Self::Ack(_) => StreamKind::Ack,
+            Self::Gap(_) => StreamKind::Gap,
         }
     }
 }
@@ -135,5 +139,32 @@ pub fn decode_any(stream: StreamKind, bytes: &[u8]) -> Result<AnyMessage, Decode
         StreamKind::Health => AnyMessage::Health(decode(bytes)?),
         StreamKind::Video => AnyMessage::Video(decode(bytes)?),
         StreamKind::Ack => AnyMessage::Ack(decode(bytes)?),
+        StreamKind::Gap => AnyMessage::Gap(decode(bytes)?),
     })
+}
+
+/// Decodes only the header of any message (key 0, which writers put first), without
+/// the body. For routing, dedup and latency on hot paths.
+pub fn peek_header(bytes: &[u8]) -> Result<Header, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    let mut d = minicbor::Decoder::new(bytes);
+    d.map()?;
+    let pos = d.position();
+    if d.u32()? != 0 {
+        let e = minicbor::decode::Error::message("key 0 (header) is not first").at(pos);
+        return Err(DecodeError::Cbor(e));
+    }
+    let h: Header = d.decode()?;
+    if h.schema != crate::SCHEMA_VERSION {
+        return Err(DecodeError::UnsupportedSchema {
+            found: h.schema,
+            supported: crate::SCHEMA_VERSION,
+        });
+    }
+    if !h.timecode.is_valid() {
+        return Err(DecodeError::Timecode);
+    }
+    Ok(h)
 }

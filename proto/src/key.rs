@@ -49,15 +49,19 @@ pub enum StreamKind {
     /// End-to-end acknowledgements ([`crate::Ack`]), cloud → box.
     #[n(4)]
     Ack,
+    /// Notices of records that will never arrive ([`crate::Gap`]), box → cloud.
+    #[n(5)]
+    Gap,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 5] = [
+    pub const ALL: [StreamKind; 6] = [
         Self::Meta,
         Self::Event,
         Self::Health,
         Self::Video,
         Self::Ack,
+        Self::Gap,
     ];
 
     /// The key chunk naming this stream.
@@ -68,6 +72,7 @@ impl StreamKind {
             Self::Health => "health",
             Self::Video => "video",
             Self::Ack => "ack",
+            Self::Gap => "gap",
         }
     }
 
@@ -98,7 +103,7 @@ pub enum KeyError {
         source: IdError,
     },
     #[error(
-        "key {key:?}: unknown stream {stream:?}; expected one of meta, event, health, video, ack"
+        "key {key:?}: unknown stream {stream:?}; expected one of meta, event, health, video, ack, gap"
     )]
     Stream { key: String, stream: String },
 }

@@ -20,13 +20,14 @@ mod timecode;
 
 pub use codec::{
     AnyMessage, DecodeError, EncodeError, MAX_MESSAGE_BYTES, Message, decode, decode_any, encode,
-    encode_into,
+    encode_into, peek_header,
 };
 pub use id::{BOX_CAMERA, Id, IdError};
 pub use key::{KeyError, StreamKey, StreamKind};
 pub use msg::{
     AccessUnit, Ack, BBox, CameraState, Detection, Event, EventKind, EventPhase, FrameMeta,
-    FrameStats, Header, Health, PixelFormat, StageCounters, VideoChunk, VideoCodec,
+    FrameStats, Gap, GapReason, Header, Health, PixelFormat, StageCounters, StreamUplink,
+    VideoChunk, VideoCodec,
 };
 pub use timecode::Timecode;
 

@@ -282,6 +282,38 @@ pub struct Health {
     /// Human-readable reason for a non-running state.
     #[n(6)]
     pub detail: Option<String>,
+    /// Delivery state of the camera's spooled streams (absent in box health).
+    #[n(7)]
+    pub uplink: Option<Vec<StreamUplink>>,
+    /// Spool bytes in use and its cap (box health only).
+    #[n(8)]
+    pub spool_used_bytes: Option<u64>,
+    #[n(9)]
+    pub spool_max_bytes: Option<u64>,
+}
+
+/// Delivery state of one spooled stream, reported in health.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct StreamUplink {
+    #[n(0)]
+    pub stream: StreamKind,
+    /// Records stored but not yet acknowledged by the cloud.
+    #[n(1)]
+    pub ack_lag: u64,
+    /// Age of the oldest unacknowledged record (capture time to now), ms.
+    #[n(2)]
+    pub oldest_unacked_ms: u64,
+    /// Records never stored because the spool was full or had failed.
+    #[n(3)]
+    pub lost_full: u64,
+    /// Records found damaged on disk.
+    #[n(4)]
+    pub lost_damaged: u64,
+    /// Records evicted by the size policy (video only).
+    #[n(5)]
+    pub lost_evicted: u64,
 }
 
 /// Video codec of a chunk.
@@ -356,4 +388,45 @@ pub struct Ack {
     pub acked_incarnation: u64,
     #[n(3)]
     pub acked_seq: u64,
+}
+
+/// Why records are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[cbor(index_only)]
+pub enum GapReason {
+    /// Damaged on the box's storage (found by checksum).
+    #[n(0)]
+    Damaged,
+    /// Evicted by the box's storage policy (video, when the spool is full).
+    #[n(1)]
+    Evicted,
+}
+
+/// Notice that records `[first_seq, end_seq)` of a stream incarnation will never be
+/// sent: stream `gap`, box → cloud, on the key of the camera concerned. Receivers
+/// count them as lost and move their watermark past them (so acks advance).
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Gap {
+    /// The notice's own header; `seq` counts notices sent by this run.
+    #[n(0)]
+    pub header: Header,
+    /// The stream with missing records.
+    #[n(1)]
+    pub stream: StreamKind,
+    #[n(2)]
+    pub incarnation: u64,
+    #[n(3)]
+    pub first_seq: u64,
+    /// Exclusive.
+    #[n(4)]
+    pub end_seq: u64,
+    #[n(5)]
+    pub reason: GapReason,
 }

@@ -88,6 +88,16 @@ fn sample_health() -> Health {
         }],
         restarts: 0,
         detail: None,
+        uplink: Some(vec![StreamUplink {
+            stream: StreamKind::Meta,
+            ack_lag: 3,
+            oldest_unacked_ms: 120,
+            lost_full: 0,
+            lost_damaged: 0,
+            lost_evicted: 0,
+        }]),
+        spool_used_bytes: None,
+        spool_max_bytes: None,
     }
 }
 
@@ -115,6 +125,17 @@ fn sample_ack() -> Ack {
     }
 }
 
+fn sample_gap() -> Gap {
+    Gap {
+        header: header(id("cam-1"), 0),
+        stream: StreamKind::Meta,
+        incarnation: 1_767_225_600_000_000_000,
+        first_seq: 17,
+        end_seq: 18,
+        reason: GapReason::Damaged,
+    }
+}
+
 fn fixtures() -> Vec<(&'static str, StreamKind, Vec<u8>)> {
     let enc = |r: Result<Vec<u8>, EncodeError>| r.unwrap_or_else(|e| panic!("{e}"));
     vec![
@@ -127,6 +148,7 @@ fn fixtures() -> Vec<(&'static str, StreamKind, Vec<u8>)> {
             enc(encode(&sample_video())),
         ),
         ("ack", StreamKind::Ack, enc(encode(&sample_ack()))),
+        ("gap", StreamKind::Gap, enc(encode(&sample_gap()))),
     ]
 }
 
@@ -181,6 +203,12 @@ fn golden_fixtures_decode_to_samples() {
         Some(sample_video())
     );
     assert_eq!(decode::<Ack>(&read("ack")).ok(), Some(sample_ack()));
+    assert_eq!(decode::<Gap>(&read("gap")).ok(), Some(sample_gap()));
+    // Every message's header can be read without decoding its body.
+    for (name, _, bytes) in fixtures() {
+        let h = peek_header(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(h.venue.as_str(), "cortina", "{name}");
+    }
 }
 
 /// docs/wire.md shows every fixture in diagnostic notation and hex; it must not drift.
@@ -303,11 +331,12 @@ proptest! {
     }
 
     #[test]
-    fn decode_mutated_fixtures_never_panics(idx in 0usize..5, pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+    fn decode_mutated_fixtures_never_panics(idx in 0usize..6, pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
         let (_, kind, mut bytes) = fixtures().swap_remove(idx);
         let p = pos.index(bytes.len());
         bytes[p] = byte;
         let _ = decode_any(kind, &bytes);
+        let _ = peek_header(&bytes);
         let c = cut.index(bytes.len());
         let _ = decode_any(kind, &bytes[..c]);
     }

@@ -29,6 +29,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
     pub pipeline: PipelineConfig,
+    pub spool: SpoolConfig,
+    pub uplink: UplinkConfig,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -72,6 +74,21 @@ pub struct PipelineConfig {
     pub queue_depth: usize,
     pub restart_backoff_min: Duration,
     pub restart_backoff_max: Duration,
+}
+
+pub use crate::spool::SpoolConfig;
+
+/// Where the spool lives when `[spool] dir` is not set (relative to the working
+/// directory; a box sets an absolute path such as /var/lib/venue-edge/spool).
+pub const DEFAULT_SPOOL_DIR: &str = ".run/spool";
+
+/// How the uplink sends spooled records and waits for the cloud's acks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkConfig {
+    /// Records sent ahead of the last acknowledgement, per stream.
+    pub window: u64,
+    /// Without ack progress for this long, resend from the last acknowledgement.
+    pub resend_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

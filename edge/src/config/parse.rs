@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use toml_span::Span;
@@ -11,8 +12,8 @@ use toml_span::value::{Key, Table, Value, ValueInner};
 use venue_proto::Id;
 
 use super::{
-    CameraConfig, Config, ConfigError, ConfigErrors, HealthConfig, MetricsConfig, PipelineConfig,
-    SourceConfig, ZenohConfig, ZenohMode,
+    CameraConfig, Config, ConfigError, ConfigErrors, DEFAULT_SPOOL_DIR, HealthConfig,
+    MetricsConfig, PipelineConfig, SourceConfig, SpoolConfig, UplinkConfig, ZenohConfig, ZenohMode,
 };
 
 /// Parses and validates `text`; `file` names it in error messages.
@@ -372,7 +373,9 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         ctx,
         "",
         root,
-        &["box", "zenoh", "metrics", "health", "pipeline", "cameras"],
+        &[
+            "box", "zenoh", "metrics", "health", "pipeline", "spool", "uplink", "cameras",
+        ],
     )?;
 
     let ids = match top.take("box") {
@@ -469,6 +472,51 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
             }
             Some(PipelineConfig { queue_depth: depth? as usize, restart_backoff_min: ms(min), restart_backoff_max: ms(max) })
         });
+    let spool = section(
+        ctx,
+        &mut top,
+        "spool",
+        &[
+            "dir",
+            "max_mb",
+            "segment_mb",
+            "fsync_interval_ms",
+            "cache_kb",
+        ],
+    )
+    .and_then(|mut t| {
+        let dir = match string(ctx, &mut t, "dir") {
+            None => Some(PathBuf::from(DEFAULT_SPOOL_DIR)),
+            Some(None) => None,
+            Some(Some((s, span))) if s.trim().is_empty() => {
+                ctx.error(span, "spool.dir: must not be empty".to_string());
+                None
+            }
+            Some(Some((s, _))) => Some(PathBuf::from(s)),
+        };
+        let max_mb = int_or(ctx, &mut t, "max_mb", 1..=1_048_576, 1024);
+        let segment_mb = int_or(ctx, &mut t, "segment_mb", 1..=1024, 16);
+        let fsync = int_or(ctx, &mut t, "fsync_interval_ms", 1..=10_000, 10);
+        let cache_kb = int_or(ctx, &mut t, "cache_kb", 64..=1_048_576, 4096);
+        t.finish(ctx);
+        Some(SpoolConfig {
+            dir: dir?,
+            max_bytes: max_mb? as u64 * 1024 * 1024,
+            segment_bytes: segment_mb? as u64 * 1024 * 1024,
+            fsync_interval: ms(fsync?),
+            cache_bytes: cache_kb? as usize * 1024,
+        })
+    });
+    let uplink =
+        section(ctx, &mut top, "uplink", &["window", "resend_after_ms"]).and_then(|mut t| {
+            let window = int_or(ctx, &mut t, "window", 1..=1_000_000, 4096);
+            let resend = int_or(ctx, &mut t, "resend_after_ms", 50..=600_000, 1000);
+            t.finish(ctx);
+            Some(UplinkConfig {
+                window: window? as u64,
+                resend_after: ms(resend?),
+            })
+        });
     let cameras = match top.take("cameras") {
         Some((_, v)) => cameras(ctx, v),
         None => {
@@ -485,6 +533,8 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         metrics: metrics?,
         health: health?,
         pipeline: pipeline?,
+        spool: spool?,
+        uplink: uplink?,
         cameras: cameras?,
     })
 }

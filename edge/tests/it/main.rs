@@ -1,0 +1,10 @@
+//! `venue-edge` as a user runs it: the real binary, a real zenoh session on
+//! loopback, real signals.
+
+// A test's way to fail is to panic with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+mod consumer;
+mod daemon;
+mod delivery;
