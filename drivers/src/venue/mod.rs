@@ -137,6 +137,8 @@ const MAX_UNSEEN_S: f32 = 20.0;
 pub(crate) struct Venue {
     w: usize,
     h: usize,
+    fps: u32,
+    /// Seconds per frame, for motion.
     dt: f32,
     frame: u64,
     layout: Layout,
@@ -197,6 +199,7 @@ impl Venue {
         Self {
             w,
             h,
+            fps: fps.max(1),
             dt: 1.0 / fps.max(1) as f32,
             frame: 0,
             layout,
@@ -226,7 +229,7 @@ impl Venue {
     }
 
     fn time(&self) -> f64 {
-        self.frame as f64 * f64::from(self.dt)
+        self.frame as f64 / f64::from(self.fps)
     }
 
     /// Advances the scene by one frame without drawing it (the frame was dropped):
@@ -338,7 +341,7 @@ impl Venue {
         if let Layout::Slope(s) = &self.layout {
             self.pan = s.pan(t);
             let (gain, shadow) = s.lighting(t, self.pan);
-            self.light.set(gain, Some(shadow));
+            self.light.set(gain, Some(shadow), self.w, self.h);
             for f in &mut self.flakes {
                 s.step_flake(f, t, dt);
             }

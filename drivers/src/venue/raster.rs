@@ -4,7 +4,7 @@
 //! the mask. Nothing here allocates.
 
 /// Quantised lighting levels: 0 is unshadowed, `LEVELS - 1` is the cloud's core.
-pub(crate) const LEVELS: usize = 16;
+pub(crate) const LEVELS: usize = 32;
 
 /// A 2-D point in frame pixels (x right, y down).
 pub(crate) type P = [f32; 2];
@@ -198,6 +198,8 @@ pub(crate) struct Light {
     lut: [[u8; 256]; LEVELS],
     shadow: Option<Shadow>,
     identity: bool,
+    /// The shadow's runs for every row of the frame, computed once per frame.
+    rows: Vec<RowLight>,
 }
 
 /// The shadow on one row, as nested column runs: columns `lo[k]..hi[k]` are at
@@ -232,15 +234,17 @@ impl Default for Light {
             lut: [[0; 256]; LEVELS],
             shadow: None,
             identity: false,
+            rows: Vec::new(),
         };
-        l.set(1.0, None);
+        l.set(1.0, None, 0, 0);
         l
     }
 }
 
 impl Light {
-    /// Rebuilds the tables: every luma is scaled by `gain`, and by the shadow's level.
-    pub(crate) fn set(&mut self, gain: f32, shadow: Option<Shadow>) {
+    /// Rebuilds the tables for a `width`×`height` frame: every luma is scaled by
+    /// `gain`, and by the shadow's level.
+    pub(crate) fn set(&mut self, gain: f32, shadow: Option<Shadow>, width: usize, height: usize) {
         let depth = shadow.map_or(0.0, |s| s.depth);
         for (k, table) in self.lut.iter_mut().enumerate() {
             let f = gain * (1.0 - depth * k as f32 / (LEVELS - 1) as f32);
@@ -250,6 +254,11 @@ impl Light {
         }
         self.shadow = shadow;
         self.identity = shadow.is_none() && gain == 1.0;
+        // Resizing to the same height never reallocates.
+        self.rows.resize(height, RowLight::NONE);
+        for y in 0..height {
+            self.rows[y] = self.compute_row(y, width);
+        }
     }
 
     /// Table for one shadow level.
@@ -260,7 +269,11 @@ impl Light {
     /// The shadow's runs on row `y` of a frame `width` pixels wide. The level falls
     /// linearly with the elliptical distance d from the centre, from the core
     /// (d ≤ 1 − soft) to nothing (d ≥ 1 + soft).
-    pub(crate) fn row(&self, y: usize, width: usize) -> RowLight {
+    pub(crate) fn row(&self, y: usize) -> RowLight {
+        self.rows.get(y).copied().unwrap_or(RowLight::NONE)
+    }
+
+    fn compute_row(&self, y: usize, width: usize) -> RowLight {
         let Some(s) = self.shadow else {
             return RowLight::NONE;
         };
@@ -298,7 +311,7 @@ impl Light {
             dst.copy_from_slice(src);
             return;
         }
-        let row = self.row(y, n);
+        let row = self.row(y);
         let deepest = (1..LEVELS)
             .take_while(|&k| row.lo[k] < row.hi[k])
             .last()
@@ -409,7 +422,7 @@ impl Canvas<'_> {
             }
             Paint::Body { label, y, u, v } => {
                 let me = usize::from(label.max(1)) - 1;
-                let rl = self.light.row(row, self.w);
+                let rl = self.light.row(row);
                 let mut fresh = 0u32;
                 for x in x0..=x1 {
                     let i = base + x;
@@ -572,11 +585,13 @@ mod tests {
                 soft: 0.4,
                 depth: 0.3,
             }),
+            100,
+            100,
         );
         let src = vec![200u8; 100];
         let mut dst = vec![0u8; 100];
         light.blit_row(&src, &mut dst, 20);
-        let row = light.row(20, 100);
+        let row = light.row(20);
         for (x, &v) in dst.iter().enumerate() {
             assert_eq!(v, light.lut(row.level(x))[200], "x={x}");
         }
