@@ -67,7 +67,7 @@ fn masks_are_exactly_the_visible_athletes() {
     let (w, h) = (192u32, 108u32);
     for scene in Scene::ALL {
         for seed in 1..=3 {
-            let mut athlete_frames = 0;
+            let (mut athlete_frames, mut specks_on_athletes) = (0, 0);
             each_frame(scene, seed, (w, h), 300, |data, t| {
                 assert_eq!((t.width, t.height), (w, h));
                 assert_eq!(t.mask.len(), (w * h) as usize);
@@ -109,8 +109,13 @@ fn masks_are_exactly_the_visible_athletes() {
                     assert!(row(b.y) && row(b.y + b.height - 1), "{b:?}");
                     assert!(col(b.x) && col(b.x + b.width - 1), "{b:?}");
                 }
-                // Snow particles are never athletes.
+                // Snow particles are never athletes, even drawn over one.
                 for s in &t.specks {
+                    specks_on_athletes += t
+                        .athletes
+                        .iter()
+                        .filter(|a| a.bbox.contains(s.x, s.y))
+                        .count();
                     for y in s.y..(s.y + s.size).min(h) {
                         for x in s.x..(s.x + s.size).min(w) {
                             assert_eq!(t.mask_at(x, y), Some(0), "speck at ({x},{y})");
@@ -262,4 +267,42 @@ fn skiers_take_off_land_and_sometimes_fall() {
     }
     assert!(jumps >= 4, "{jumps} complete jumps");
     assert!(falls >= 1, "no skier fell across four seeds");
+}
+
+#[test]
+fn small_and_odd_shaped_frames_render_consistently() {
+    for scene in Scene::ALL {
+        for (w, h) in [(16, 16), (16, 64), (96, 16), (34, 18)] {
+            each_frame(scene, 2, (w, h), 200, |data, t| {
+                assert_eq!(data.len(), (w * h * 3 / 2) as usize);
+                let masked = t.mask.iter().filter(|&&m| m == 255).count() as u32;
+                assert_eq!(masked, t.athletes.iter().map(|a| a.pixels).sum::<u32>());
+                for a in &t.athletes {
+                    assert!(a.bbox.x + a.bbox.width <= w && a.bbox.y + a.bbox.height <= h);
+                }
+            });
+        }
+    }
+}
+
+#[test]
+fn an_empty_venue_has_an_empty_truth() {
+    for scene in Scene::ALL {
+        let cfg = SyntheticConfig {
+            width: 64,
+            height: 36,
+            athletes: 0,
+            scene,
+            ..SyntheticConfig::default()
+        };
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
+        let mut cam = SyntheticCamera::new(cfg, clock, 2).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..60 {
+            let (_, t) = cam
+                .next_frame_with_truth()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(t.athletes.is_empty() && t.moments.is_empty());
+            assert!(t.mask.iter().all(|&m| m == 0));
+        }
+    }
 }
