@@ -53,13 +53,19 @@ fn main() {
         .unwrap_or(30);
     let bin = env!("CARGO_BIN_EXE_venue-edge");
     let (zport, mport) = (free_port(), free_port());
+    let spool_dir =
+        std::env::temp_dir().join(format!("venue-edge-bench-spool-{}", std::process::id()));
     let default = Command::new(bin)
         .arg("default-config")
         .output()
         .expect("default-config");
     let cfg = String::from_utf8_lossy(&default.stdout)
         .replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{zport}"))
-        .replace("127.0.0.1:9464", &format!("127.0.0.1:{mport}"));
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{mport}"))
+        .replace(
+            "dir = \".run/spool\"",
+            &format!("dir = \"{}\"", spool_dir.display()),
+        );
     let path = std::env::temp_dir().join(format!("venue-edge-bench-{}.toml", std::process::id()));
     std::fs::write(&path, cfg).expect("config");
     let mut child = Command::new(bin)
@@ -87,13 +93,14 @@ fn main() {
         .status();
     let _ = child.wait();
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&spool_dir);
     samples.sort_unstable();
     let median = samples.get(samples.len() / 2).copied().unwrap_or(0);
     let max = samples.last().copied().unwrap_or(0);
     let lat_sum = sum_of(&m, "venue_edge_pipeline_latency_seconds_sum");
     let lat_count = sum_of(&m, "venue_edge_pipeline_latency_seconds_count");
     let dropped = sum_of(&m, "venue_edge_frames_dropped_total");
-    let published = sum_of(&m, "venue_edge_messages_published_total");
+    let published = sum_of(&m, "venue_edge_uplink_sent_total");
     println!("daemon_two_synthetic_720p30 seconds={secs}");
     println!(
         "daemon_rss_median_mb={:.1} (target <= 50)",

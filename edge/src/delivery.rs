@@ -23,7 +23,7 @@ use crate::spool::{Pos, Read, Spool, StreamHandle, StreamId};
 use crate::uplink;
 
 /// Records read from the spool per batch.
-const BATCH: u64 = 256;
+const BATCH: u64 = 1024;
 
 /// Streams whose records wait in the spool for an ack.
 pub const SPOOLED: [StreamKind; 3] = [StreamKind::Meta, StreamKind::Event, StreamKind::Video];
@@ -267,12 +267,18 @@ impl Delivery {
                 continue;
             }
             let max = (self.cfg.window - in_flight).min(BATCH) as usize;
-            let reader = h.clone();
-            let read = tokio::task::spawn_blocking(move || reader.read(cur, max)).await;
+            let read = match h.read_cached(cur, max) {
+                Some(r) => Ok(Ok(r)),
+                None => {
+                    // A backlog older than the cache: read the disk off the async workers.
+                    let reader = h.clone();
+                    tokio::task::spawn_blocking(move || reader.read(cur, max)).await
+                }
+            };
             match read {
                 Ok(Ok(Read::Records(records))) => {
                     for r in records {
-                        if let Err(e) = publisher.put(r.payload.to_vec()).await {
+                        if let Err(e) = publisher.put(r.payload.clone()).await {
                             warn!(stream = %id, error = %e, "publish failed");
                             break;
                         }

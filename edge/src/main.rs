@@ -110,7 +110,9 @@ fn even_size(s: &str) -> Result<u32, String> {
     Ok(v)
 }
 
-fn init_logging(default_filter: &str) {
+/// The daemon logs to stdout (or journald); tools that print data on stdout, such
+/// as `tail`, log to stderr so the two never mix.
+fn init_logging(default_filter: &str, to_stderr: bool) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // systemd sets JOURNAL_STREAM when stdout/stderr go to the journal: log natively
@@ -124,12 +126,14 @@ fn init_logging(default_filter: &str) {
             return;
         }
     }
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stdout)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if to_stderr {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        builder.with_ansi(ansi).with_writer(std::io::stderr).init();
+    } else {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        builder.with_ansi(ansi).with_writer(std::io::stdout).init();
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -168,7 +172,7 @@ fn main() -> ExitCode {
             connect,
             count,
         } => {
-            init_logging("warn");
+            init_logging("warn", true);
             let result =
                 runtime().and_then(|rt| rt.block_on(venue_edge::tail::tail(connect, &key, count)));
             report(result)
@@ -193,7 +197,7 @@ fn main() -> ExitCode {
             athletes,
         })),
         Command::Run { config: path } => {
-            init_logging(&cli.log);
+            init_logging(&cli.log, false);
             let source = path.map_or(ConfigSource::Embedded, ConfigSource::File);
             let cfg = match source.load() {
                 Ok(c) => c,

@@ -30,7 +30,9 @@ pub async fn open(z: &ZenohConfig) -> anyhow::Result<zenoh::Session> {
 }
 
 /// A publisher for one stream key. Metadata must not be dropped by zenoh's queues,
-/// so puts block (in the publish task, never in capture) under congestion.
+/// so puts block (in the sender task, never in capture) under congestion. Not
+/// `express`: zenoh sends at once when its queue is idle anyway, and batching under
+/// load is what lets a backlog drain at full speed after an outage.
 pub async fn publisher(
     session: &zenoh::Session,
     key: String,
@@ -38,7 +40,6 @@ pub async fn publisher(
     session
         .declare_publisher(key.clone())
         .congestion_control(CongestionControl::Block)
-        .express(true)
         .await
         .map_err(|e| anyhow::anyhow!("cannot declare a zenoh publisher on {key}: {e}"))
 }

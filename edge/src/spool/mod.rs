@@ -519,6 +519,14 @@ impl StreamHandle {
         Ok(pos)
     }
 
+    /// Reads from memory only: `None` when the records must come from disk.
+    pub fn read_cached(&self, pos: Pos, max: usize) -> Option<Read> {
+        match lock(&self.entry.state).plan_read(pos, max) {
+            stream::ReadPlan::Done(r) => Some(r),
+            stream::ReadPlan::File { .. } => None,
+        }
+    }
+
     /// Reads up to `max` records from `pos` (the cache first, then the disk).
     pub fn read(&self, pos: Pos, max: usize) -> std::io::Result<Read> {
         let plan = lock(&self.entry.state).plan_read(pos, max);

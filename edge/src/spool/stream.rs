@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+
+use bytes::Bytes;
 
 use venue_proto::{Id, StreamKind};
 
@@ -36,7 +37,8 @@ pub struct Pos {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub pos: Pos,
-    pub payload: Arc<[u8]>,
+    /// Shared, zero-copy: the cache, readers and zenoh all hold the same bytes.
+    pub payload: Bytes,
 }
 
 /// What a reader finds at a position.
@@ -152,7 +154,7 @@ impl StreamState {
         if seq % INDEX_EVERY == 0 || offset == 0 {
             self.pending_index.push((seq, offset));
         }
-        let payload: Arc<[u8]> = payload.into();
+        let payload = Bytes::from(payload);
         self.cache_bytes += payload.len();
         self.cache.push_back(Record {
             pos: Pos {
@@ -412,6 +414,7 @@ pub(super) fn read_file(plan: ReadPlan) -> std::io::Result<Read> {
         got += n;
     }
     buf.truncate(got);
+    let buf = Bytes::from(buf);
     let mut out = Vec::new();
     let mut pos = 0;
     let mut expected = from_seq;
@@ -441,7 +444,7 @@ pub(super) fn read_file(plan: ReadPlan) -> std::io::Result<Read> {
         expected = seq + 1;
         out.push(Record {
             pos: Pos { incarnation, seq },
-            payload: buf[payload].into(),
+            payload: buf.slice(payload),
         });
     }
     if out.is_empty() {

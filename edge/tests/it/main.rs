@@ -8,3 +8,4 @@ mod common;
 mod consumer;
 mod daemon;
 mod delivery;
+mod synth;

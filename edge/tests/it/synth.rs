@@ -2,16 +2,13 @@
 //! requested size and a truth.json that parses and matches them; bad arguments and
 //! an unwritable directory fail with clear errors.
 
-// A test's way to fail is to panic with a message.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_venue-edge");
+use crate::common::BIN;
 
-fn temp_dir(name: &str) -> PathBuf {
+fn synth_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("venue-edge-synth-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
@@ -38,7 +35,7 @@ fn decode(path: &Path) -> (png::OutputInfo, Vec<u8>) {
 
 #[test]
 fn writes_frames_masks_and_truth() {
-    let dir = temp_dir("ok");
+    let dir = synth_dir("ok");
     let out = dir.join("nested/run");
     let frames = 40;
     let result = synth(&[
@@ -121,7 +118,7 @@ fn writes_frames_masks_and_truth() {
 
 #[test]
 fn bad_arguments_are_explained() {
-    let dir = temp_dir("bad");
+    let dir = synth_dir("bad");
     let out = dir.to_str().unwrap();
     let cases: [(&[&str], &str); 4] = [
         (
@@ -158,7 +155,7 @@ fn bad_arguments_are_explained() {
 
 #[test]
 fn unwritable_directory_is_a_clear_error() {
-    let dir = temp_dir("unwritable");
+    let dir = synth_dir("unwritable");
     std::fs::create_dir_all(&dir).unwrap();
     // A regular file where a directory should be: fails even for root.
     let blocker = dir.join("file");

@@ -1,0 +1,150 @@
+//! Metadata throughput through the box's delivery path (spool → sender → zenoh)
+//! against a plain zenoh publisher loop in the style of zenoh's `z_pub_thr` example,
+//! with the same payload size, side by side in one run (target: ≥ 0.8× its rate).
+//! `cargo bench -p venue-edge --bench uplink` (`UPLINK_BENCH_RECORDS`, default 200000).
+
+// A bench's way to fail is to panic with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use venue_drivers::SystemClock;
+use venue_edge::config::UplinkConfig;
+use venue_edge::delivery::Delivery;
+use venue_edge::metrics::Metrics;
+use venue_edge::spool::{Spool, SpoolConfig};
+use venue_proto::{Id, StreamKind};
+use zenoh::qos::CongestionControl;
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn session(listen: Option<u16>, connect: Option<u16>) -> zenoh::Session {
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", r#""peer""#).unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    let l = listen
+        .map(|p| format!(r#"["tcp/127.0.0.1:{p}"]"#))
+        .unwrap_or("[]".into());
+    let k = connect
+        .map(|p| format!(r#"["tcp/127.0.0.1:{p}"]"#))
+        .unwrap_or("[]".into());
+    c.insert_json5("listen/endpoints", &l).unwrap();
+    c.insert_json5("connect/endpoints", &k).unwrap();
+    zenoh::open(c).await.unwrap()
+}
+
+/// Counts samples on `key` until `n` arrived; returns the rate.
+async fn count(sub: &zenoh::Session, key: &str, n: u64, start: impl FnOnce()) -> f64 {
+    let got = Arc::new(AtomicU64::new(0));
+    let g = Arc::clone(&got);
+    let _s = sub
+        .declare_subscriber(key.to_string())
+        .callback(move |_| {
+            g.fetch_add(1, Ordering::Relaxed);
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await; // routes settle
+    let t = Instant::now();
+    start();
+    while got.load(Ordering::Relaxed) < n && t.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    got.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: u64 = std::env::var("UPLINK_BENCH_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let payload_len = 160; // a frame-metadata record without detections is ~150 bytes
+
+    // Baseline: a publisher loop like zenoh's z_pub_thr (blocking congestion control).
+    let p = port();
+    let publisher_side = session(Some(p), None).await;
+    let subscriber_side = session(None, Some(p)).await;
+    let key = "bench/thr";
+    let publisher = publisher_side
+        .declare_publisher(key)
+        .congestion_control(CongestionControl::Block)
+        .await
+        .unwrap();
+    let payload = vec![7u8; payload_len];
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let pubtask = tokio::spawn(async move {
+        let _ = rx.await;
+        for _ in 0..n {
+            publisher.put(payload.clone()).await.unwrap();
+        }
+    });
+    let zenoh_rate = count(&subscriber_side, key, n, move || {
+        let _ = tx.send(());
+    })
+    .await;
+    let _ = pubtask.await;
+
+    // Ours: the same number of records appended to a spool stream, delivered by the
+    // box's sender (window large enough that acks are not the limit).
+    let dir = std::env::temp_dir().join(format!("venue-uplink-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (spool, _) = Spool::open(
+        SpoolConfig {
+            dir: dir.clone(),
+            max_bytes: 4 << 30,
+            segment_bytes: 64 << 20,
+            fsync_interval: Duration::from_millis(10),
+            cache_bytes: 256 << 20,
+        },
+        1,
+    )
+    .unwrap();
+    let cam = Id::new("cam-1").unwrap();
+    let stream = spool.stream(&cam, StreamKind::Meta);
+    for _ in 0..n {
+        stream.append_with(|_, _| vec![7u8; payload_len]).unwrap();
+    }
+    spool.commit();
+    let p2 = port();
+    let box_side = session(Some(p2), None).await;
+    let cloud_side = session(None, Some(p2)).await;
+    let box_session = box_side.clone();
+    let spool2 = spool.clone();
+    let ours = count(&cloud_side, "venue/v/b/cam-1/meta", n, move || {
+        tokio::spawn(async move {
+            let d = Delivery::start(
+                box_session,
+                spool2.clone(),
+                Id::new("v").unwrap(),
+                Id::new("b").unwrap(),
+                UplinkConfig {
+                    window: 1_000_000,
+                    resend_after: Duration::from_secs(600),
+                },
+                Arc::new(SystemClock::new()),
+                Arc::new(Metrics::new()),
+            )
+            .await
+            .unwrap();
+            d.ensure_sender(spool2.stream(&Id::new("cam-1").unwrap(), StreamKind::Meta));
+            std::future::pending::<()>().await;
+        });
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("payload_bytes={payload_len} messages={n}");
+    println!("zenoh_publisher_loop_msgs_per_s={zenoh_rate:.0}");
+    println!("venue_edge_delivery_msgs_per_s={ours:.0}");
+    println!("ratio={:.2} (target >= 0.8)", ours / zenoh_rate);
+    std::process::exit(0);
+}
