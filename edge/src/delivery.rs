@@ -228,6 +228,16 @@ impl Delivery {
             })
             .clone();
 
+        // Whether anyone subscribes to this stream: without a subscriber nothing is
+        // sent (an outage costs no traffic), and when one appears (consumer back,
+        // router restarted) sending restarts at once from the first unacknowledged
+        // record instead of waiting for the resend timer.
+        let matching = publisher.matching_listener().await.ok();
+        let mut subscribed = publisher
+            .matching_status()
+            .await
+            .map_or(true, |m| m.matching());
+        let mut rewind = false;
         let mut cursor: Option<Pos> = None;
         // Highest position ever sent: anything below is a resend.
         let mut high_water: Option<Pos> = None;
@@ -238,7 +248,8 @@ impl Delivery {
         while !self.cancel.is_cancelled() {
             let Some(first) = h.first_unacked() else {
                 cursor = None;
-                self.wait(&h, None).await;
+                self.wait(&h, None, matching.as_ref(), &mut subscribed, &mut rewind)
+                    .await;
                 continue;
             };
             if last_first != Some(first) {
@@ -247,6 +258,18 @@ impl Delivery {
                 resend_after = self.cfg.resend_after;
             }
             let mut cur = cursor.map_or(first, |c| c.max(first));
+            if std::mem::take(&mut rewind) {
+                debug!(stream = %id, from = ?first, "subscriber appeared; sending from the last ack");
+                cur = first;
+                stalled_since = Instant::now();
+                resend_after = self.cfg.resend_after;
+            }
+            if !subscribed {
+                cursor = Some(cur);
+                self.wait(&h, None, matching.as_ref(), &mut subscribed, &mut rewind)
+                    .await;
+                continue;
+            }
             if cur > first && stalled_since.elapsed() >= resend_after {
                 // Go-back-N: the cloud has not acknowledged for a while (link down,
                 // router restarted, consumer restarted): send again from the last ack.
@@ -263,7 +286,14 @@ impl Delivery {
             let deadline = stalled_since + resend_after;
             if in_flight >= self.cfg.window {
                 cursor = Some(cur);
-                self.wait(&h, Some(deadline)).await;
+                self.wait(
+                    &h,
+                    Some(deadline),
+                    matching.as_ref(),
+                    &mut subscribed,
+                    &mut rewind,
+                )
+                .await;
                 continue;
             }
             let max = (self.cfg.window - in_flight).min(BATCH) as usize;
@@ -331,7 +361,8 @@ impl Delivery {
                 Ok(Ok(Read::Empty)) => {
                     cursor = Some(cur);
                     let until = (cur > first).then_some(deadline);
-                    self.wait(&h, until).await;
+                    self.wait(&h, until, matching.as_ref(), &mut subscribed, &mut rewind)
+                        .await;
                 }
                 Ok(Err(e)) => {
                     read_errors += 1;
@@ -350,11 +381,29 @@ impl Delivery {
         info!(stream = %id, "sender stopped");
     }
 
-    /// Waits for an append or ack on the stream, the deadline, or shutdown.
-    async fn wait(&self, h: &StreamHandle, deadline: Option<Instant>) {
+    /// Waits for an append or ack on the stream, the deadline, a change in whether
+    /// anyone subscribes (setting `rewind` when someone appears), or shutdown.
+    async fn wait(
+        &self,
+        h: &StreamHandle,
+        deadline: Option<Instant>,
+        matching: Option<
+            &zenoh::matching::MatchingListener<
+                zenoh::handlers::FifoChannelHandler<zenoh::matching::MatchingStatus>,
+            >,
+        >,
+        subscribed: &mut bool,
+        rewind: &mut bool,
+    ) {
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep(d.saturating_duration_since(Instant::now())).await,
+                None => std::future::pending().await,
+            }
+        };
+        let status = async {
+            match matching {
+                Some(m) => m.recv_async().await.ok(),
                 None => std::future::pending().await,
             }
         };
@@ -362,6 +411,12 @@ impl Delivery {
             () = h.changed() => {}
             () = sleep => {}
             () = self.cancel.cancelled() => {}
+            Some(s) = status => {
+                if s.matching() && !*subscribed {
+                    *rewind = true;
+                }
+                *subscribed = s.matching();
+            }
         }
     }
 
