@@ -78,16 +78,7 @@ pub fn decode<M: Message>(bytes: &[u8]) -> Result<M, DecodeError> {
     if rest != 0 {
         return Err(DecodeError::Trailing(rest));
     }
-    let h = msg.header();
-    if h.schema != crate::SCHEMA_VERSION {
-        return Err(DecodeError::UnsupportedSchema {
-            found: h.schema,
-            supported: crate::SCHEMA_VERSION,
-        });
-    }
-    if !h.timecode.is_valid() {
-        return Err(DecodeError::Timecode);
-    }
+    check_header(msg.header())?;
     Ok(msg)
 }
 
@@ -157,6 +148,13 @@ pub fn peek_header(bytes: &[u8]) -> Result<Header, DecodeError> {
         return Err(DecodeError::Cbor(e));
     }
     let h: Header = d.decode()?;
+    check_header(&h)?;
+    Ok(h)
+}
+
+/// The checks every decoded header must pass: a schema version this build reads
+/// and a timecode within SMPTE's ranges.
+fn check_header(h: &Header) -> Result<(), DecodeError> {
     if h.schema != crate::SCHEMA_VERSION {
         return Err(DecodeError::UnsupportedSchema {
             found: h.schema,
@@ -166,5 +164,5 @@ pub fn peek_header(bytes: &[u8]) -> Result<Header, DecodeError> {
     if !h.timecode.is_valid() {
         return Err(DecodeError::Timecode);
     }
-    Ok(h)
+    Ok(())
 }
