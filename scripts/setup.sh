@@ -11,16 +11,24 @@ as_root() {
         echo "setup: need root (or sudo) to run: $*" >&2; return 1; fi
 }
 
-# Debian packages: a C toolchain for crates with C parts, Python with venv.
+# Debian packages: a C toolchain for crates with C parts, Python with venv, and
+# mosquitto for the MQTT tests.
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v python3 >/dev/null || need_apt+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
+# The MQTT broker the integration tests start on loopback (their own instance, on
+# a free port: the system service the package ships is not needed).
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    # Tests start their own broker; keep the packaged service from holding port 1883.
+    if [[ " ${need_apt[*]} " == *" mosquitto "* ]] && [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi
 fi
 
 # Python tools for the contract tests, in a local venv.

@@ -3,7 +3,8 @@
 //! `capture` (own thread) → `analyze` (own thread) → `publish` (async task).
 //! A stage failure ends the pipeline; the supervisor restarts it with capped
 //! exponential backoff. Nothing here is shared with another camera except the zenoh
-//! session and the metrics registry, so one camera failing never stops another.
+//! session, the MQTT client and the metrics registry, so one camera failing never
+//! stops another.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use venue_proto::{
 use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig};
 use crate::delivery::Delivery;
 use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};
+use crate::mqtt::Mqtt;
 use crate::spool::{Spool, StreamHandle};
 use crate::stats::StatsState;
 use crate::uplink;
@@ -45,6 +47,8 @@ pub struct Shared {
     /// Where metadata waits for the cloud's acknowledgement.
     pub spool: Spool,
     pub delivery: Arc<Delivery>,
+    /// Health goes to MQTT too when `[mqtt]` is configured.
+    pub mqtt: Option<Arc<Mqtt>>,
 }
 
 impl Shared {
@@ -613,8 +617,12 @@ async fn report_health(
         };
         match venue_proto::encode(&msg) {
             Ok(bytes) => {
-                if let Err(error) = publisher.put(bytes).await {
+                let bytes = bytes::Bytes::from(bytes);
+                if let Err(error) = publisher.put(bytes.clone()).await {
                     warn!(camera = %cam.id, %error, "health publish failed");
+                }
+                if let Some(mqtt) = &shared.mqtt {
+                    mqtt.publish_health(&cam.id, bytes);
                 }
             }
             Err(error) => warn!(camera = %cam.id, %error, "health encoding failed"),

@@ -17,6 +17,7 @@ use crate::camera::{CameraHandle, Shared};
 use crate::config::{self, Config};
 use crate::delivery::Delivery;
 use crate::metrics::{self, Metrics};
+use crate::mqtt::Mqtt;
 use crate::spool::Spool;
 use crate::uplink;
 
@@ -91,6 +92,14 @@ pub async fn run(
     )
     .await?;
 
+    let mqtt = config.mqtt.as_ref().map(|m| {
+        Arc::new(Mqtt::start(
+            m,
+            config.venue.clone(),
+            config.box_id.clone(),
+            Arc::clone(&metrics),
+        ))
+    });
     let shared = Arc::new(Shared {
         venue: config.venue.clone(),
         box_id: config.box_id.clone(),
@@ -102,6 +111,7 @@ pub async fn run(
         incarnation: spool.incarnation(),
         spool: spool.clone(),
         delivery: Arc::clone(&delivery),
+        mqtt: mqtt.clone(),
     });
     let cameras_cancel = CancellationToken::new();
     let mut cameras: BTreeMap<Id, CameraHandle> = BTreeMap::new();
@@ -156,7 +166,12 @@ pub async fn run(
     // acknowledged is sent again at the next start.
     spool.commit();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    delivery.stop(Duration::from_millis(200)).await;
+    let mqtt_stop = async {
+        if let Some(mqtt) = &mqtt {
+            mqtt.shutdown(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::join!(delivery.stop(Duration::from_millis(200)), mqtt_stop);
     committer_stop.cancel();
     let _ = tokio::task::spawn_blocking(move || committer.join()).await;
     if let Err(error) = tokio::time::timeout(Duration::from_millis(300), session.close()).await {
@@ -185,6 +200,9 @@ async fn apply_reload(
     }
     if next.metrics != current.metrics {
         restart_needed.push("metrics");
+    }
+    if next.mqtt != current.mqtt {
+        restart_needed.push("mqtt");
     }
     if next.spool != current.spool || next.uplink != current.uplink {
         restart_needed.push("spool/uplink");
@@ -264,8 +282,12 @@ async fn report_box_health(shared: Arc<Shared>, cancel: CancellationToken) {
             spool_max_bytes: Some(shared.spool.config().max_bytes),
         };
         if let Ok(bytes) = venue_proto::encode(&msg) {
-            if let Err(error) = publisher.put(bytes).await {
+            let bytes = bytes::Bytes::from(bytes);
+            if let Err(error) = publisher.put(bytes.clone()).await {
                 warn!(%error, "box health publish failed");
+            }
+            if let Some(mqtt) = &shared.mqtt {
+                mqtt.publish_health(&camera, bytes);
             }
         }
         seq += 1;

@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod metrics;
+pub mod mqtt;
 pub mod spool;
 pub mod stats;
 pub mod synth;

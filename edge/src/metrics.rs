@@ -51,6 +51,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MqttLabels {
+    pub stream: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub camera: String,
     pub state: &'static str,
@@ -81,6 +86,9 @@ pub struct Metrics {
     pub spool_lost: Family<LossLabels, Gauge>,
     pub spool_used_bytes: Gauge,
     pub spool_max_bytes: Gauge,
+    pub mqtt_connected: Gauge,
+    pub mqtt_published: Family<MqttLabels, Counter>,
+    pub mqtt_dropped: Family<MqttLabels, Counter>,
 }
 
 impl Metrics {
@@ -104,6 +112,9 @@ impl Metrics {
         let spool_lost = Family::<LossLabels, Gauge>::default();
         let spool_used_bytes = Gauge::default();
         let spool_max_bytes = Gauge::default();
+        let mqtt_connected = Gauge::default();
+        let mqtt_published = Family::<MqttLabels, Counter>::default();
+        let mqtt_dropped = Family::<MqttLabels, Counter>::default();
         registry.register(
             "frames_in",
             "Frames received by a pipeline stage",
@@ -180,6 +191,21 @@ impl Metrics {
             "The spool's size cap",
             spool_max_bytes.clone(),
         );
+        registry.register(
+            "mqtt_connected",
+            "1 while connected to the MQTT broker, 0 otherwise (and when MQTT is off)",
+            mqtt_connected.clone(),
+        );
+        registry.register(
+            "mqtt_published",
+            "Messages the MQTT broker acknowledged, per stream",
+            mqtt_published.clone(),
+        );
+        registry.register(
+            "mqtt_dropped",
+            "Messages never delivered to the MQTT broker (superseded while disconnected, lost with a connection, or client queue full), per stream",
+            mqtt_dropped.clone(),
+        );
         Self {
             registry,
             frames_in,
@@ -198,6 +224,9 @@ impl Metrics {
             spool_lost,
             spool_used_bytes,
             spool_max_bytes,
+            mqtt_connected,
+            mqtt_published,
+            mqtt_dropped,
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub spool: SpoolConfig,
     pub uplink: UplinkConfig,
+    /// `None` when `[mqtt]` is absent or has `enabled = false`.
+    pub mqtt: Option<MqttConfig>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -89,6 +91,21 @@ pub struct UplinkConfig {
     pub window: u64,
     /// Without ack progress for this long, resend from the last acknowledgement.
     pub resend_after: Duration,
+}
+
+/// The MQTT uplink (health for systems that speak MQTT). QoS is always 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttConfig {
+    /// The broker's URL as written (`mqtt://HOST:PORT`), for logs.
+    pub url: String,
+    /// Broker host name or IP address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    /// Unique per broker: a second client with the same id takes the session over.
+    pub client_id: String,
+    /// The client pings the broker when idle this long; the broker drops the
+    /// connection after 1.5 times this without traffic.
+    pub keep_alive: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

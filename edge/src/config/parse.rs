@@ -13,7 +13,8 @@ use venue_proto::Id;
 
 use super::{
     CameraConfig, Config, ConfigError, ConfigErrors, DEFAULT_SPOOL_DIR, HealthConfig,
-    MetricsConfig, PipelineConfig, SourceConfig, SpoolConfig, UplinkConfig, ZenohConfig, ZenohMode,
+    MetricsConfig, MqttConfig, PipelineConfig, SourceConfig, SpoolConfig, UplinkConfig,
+    ZenohConfig, ZenohMode,
 };
 
 /// Parses and validates `text`; `file` names it in error messages.
@@ -301,6 +302,126 @@ fn endpoint(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<String
     Some(s.to_string())
 }
 
+/// Checks an MQTT broker URL: `mqtt://HOST:PORT`, nothing else (no TLS in this
+/// build, no credentials, path or query). Returns the host (IPv6 unbracketed) and port.
+fn mqtt_url(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<(String, u16)> {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        ctx.error(span, format!("{path}: \"{s}\" is not a broker URL; expected \"mqtt://HOST:PORT\", e.g. \"mqtt://127.0.0.1:1883\""));
+        return None;
+    };
+    if scheme != "mqtt" {
+        ctx.error(
+            span,
+            format!("{path}: scheme \"{scheme}\" is not supported; expected \"mqtt\" (TLS is not built in)"),
+        );
+        return None;
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        ctx.error(
+            span,
+            format!(
+                "{path}: \"{s}\" has a user, path or query; expected just \"mqtt://HOST:PORT\""
+            ),
+        );
+        return None;
+    }
+    let host_port = match rest.strip_prefix('[') {
+        // An IPv6 literal: [addr]:port.
+        Some(v6) => v6
+            .split_once("]:")
+            .filter(|(h, _)| h.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => rest.rsplit_once(':').filter(|(h, _)| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        }),
+    };
+    match host_port {
+        Some((h, p)) if !h.is_empty() => match p.parse::<u16>() {
+            Ok(port) if port > 0 => return Some((h.to_string(), port)),
+            _ => {}
+        },
+        _ => {}
+    }
+    ctx.error(
+        span,
+        format!("{path}: \"{s}\" needs a host and a port, e.g. \"mqtt://127.0.0.1:1883\""),
+    );
+    None
+}
+
+/// The `[mqtt]` section: `None` inside when absent or `enabled = false`. Values are
+/// checked even when it is off, so switching it on holds no surprise.
+fn mqtt(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'_>,
+    present: bool,
+    ids: Option<&(Id, Id)>,
+) -> Option<Option<MqttConfig>> {
+    let enabled = boolean(ctx, t, "enabled", present);
+    let url = match string(ctx, t, "url") {
+        None => Some(None),
+        Some(None) => None,
+        Some(Some((s, span))) => mqtt_url(ctx, "mqtt.url", &s, span).map(|hp| Some((s, hp))),
+    };
+    let client_id = match string(ctx, t, "client_id") {
+        None => Some(None),
+        Some(None) => None,
+        Some(Some((s, span))) => {
+            let ok = (1..=256).contains(&s.len())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+            if !ok {
+                ctx.error(span, format!("mqtt.client_id: \"{s}\" must be 1-256 characters of letters, digits, '-', '_', '.' and ':'"));
+            }
+            ok.then_some(Some(s))
+        }
+    };
+    let keep_alive = int_or(ctx, t, "keep_alive_s", 5..=600, 30);
+    let qos = match t.take("qos") {
+        None => Some(()),
+        Some((_, mut v)) => match v.take() {
+            ValueInner::Integer(1) => Some(()),
+            ValueInner::Integer(i) => {
+                ctx.error(
+                    v.span,
+                    format!("mqtt.qos: {i} is not supported; expected 1 (at least once)"),
+                );
+                None
+            }
+            other => {
+                ctx.error(
+                    v.span,
+                    format!("mqtt.qos: expected an integer, found {}", type_name(&other)),
+                );
+                None
+            }
+        },
+    };
+    if enabled == Some(true) && url == Some(None) {
+        t.missing(ctx, "url");
+        return None;
+    }
+    let (enabled, url, client_id, keep_alive, ()) = (enabled?, url?, client_id?, keep_alive?, qos?);
+    let Some((url, (host, port))) = url.filter(|_| enabled) else {
+        return Some(None);
+    };
+    let client_id = match client_id {
+        Some(id) => id,
+        None => {
+            let (venue, box_id) = ids?;
+            format!("venue-edge-{venue}-{box_id}")
+        }
+    };
+    Some(Some(MqttConfig {
+        url,
+        host,
+        port,
+        client_id,
+        keep_alive: Duration::from_secs(keep_alive.unsigned_abs()),
+    }))
+}
+
 fn endpoints(
     ctx: &mut Ctx<'_>,
     t: &mut TableWalk<'_>,
@@ -374,7 +495,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         "",
         root,
         &[
-            "box", "zenoh", "metrics", "health", "pipeline", "spool", "uplink", "cameras",
+            "box", "zenoh", "metrics", "health", "pipeline", "spool", "uplink", "mqtt", "cameras",
         ],
     )?;
 
@@ -517,6 +638,18 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
                 resend_after: ms(resend?),
             })
         });
+    let present = top.map.contains_key("mqtt");
+    let mqtt = section(
+        ctx,
+        &mut top,
+        "mqtt",
+        &["enabled", "url", "client_id", "keep_alive_s", "qos"],
+    )
+    .and_then(|mut t| {
+        let mqtt = mqtt(ctx, &mut t, present, ids.as_ref());
+        t.finish(ctx);
+        mqtt
+    });
     let cameras = match top.take("cameras") {
         Some((_, v)) => cameras(ctx, v),
         None => {
@@ -535,6 +668,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         pipeline: pipeline?,
         spool: spool?,
         uplink: uplink?,
+        mqtt: mqtt?,
         cameras: cameras?,
     })
 }
@@ -708,10 +842,80 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_is_off_unless_configured() {
+        let off = |extra: &str| {
+            parse(&format!("{BOX}{extra}{CAM}"), "t.toml")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .mqtt
+        };
+        assert_eq!(off(""), None);
+        assert_eq!(off("[mqtt]\nenabled = false\n"), None);
+        assert_eq!(
+            off("[mqtt]\nenabled = false\nurl = \"mqtt://b:1883\"\n"),
+            None
+        );
+        let on = off("[mqtt]\nurl = \"mqtt://broker.venue.lan:1883\"\n").expect("mqtt on");
+        assert_eq!(
+            (on.host.as_str(), on.port, on.client_id.as_str()),
+            ("broker.venue.lan", 1883, "venue-edge-v-b")
+        );
+        assert_eq!(on.keep_alive, Duration::from_secs(30));
+        let v6 = off("[mqtt]\nurl = \"mqtt://[::1]:1884/\"\nclient_id = \"box:7\"\nkeep_alive_s = 600\nqos = 1\n")
+            .expect("mqtt on");
+        assert_eq!(
+            (v6.host.as_str(), v6.port, v6.client_id.as_str()),
+            ("::1", 1884, "box:7")
+        );
+        assert_eq!(v6.keep_alive, Duration::from_secs(600));
+        for bad in [
+            "mqtt://:1883",
+            "mqtt://host:0",
+            "mqtt://host:99999",
+            "mqtt://::1:1883",
+            "mqtt://[nope]:1883",
+            "mqtt://host name:1",
+        ] {
+            assert!(
+                parse(&format!("{BOX}[mqtt]\nurl = \"{bad}\"\n{CAM}"), "t.toml").is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
     fn embedded_default_is_valid() {
         let c = super::super::embedded_default().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.cameras.len(), 2);
         assert_eq!(c.zenoh.mode, ZenohMode::Peer);
+    }
+
+    /// The commented `[mqtt]` example in the embedded default is valid as written,
+    /// and switched on by `enabled = true`.
+    #[test]
+    fn embedded_default_mqtt_example_is_valid() {
+        let uncomment = |enabled: &str| -> String {
+            super::super::DEFAULT_TOML
+                .lines()
+                .map(|l| match l.strip_prefix("# ") {
+                    Some(rest)
+                        if rest == "[mqtt]"
+                            || rest.split_once(" = ").is_some_and(|(k, _)| {
+                                k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                            }) =>
+                    {
+                        rest.replace("enabled = false", enabled)
+                    }
+                    _ => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let off = parse(&uncomment("enabled = false"), "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(off.mqtt, None);
+        let on = parse(&uncomment("enabled = true"), "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        let m = on.mqtt.expect("mqtt on");
+        assert_eq!((m.host.as_str(), m.port), ("127.0.0.1", 1883));
+        assert_eq!(m.client_id, "venue-edge-demo-venue-demo-box");
     }
 
     /// Each bad config with the exact errors it must produce.
@@ -809,6 +1013,41 @@ mod tests {
                 vec![
                     "t.toml:4:1: missing required key \"source\" in [cameras[0]]",
                     "t.toml:6:10: cameras[0].height: 721 is odd; 4:2:0 frames need an even height",
+                ],
+            ),
+            (
+                format!("{BOX}[mqtt]\nurl = \"mqtts://broker:8883\"\nkeep_alive_s = 2\n{CAM}"),
+                vec![
+                    "t.toml:5:8: mqtt.url: scheme \"mqtts\" is not supported; expected \"mqtt\" (TLS is not built in)",
+                    "t.toml:6:16: mqtt.keep_alive_s: 2 is out of range; expected 5..=600",
+                ],
+            ),
+            (
+                format!("{BOX}[mqtt]\nurl = \"mqtt://broker\"\nqos = 0\nkeep_alive_s = 601\n{CAM}"),
+                vec![
+                    "t.toml:5:8: mqtt.url: \"mqtt://broker\" needs a host and a port, e.g. \"mqtt://127.0.0.1:1883\"",
+                    "t.toml:6:7: mqtt.qos: 0 is not supported; expected 1 (at least once)",
+                    "t.toml:7:16: mqtt.keep_alive_s: 601 is out of range; expected 5..=600",
+                ],
+            ),
+            (
+                format!(
+                    "{BOX}[mqtt]\nenabled = true\nclient_id = \"two words\"\nurl = \"mqtt://u:p@broker:1883/x\"\n{CAM}"
+                ),
+                vec![
+                    "t.toml:6:14: mqtt.client_id: \"two words\" must be 1-256 characters of letters, digits, '-', '_', '.' and ':'",
+                    "t.toml:7:8: mqtt.url: \"mqtt://u:p@broker:1883/x\" has a user, path or query; expected just \"mqtt://HOST:PORT\"",
+                ],
+            ),
+            (
+                format!("{BOX}[mqtt]\nenabled = true\n{CAM}"),
+                vec!["t.toml:4:1: missing required key \"url\" in [mqtt]"],
+            ),
+            (
+                format!("{BOX}[mqtt]\nurl = \"127.0.0.1:1883\"\nenabled = \"yes\"\n{CAM}"),
+                vec![
+                    "t.toml:5:8: mqtt.url: \"127.0.0.1:1883\" is not a broker URL; expected \"mqtt://HOST:PORT\", e.g. \"mqtt://127.0.0.1:1883\"",
+                    "t.toml:6:12: mqtt.enabled: expected a boolean, found a string",
                 ],
             ),
             (

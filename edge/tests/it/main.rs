@@ -8,4 +8,5 @@ mod common;
 mod consumer;
 mod daemon;
 mod delivery;
+mod mqtt;
 mod synth;

@@ -1,0 +1,455 @@
+//! The MQTT uplink: health for cloud systems that speak MQTT, on the same topic
+//! hierarchy and with the same CBOR payloads as zenoh, QoS 1, retained.
+//!
+//! [`Mqtt`] owns a `rumqttc` client and the task that drives its event loop. The
+//! task reconnects forever with capped exponential backoff and never blocks or fails
+//! the daemon: publishing is `try_publish` (a full client queue is a counted drop),
+//! and while the broker is away only the newest payload per topic is kept. Health
+//! is periodic, so the newest report supersedes the older ones; after every
+//! (re)connect the newest payload of every topic is published again, because a
+//! broker that restarted without persistence has lost its retained messages.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Request};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use venue_proto::{Id, StreamKey, StreamKind};
+
+use crate::config::MqttConfig;
+use crate::metrics::{Metrics, MqttLabels};
+
+/// Reconnect delays: the first retry after this, doubling …
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// … up to this.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Publishes waiting for the event loop. Health is one message per camera (at most
+/// 64) and one for the box per interval, so this fills only when the event loop
+/// cannot keep up; then `try_publish` fails and the message is counted as dropped.
+const REQUEST_QUEUE: usize = 256;
+/// Largest packet the box sends (health is well under 1 KiB); larger payloads are
+/// dropped before they reach the client, which would otherwise drop the connection.
+const MAX_OUTGOING_PACKET: usize = 1024 * 1024;
+/// Largest packet accepted from the broker (the box subscribes to nothing).
+const MAX_INCOMING_PACKET: usize = 16 * 1024;
+/// Seconds to wait for a TCP connection and the broker's CONNACK.
+const CONNECT_TIMEOUT_S: u64 = 5;
+
+/// The MQTT uplink of a box; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Mqtt {
+    venue: Id,
+    box_id: Id,
+    inner: Arc<Inner>,
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Mqtt {
+    /// Starts the client and its event loop (inside a tokio runtime). Returns at once:
+    /// the connection is made, and remade, in the background.
+    pub fn start(config: &MqttConfig, venue: Id, box_id: Id, metrics: Arc<Metrics>) -> Self {
+        let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+        options
+            .set_keep_alive(config.keep_alive)
+            .set_clean_session(true)
+            .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
+        let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
+        let mut network = eventloop.network_options();
+        network.set_connection_timeout(CONNECT_TIMEOUT_S);
+        eventloop.set_network_options(network);
+        let inner = Arc::new(Inner::new(client, metrics));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(drive(
+            eventloop,
+            Arc::clone(&inner),
+            config.url.clone(),
+            stop.clone(),
+        ));
+        info!(url = %config.url, client_id = %config.client_id, "MQTT uplink started; connecting in the background");
+        Self {
+            venue,
+            box_id,
+            inner,
+            stop,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Publishes a camera's (or the box's) health, retained, on
+    /// `venue/{venue}/{box}/{camera}/health`. Never blocks.
+    pub fn publish_health(&self, camera: &Id, payload: Bytes) {
+        let key = StreamKey::new(
+            self.venue.clone(),
+            self.box_id.clone(),
+            camera.clone(),
+            StreamKind::Health,
+        );
+        self.inner
+            .publish_latest(key.to_string(), "health", payload);
+    }
+
+    /// Disconnects cleanly if connected, waiting at most `within` for the DISCONNECT
+    /// to go out, then stops the event loop either way.
+    pub async fn shutdown(&self, within: Duration) {
+        self.stop.cancel();
+        // Wakes an event loop waiting on the connection; harmless when disconnected
+        // (the loop then ends at once).
+        let _ = self.inner.client.try_disconnect();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut task) = task {
+            if tokio::time::timeout(within, &mut task).await.is_err() {
+                task.abort();
+                warn!(
+                    "MQTT did not disconnect within {} ms; closed anyway",
+                    within.as_millis()
+                );
+            }
+        }
+    }
+}
+
+/// What the publishers and the event loop share.
+#[derive(Debug)]
+struct Inner {
+    client: AsyncClient,
+    state: Mutex<State>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    connected: bool,
+    /// Newest payload per retained topic.
+    latest: HashMap<String, Latest>,
+    /// Streams of the publishes handed to the client and not yet written, in order
+    /// (the client's queue is FIFO, so the next written publish is the front one).
+    queued: VecDeque<&'static str>,
+    /// Streams of the publishes written and not yet acknowledged, by packet id.
+    in_flight: HashMap<u16, &'static str>,
+}
+
+#[derive(Debug)]
+struct Latest {
+    stream: &'static str,
+    payload: Bytes,
+    /// Kept while disconnected and not handed to the client yet.
+    held: bool,
+}
+
+impl Inner {
+    fn new(client: AsyncClient, metrics: Arc<Metrics>) -> Self {
+        Self {
+            client,
+            state: Mutex::new(State::default()),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent at every step; a panic elsewhere cannot break it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn dropped(&self, stream: &'static str, n: u64) {
+        if n > 0 {
+            self.metrics
+                .mqtt_dropped
+                .get_or_create(&MqttLabels { stream })
+                .inc_by(n);
+        }
+    }
+
+    /// Publishes a retained message of which only the newest per topic matters.
+    fn publish_latest(&self, topic: String, stream: &'static str, payload: Bytes) {
+        if payload.len() + topic.len() + 16 > MAX_OUTGOING_PACKET {
+            self.dropped(stream, 1);
+            return;
+        }
+        let mut st = self.lock();
+        let held = !st.connected;
+        let latest = Latest {
+            stream,
+            payload: payload.clone(),
+            held,
+        };
+        if let Some(older) = st.latest.insert(topic.clone(), latest) {
+            if older.held {
+                // Superseded before it could be sent.
+                self.dropped(older.stream, 1);
+            }
+        }
+        if !held {
+            self.send(&mut st, topic, stream, payload);
+        }
+    }
+
+    /// Hands one retained QoS 1 publish to the client; a full queue is a drop.
+    fn send(&self, st: &mut State, topic: String, stream: &'static str, payload: Bytes) {
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, payload)
+        {
+            Ok(()) => st.queued.push_back(stream),
+            Err(_) => self.dropped(stream, 1),
+        }
+    }
+
+    /// The broker accepted the connection: publish the newest of every topic again.
+    fn on_connected(&self) {
+        let mut st = self.lock();
+        st.connected = true;
+        self.metrics.mqtt_connected.set(1);
+        let again: Vec<(String, &'static str, Bytes)> = st
+            .latest
+            .iter_mut()
+            .map(|(topic, l)| {
+                l.held = false;
+                (topic.clone(), l.stream, l.payload.clone())
+            })
+            .collect();
+        for (topic, stream, payload) in again {
+            self.send(&mut st, topic, stream, payload);
+        }
+    }
+
+    /// A publish left for the network under packet id `pkid`.
+    fn on_written(&self, pkid: u16) {
+        let mut st = self.lock();
+        if let Some(stream) = st.queued.pop_front() {
+            st.in_flight.insert(pkid, stream);
+        }
+    }
+
+    /// The broker acknowledged packet `pkid` (QoS 1): published.
+    fn on_acked(&self, pkid: u16) {
+        let stream = self.lock().in_flight.remove(&pkid);
+        if let Some(stream) = stream {
+            self.metrics
+                .mqtt_published
+                .get_or_create(&MqttLabels { stream })
+                .inc();
+        }
+    }
+
+    /// The connection is gone. `pending` holds what rumqttc would send again: the
+    /// unacknowledged publishes and the requests still queued. The session is clean,
+    /// so a reconnect discards them anyway; they are counted as dropped here and the
+    /// newest payload per topic goes out again from `latest`. Returns whether the
+    /// box was connected until now.
+    fn on_disconnected(&self, pending: &mut VecDeque<Request>) -> bool {
+        let mut st = self.lock();
+        let was = st.connected;
+        st.connected = false;
+        self.metrics.mqtt_connected.set(0);
+        let mut lost = 0;
+        for request in pending.drain(..) {
+            if let Request::Publish(p) = request {
+                lost += 1;
+                self.dropped(stream_of(&p.topic), 1);
+            }
+        }
+        // Unacknowledged ones were in flight; the rest came from the client's queue,
+        // oldest first.
+        let from_queue = (lost - lost.min(st.in_flight.len())).min(st.queued.len());
+        st.queued.drain(..from_queue);
+        st.in_flight.clear();
+        was
+    }
+}
+
+/// The stream label of a topic the box published on.
+fn stream_of(topic: &str) -> &'static str {
+    StreamKey::parse(topic).map_or("other", |k| k.stream.as_str())
+}
+
+/// Polls the event loop forever: connects, reconnects after `BACKOFF_MIN` doubling
+/// up to `BACKOFF_MAX`, and logs each change of state once, not each attempt.
+async fn drive(mut eventloop: EventLoop, inner: Arc<Inner>, url: String, stop: CancellationToken) {
+    let mut backoff = BACKOFF_MIN;
+    let mut down_logged = false;
+    loop {
+        let connected = inner.lock().connected;
+        let polled = if connected {
+            // Stopping while connected: the DISCONNECT request wakes this poll.
+            eventloop.poll().await
+        } else {
+            tokio::select! {
+                r = eventloop.poll() => r,
+                () = stop.cancelled() => return,
+            }
+        };
+        match polled {
+            // rumqttc reports a refused connection as an error: this one is accepted.
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                inner.on_connected();
+                backoff = BACKOFF_MIN;
+                down_logged = false;
+                info!(%url, "MQTT connected");
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => inner.on_written(pkid),
+            Ok(Event::Incoming(Packet::PubAck(ack))) => inner.on_acked(ack.pkid),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                inner.on_disconnected(&mut eventloop.pending);
+                debug!(%url, "MQTT disconnected");
+                return;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                let was_connected = inner.on_disconnected(&mut eventloop.pending);
+                if stop.is_cancelled() {
+                    return;
+                }
+                if !down_logged {
+                    if was_connected {
+                        warn!(%url, %error, "MQTT connection lost; reconnecting in the background");
+                    } else {
+                        warn!(%url, %error, "MQTT broker unreachable; retrying in the background");
+                    }
+                    down_logged = true;
+                } else {
+                    debug!(%url, %error, retry_in_ms = backoff.as_millis() as u64, "MQTT connect failed");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `Inner` whose client writes into a channel the test reads.
+    fn inner() -> (Inner, flume::Receiver<Request>) {
+        let (tx, rx) = flume::bounded(REQUEST_QUEUE);
+        (
+            Inner::new(AsyncClient::from_senders(tx), Arc::new(Metrics::new())),
+            rx,
+        )
+    }
+
+    fn counter(i: &Inner, published: bool) -> u64 {
+        let family = if published {
+            &i.metrics.mqtt_published
+        } else {
+            &i.metrics.mqtt_dropped
+        };
+        family.get_or_create(&MqttLabels { stream: "health" }).get()
+    }
+
+    fn publishes(rx: &flume::Receiver<Request>) -> Vec<(String, Vec<u8>, bool, QoS)> {
+        rx.drain()
+            .filter_map(|r| match r {
+                Request::Publish(p) => Some((p.topic, p.payload.to_vec(), p.retain, p.qos)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const A: &str = "venue/v/b/cam-1/health";
+    const B: &str = "venue/v/b/_box/health";
+
+    #[test]
+    fn only_the_newest_per_topic_waits_for_the_broker() {
+        let (i, rx) = inner();
+        for n in 0..3u8 {
+            i.publish_latest(A.into(), "health", Bytes::from(vec![n]));
+        }
+        i.publish_latest(B.into(), "health", Bytes::from_static(b"box"));
+        assert!(
+            publishes(&rx).is_empty(),
+            "nothing is queued while disconnected"
+        );
+        assert_eq!(counter(&i, false), 2, "two superseded reports");
+
+        i.on_connected();
+        let mut sent = publishes(&rx);
+        sent.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            sent,
+            vec![
+                (B.into(), b"box".to_vec(), true, QoS::AtLeastOnce),
+                (A.into(), vec![2], true, QoS::AtLeastOnce),
+            ]
+        );
+        // Connected: each report goes out as it comes, nothing superseded.
+        i.publish_latest(A.into(), "health", Bytes::from(vec![3]));
+        i.publish_latest(A.into(), "health", Bytes::from(vec![4]));
+        assert_eq!(publishes(&rx).len(), 2);
+        assert_eq!(counter(&i, false), 2);
+        assert_eq!(i.metrics.mqtt_connected.get(), 1);
+    }
+
+    #[test]
+    fn acks_count_as_published_and_a_lost_connection_as_dropped() {
+        let (i, rx) = inner();
+        i.on_connected();
+        for n in 0..3u8 {
+            i.publish_latest(A.into(), "health", Bytes::from(vec![n]));
+        }
+        let mut requests: VecDeque<Request> = rx.drain().collect();
+        assert_eq!(requests.len(), 3);
+        // The first two are written, the first is acknowledged.
+        i.on_written(1);
+        i.on_written(2);
+        i.on_acked(1);
+        i.on_acked(9); // unknown ids are ignored
+        assert_eq!(counter(&i, true), 1);
+        // The connection drops: rumqttc hands back the unacknowledged and queued ones.
+        requests.pop_front();
+        assert!(i.on_disconnected(&mut requests));
+        assert!(requests.is_empty());
+        assert_eq!(counter(&i, false), 2);
+        assert_eq!(i.metrics.mqtt_connected.get(), 0);
+        {
+            let st = i.lock();
+            assert!(st.queued.is_empty() && st.in_flight.is_empty());
+        }
+        // The newest goes out again on reconnect.
+        i.on_connected();
+        assert_eq!(
+            publishes(&rx),
+            vec![(A.into(), vec![2], true, QoS::AtLeastOnce)]
+        );
+        i.on_written(1);
+        i.on_acked(1);
+        assert_eq!(counter(&i, true), 2);
+    }
+
+    #[test]
+    fn a_full_client_queue_is_a_drop_not_a_wait() {
+        let (tx, _rx) = flume::bounded(1);
+        let i = Inner::new(AsyncClient::from_senders(tx), Arc::new(Metrics::new()));
+        i.on_connected();
+        i.publish_latest(A.into(), "health", Bytes::from_static(b"1"));
+        i.publish_latest(A.into(), "health", Bytes::from_static(b"2"));
+        assert_eq!(counter(&i, false), 1);
+        assert_eq!(i.lock().queued.len(), 1);
+        // Oversized payloads never reach the client.
+        i.publish_latest(
+            B.into(),
+            "health",
+            Bytes::from(vec![0; MAX_OUTGOING_PACKET]),
+        );
+        assert_eq!(counter(&i, false), 2);
+    }
+
+    #[test]
+    fn streams_of_topics() {
+        assert_eq!(stream_of(A), "health");
+        assert_eq!(stream_of("not/a/key"), "other");
+    }
+}

@@ -1,0 +1,411 @@
+//! The MQTT uplink against a real broker (mosquitto on a free loopback port): health
+//! arrives decoded and retained, survives a broker restart without disturbing zenoh,
+//! and a box without a broker still starts, captures and publishes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use venue_proto::Health;
+
+use crate::common::*;
+
+/// The broker binary: Debian installs it in /usr/sbin, which is not on every PATH.
+fn mosquitto_bin() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join("mosquitto"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "mosquitto is not installed; the MQTT tests need a real broker. \
+                 Run scripts/test.sh (it installs mosquitto through scripts/setup.sh)"
+            )
+        })
+}
+
+/// A mosquitto instance of our own on 127.0.0.1:port; killed when dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Broker {
+    fn start(dir: &Path, port: u16) -> Self {
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .expect("broker config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("mosquitto.log"))
+            .expect("broker log");
+        let t = Instant::now();
+        loop {
+            let mut child = Command::new(mosquitto_bin())
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log.try_clone().expect("log"))
+                .spawn()
+                .expect("start mosquitto");
+            // Up once it accepts connections; retried if the port was briefly held.
+            while t.elapsed() < Duration::from_secs(10) {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Self {
+                        child,
+                        port,
+                        dir: dir.to_path_buf(),
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "mosquitto did not start on port {port}; log:\n{}",
+                std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Kills the broker outright (no clean shutdown), as a crash or power cut would.
+    fn kill(mut self) -> (PathBuf, u16) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.dir.clone(), self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A cloud-side MQTT subscriber on every health topic of the test box; reconnects
+/// and subscribes again by itself.
+struct Subscriber {
+    rx: mpsc::Receiver<Received>,
+    stop: Arc<AtomicBool>,
+}
+
+struct Received {
+    topic: String,
+    payload: Vec<u8>,
+    retained: bool,
+    at: Instant,
+}
+
+impl Subscriber {
+    fn connect(port: u16) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "it-sub-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut connection) = Client::new(options, 16);
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                match connection.recv_timeout(Duration::from_millis(300)) {
+                    Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                        client
+                            .try_subscribe("venue/test-venue/box-1/+/health", QoS::AtLeastOnce)
+                            .expect("subscribe");
+                    }
+                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                        let _ = tx.send(Received {
+                            topic: p.topic,
+                            payload: p.payload.to_vec(),
+                            retained: p.retain,
+                            at: Instant::now(),
+                        });
+                    }
+                    Ok(Ok(_)) | Err(rumqttc::RecvTimeoutError::Timeout) => {}
+                    Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
+                    Err(rumqttc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        });
+        Self { rx, stop }
+    }
+
+    /// Receives until every camera in `cams` has sent health (decoded and checked);
+    /// returns when each first arrived, or `None` after `limit`.
+    fn health_from(&self, cams: &[&str], limit: Duration) -> Option<Vec<(Health, Received)>> {
+        let t = Instant::now();
+        let mut got: Vec<Option<(Health, Received)>> = cams.iter().map(|_| None).collect();
+        while got.iter().any(Option::is_none) {
+            let left = limit.checked_sub(t.elapsed())?;
+            let Ok(r) = self.rx.recv_timeout(left) else {
+                return None;
+            };
+            let h = venue_proto::decode::<Health>(&r.payload)
+                .unwrap_or_else(|e| panic!("undecodable health on {}: {e}", r.topic));
+            let cam = h.header.camera.to_string();
+            assert_eq!(
+                r.topic,
+                format!("venue/test-venue/box-1/{cam}/health"),
+                "topic and header disagree"
+            );
+            assert_eq!(
+                (h.header.venue.as_str(), h.header.box_id.as_str()),
+                ("test-venue", "box-1")
+            );
+            if let Some(i) = cams.iter().position(|c| *c == cam) {
+                if got[i].is_none() {
+                    got[i] = Some((h, r));
+                }
+            }
+        }
+        Some(got.into_iter().flatten().collect())
+    }
+
+    /// Forgets everything received so far.
+    fn clear(&self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The value of one metric line (exact name and labels), if the endpoint answers.
+fn metric(port: u16, series: &str) -> Option<f64> {
+    let text = std::panic::catch_unwind(|| http_get(port, "/metrics")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn wait_metric(port: u16, series: &str, want: f64, limit: Duration) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if metric(port, series) == Some(want) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn mqtt_section(port: u16) -> String {
+    format!("\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\n")
+}
+
+/// Every camera's metadata in the log has consecutive frame numbers: nothing was
+/// dropped or interrupted.
+fn assert_contiguous(log: &MetaLog, cams: &[&str]) {
+    for cam in cams {
+        let list = &log.by_camera[*cam];
+        for w in list.windows(2) {
+            assert_eq!(
+                w[1].frame_seq,
+                w[0].frame_seq + 1,
+                "{cam}: metadata interrupted"
+            );
+        }
+    }
+}
+
+fn stop_daemon(daemon: &mut Daemon) {
+    daemon.signal("-TERM");
+    let (status, took) = daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("daemon exits after SIGTERM");
+    assert!(status.success(), "exit {status}; log:\n{}", daemon.log());
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+}
+
+#[test]
+fn health_on_mqtt_is_retained_and_resumes_after_a_broker_restart() {
+    let dir = temp_dir("mqtt-restart");
+    let broker = Broker::start(&dir, free_port());
+    let sub = Subscriber::connect(broker.port);
+    let cams = ["cam-a", "cam-b"];
+    let cameras = format!(
+        "{}{}{}",
+        camera(cams[0], 15, ""),
+        camera(cams[1], 15, ""),
+        mqtt_section(broker.port)
+    );
+    let (mut daemon, listener, ports, _) = start("mqtt-restart-box", &cameras);
+    let mut log = MetaLog::default();
+
+    // (a) Health of each camera and of the box arrives on MQTT and decodes.
+    let all = ["cam-a", "cam-b", "_box"];
+    let got = sub
+        .health_from(&all, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no MQTT health; log:\n{}", daemon.log()));
+    assert_eq!(got[0].0.stages.len(), 3, "camera health carries its stages");
+    assert!(
+        got[2].0.spool_max_bytes.is_some(),
+        "box health carries the spool"
+    );
+    // Retained: a dashboard subscribing now gets every latest state at once.
+    let late = Subscriber::connect(broker.port);
+    let retained = late
+        .health_from(&all, Duration::from_secs(2))
+        .expect("retained health for a late subscriber");
+    assert!(retained.iter().all(|(_, r)| r.retained));
+    drop(late);
+    assert!(wait_metric(
+        ports.metrics,
+        "venue_edge_mqtt_connected",
+        1.0,
+        Duration::from_secs(5)
+    ));
+    assert!(log.collect_until(&listener, Duration::from_secs(20), |l| {
+        cams.iter().all(|c| l.count(c) >= 30)
+    }));
+
+    // (b) The broker dies; zenoh carries on; the broker comes back on the same port.
+    let (dir, port) = broker.kill();
+    let killed_ns = unix_ns();
+    assert!(
+        wait_metric(
+            ports.metrics,
+            "venue_edge_mqtt_connected",
+            0.0,
+            Duration::from_secs(5)
+        ),
+        "the box did not notice the broker going away; log:\n{}",
+        daemon.log()
+    );
+    let _ = log.collect_until(&listener, Duration::from_secs(3), |_| false);
+    sub.clear();
+    let broker = Broker::start(&dir, port);
+    let back_ns = unix_ns();
+    let back = Instant::now();
+    let resumed = sub
+        .health_from(&all, Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("no MQTT health after the restart; log:\n{}", daemon.log()));
+    let took = resumed
+        .iter()
+        .map(|(_, r)| r.at.duration_since(back))
+        .max()
+        .unwrap_or_default();
+    eprintln!("MQTT health resumed {took:?} after the broker came back");
+    assert!(
+        took <= Duration::from_secs(10),
+        "health resumed only after {took:?}"
+    );
+    // Zenoh metadata never stopped: frames captured while the broker was away
+    // arrived, and every frame number is there.
+    let _ = log.collect_until(&listener, Duration::from_secs(1), |_| false);
+    for cam in cams {
+        let during = log.by_camera[cam]
+            .iter()
+            .filter(|m| (killed_ns..back_ns).contains(&m.header.capture_ns))
+            .count();
+        assert!(
+            during >= 15 * 2,
+            "{cam}: only {during} frames while the broker was away"
+        );
+    }
+    assert_contiguous(&log, &cams);
+
+    assert!(wait_metric(
+        ports.metrics,
+        "venue_edge_mqtt_connected",
+        1.0,
+        Duration::from_secs(5)
+    ));
+    let published = metric(
+        ports.metrics,
+        r#"venue_edge_mqtt_published_total{stream="health"}"#,
+    )
+    .unwrap_or(0.0);
+    assert!(published >= 6.0, "published {published}");
+    stop_daemon(&mut daemon);
+    // Each change of state is logged once, not each reconnect attempt.
+    let text = daemon.log();
+    assert_eq!(text.matches("MQTT connection lost").count(), 1, "{text}");
+    assert_eq!(text.matches("MQTT connected").count(), 2, "{text}");
+    drop(broker);
+}
+
+#[test]
+fn box_runs_without_a_broker_and_connects_when_one_appears() {
+    // The broker starts half-way through: fail at once if there is none to start.
+    mosquitto_bin();
+    let dir = temp_dir("mqtt-late");
+    let port = free_port();
+    let cams = ["cam-a"];
+    let cameras = format!("{}{}", camera(cams[0], 15, ""), mqtt_section(port));
+    let (mut daemon, listener, ports, _) = start("mqtt-late-box", &cameras);
+    let mut log = MetaLog::default();
+
+    // (c) No broker: the box starts, captures and publishes on zenoh.
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(20), |l| l.count("cam-a")
+            >= 60),
+        "no metadata without a broker; log:\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        metric(ports.metrics, "venue_edge_mqtt_connected"),
+        Some(0.0)
+    );
+    assert_contiguous(&log, &cams);
+
+    let broker = Broker::start(&dir, port);
+    let sub = Subscriber::connect(port);
+    assert!(
+        wait_metric(
+            ports.metrics,
+            "venue_edge_mqtt_connected",
+            1.0,
+            Duration::from_secs(40)
+        ),
+        "never connected; log:\n{}",
+        daemon.log()
+    );
+    assert!(
+        sub.health_from(&["cam-a", "_box"], Duration::from_secs(10))
+            .is_some(),
+        "no MQTT health once the broker appeared; log:\n{}",
+        daemon.log()
+    );
+    stop_daemon(&mut daemon);
+    let text = daemon.log();
+    assert_eq!(
+        text.matches("MQTT broker unreachable").count(),
+        1,
+        "one warning however many attempts:\n{text}"
+    );
+    drop(broker);
+}
