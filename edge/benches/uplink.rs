@@ -62,12 +62,18 @@ async fn count(sub: &zenoh::Session, key: &str, n: u64, start: impl FnOnce()) ->
     got.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
 }
 
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
+/// it, and then a small smoke run checks the bench still works without the cost.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: u64 = std::env::var("UPLINK_BENCH_RECORDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(if smoke() { 5_000 } else { 200_000 });
     let payload_len = 160; // a frame-metadata record without detections is ~150 bytes
 
     // Baseline: a publisher loop like zenoh's z_pub_thr (blocking congestion control).

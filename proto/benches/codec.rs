@@ -6,6 +6,12 @@ use std::time::Instant;
 
 use venue_proto::*;
 
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
+/// it, and then a small smoke run checks the bench still works without the cost.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 fn main() {
     let id = |s: &str| Id::new(s).unwrap_or_else(|e| panic!("{e}"));
     let msg = FrameMeta {
@@ -45,7 +51,7 @@ fn main() {
             .collect(),
     };
     let mut buf = Vec::with_capacity(1024);
-    let iters = 200_000u32;
+    let iters = if smoke() { 1_000u32 } else { 200_000u32 };
     // Warm up.
     for _ in 0..10_000 {
         buf.clear();
