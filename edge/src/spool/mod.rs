@@ -55,6 +55,11 @@ pub enum SpoolError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "spool directory {} is in use by another process (is another venue-edge running with the same [spool] dir?)",
+        path.display()
+    )]
+    Locked { path: PathBuf },
 }
 
 /// What recovery found when the spool was opened.
@@ -95,6 +100,9 @@ struct Inner {
     writers: Mutex<HashMap<StreamId, Writer>>,
     total_bytes: AtomicU64,
     failed: AtomicBool,
+    /// Held open with an exclusive lock for as long as the spool is open: two
+    /// processes writing the same segments would corrupt each other.
+    _lock: File,
 }
 
 /// The spool; cheap to clone.
@@ -150,6 +158,27 @@ impl Spool {
     pub fn open(cfg: SpoolConfig, incarnation: u64) -> Result<(Self, RecoveryReport), SpoolError> {
         let started = Instant::now();
         std::fs::create_dir_all(&cfg.dir).map_err(io_err(&cfg.dir))?;
+        let lock_path = cfg.dir.join("LOCK");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SpoolError::Locked {
+                    path: cfg.dir.clone(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(SpoolError::Io {
+                    path: lock_path,
+                    source: e,
+                });
+            }
+        }
         let mut report = RecoveryReport::default();
         let mut streams = BTreeMap::new();
         let mut max_incarnation = 0u64;
@@ -206,6 +235,7 @@ impl Spool {
             writers: Mutex::new(HashMap::new()),
             total_bytes: AtomicU64::new(total),
             failed: AtomicBool::new(false),
+            _lock: lock_file,
         };
         Ok((
             Self {

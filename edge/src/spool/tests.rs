@@ -393,3 +393,18 @@ fn cache_serves_unwritten_records_and_disk_serves_old_ones() {
         seq: 999
     }));
 }
+
+#[test]
+fn a_spool_in_use_cannot_be_opened_twice() {
+    let dir = temp("lock");
+    let (spool, _) = Spool::open(cfg(&dir), 1).unwrap_or_else(|e| panic!("{e}"));
+    match Spool::open(cfg(&dir), 1) {
+        Err(SpoolError::Locked { path }) => assert_eq!(path, dir),
+        other => panic!("second open: {other:?}"),
+    }
+    drop(spool);
+    assert!(
+        Spool::open(cfg(&dir), 1).is_ok(),
+        "the lock goes with the spool"
+    );
+}

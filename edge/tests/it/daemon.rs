@@ -319,3 +319,28 @@ fn unknown_arguments_are_rejected() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
 }
+
+#[test]
+fn a_second_daemon_on_the_same_spool_is_refused() {
+    let (mut first, _listener, ports, _) = start("spoollock", &camera("cam-l", 30, ""));
+    let dir = temp_dir("spoollock2");
+    let other = Ports {
+        zenoh: free_port(),
+        metrics: free_port(),
+        spool: ports.spool.clone(),
+    };
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, config_text(&other, &camera("cam-l", 30, ""))).expect("write");
+    // Give the first daemon time to open its spool.
+    std::thread::sleep(Duration::from_millis(500));
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is in use by another process"), "{err}");
+    first.signal("-TERM");
+    assert!(first.wait_exit(Duration::from_secs(5)).is_some());
+}
