@@ -63,7 +63,11 @@ impl SyntheticCamera {
         clock: Arc<dyn Clock>,
         pool_buffers: usize,
     ) -> Result<Self, SourceError> {
-        if cfg.width < 16 || cfg.height < 16 || cfg.width % 2 != 0 || cfg.height % 2 != 0 {
+        if cfg.width < 16
+            || cfg.height < 16
+            || !cfg.width.is_multiple_of(2)
+            || !cfg.height.is_multiple_of(2)
+        {
             return Err(SourceError::Unsupported(format!(
                 "synthetic NV12 needs even width and height of at least 16, got {}x{}",
                 cfg.width, cfg.height
@@ -139,10 +143,10 @@ impl SyntheticCamera {
     }
 
     fn capture(&mut self) -> Result<Frame, SourceError> {
-        if let Some(limit) = self.cfg.fail_after_frames {
-            if self.seq >= limit {
-                return Err(SourceError::Injected(limit));
-            }
+        if let Some(limit) = self.cfg.fail_after_frames
+            && self.seq >= limit
+        {
+            return Err(SourceError::Injected(limit));
         }
         let start = *self.start.get_or_insert_with(|| self.clock.monotonic());
         let deadline = start + self.period() * self.seq as u32;

@@ -189,14 +189,14 @@ fn lives(scene: Scene, seed: u64, frames: u64) -> BTreeMap<u32, Life> {
                 a.bbox.x as f32 + a.bbox.width as f32 / 2.0,
                 a.bbox.y as f32 + a.bbox.height as f32 / 2.0,
             );
-            if let Some((pf, px, py)) = last_center.insert(a.id, (f, cx, cy)) {
-                if pf + 1 == f {
-                    assert!(
-                        (cx - px).abs() < 32.0 && (cy - py).abs() < 24.0,
-                        "athlete {} jumped from ({px},{py}) to ({cx},{cy})",
-                        a.id
-                    );
-                }
+            if let Some((pf, px, py)) = last_center.insert(a.id, (f, cx, cy))
+                && pf + 1 == f
+            {
+                assert!(
+                    (cx - px).abs() < 32.0 && (cy - py).abs() < 24.0,
+                    "athlete {} jumped from ({px},{py}) to ({cx},{cy})",
+                    a.id
+                );
             }
         }
         for m in &t.moments {

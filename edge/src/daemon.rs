@@ -224,15 +224,13 @@ async fn apply_reload(
         let keep = wanted
             .get(&id)
             .is_some_and(|c| cameras.get(&id).is_some_and(|h| &h.config == c));
-        if !keep {
-            if let Some(handle) = cameras.remove(&id) {
-                handle.stop().await;
-                if wanted.contains_key(&id) {
-                    restarted += 1;
-                } else {
-                    shared.metrics.forget_camera(id.as_str());
-                    stopped += 1;
-                }
+        if !keep && let Some(handle) = cameras.remove(&id) {
+            handle.stop().await;
+            if wanted.contains_key(&id) {
+                restarted += 1;
+            } else {
+                shared.metrics.forget_camera(id.as_str());
+                stopped += 1;
             }
         }
     }

@@ -104,7 +104,7 @@ fn even_size(s: &str) -> Result<u32, String> {
     let v: u32 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a whole number of pixels"))?;
-    if !(16..=8192).contains(&v) || v % 2 != 0 {
+    if !(16..=8192).contains(&v) || !v.is_multiple_of(2) {
         return Err(format!("{v} must be an even number from 16 to 8192"));
     }
     Ok(v)
@@ -117,14 +117,14 @@ fn init_logging(default_filter: &str, to_stderr: bool) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // systemd sets JOURNAL_STREAM when stdout/stderr go to the journal: log natively
     // there (structured fields survive), otherwise to stdout.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        if let Ok(journald) = tracing_journald::layer() {
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(journald)
-                .init();
-            return;
-        }
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(journald)
+            .init();
+        return;
     }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if to_stderr {

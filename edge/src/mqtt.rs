@@ -105,14 +105,14 @@ impl Mqtt {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(mut task) = task {
-            if tokio::time::timeout(within, &mut task).await.is_err() {
-                task.abort();
-                warn!(
-                    "MQTT did not disconnect within {} ms; closed anyway",
-                    within.as_millis()
-                );
-            }
+        if let Some(mut task) = task
+            && tokio::time::timeout(within, &mut task).await.is_err()
+        {
+            task.abort();
+            warn!(
+                "MQTT did not disconnect within {} ms; closed anyway",
+                within.as_millis()
+            );
         }
     }
 }
@@ -181,11 +181,11 @@ impl Inner {
             payload: payload.clone(),
             held,
         };
-        if let Some(older) = st.latest.insert(topic.clone(), latest) {
-            if older.held {
-                // Superseded before it could be sent.
-                self.dropped(older.stream, 1);
-            }
+        if let Some(older) = st.latest.insert(topic.clone(), latest)
+            && older.held
+        {
+            // Superseded before it could be sent.
+            self.dropped(older.stream, 1);
         }
         if !held {
             self.send(&mut st, topic, stream, payload);

@@ -89,7 +89,7 @@ impl Background {
         if let Some(p) = self.y.get_mut(y * self.w + x) {
             *p = q(luma);
         }
-        if x % 2 == 0 && y % 2 == 0 {
+        if x.is_multiple_of(2) && y.is_multiple_of(2) {
             let i = (y / 2) * self.w + x;
             if let Some(p) = self.uv.get_mut(i..i + 2) {
                 p[0] = q(u);

@@ -429,10 +429,10 @@ impl Canvas<'_> {
                     let prev = self.label[i];
                     if prev != label {
                         fresh += 1;
-                        if prev != 0 {
-                            if let Some(c) = self.cov.get_mut(usize::from(prev) - 1) {
-                                c.hidden += 1;
-                            }
+                        if prev != 0
+                            && let Some(c) = self.cov.get_mut(usize::from(prev) - 1)
+                        {
+                            c.hidden += 1;
                         }
                         self.label[i] = label;
                         self.mask[i] = 255;
@@ -453,7 +453,7 @@ impl Canvas<'_> {
 
     /// Chroma is subsampled 2×2: the top-left pixel of each block decides it.
     fn chroma(&mut self, row: usize, x0: usize, x1: usize, u: u8, v: u8) {
-        if row % 2 != 0 {
+        if !row.is_multiple_of(2) {
             return;
         }
         let cbase = (row / 2) * self.w;

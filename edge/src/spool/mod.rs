@@ -351,10 +351,10 @@ impl Spool {
             .get(&h.id)
             .is_none_or(|w| w.incarnation != inc || w.bytes >= self.inner.cfg.segment_bytes);
         if needs_new {
-            if let Some(old) = writers.remove(&h.id) {
-                if let Some(seg) = lock(&h.entry.state).segment_mut(&old.path) {
-                    seg.sealed = true;
-                }
+            if let Some(old) = writers.remove(&h.id)
+                && let Some(seg) = lock(&h.entry.state).segment_mut(&old.path)
+            {
+                seg.sealed = true;
             }
             let created = (|| {
                 std::fs::create_dir_all(&dir)?;
@@ -629,10 +629,10 @@ fn recover_stream(state: &mut StreamState, report: &mut RecoveryReport) -> Resul
     let dir = state.dir.clone();
     if let Ok(text) = std::fs::read_to_string(dir.join("acked")) {
         for line in text.lines() {
-            if let Some((i, s)) = line.split_once(' ') {
-                if let (Ok(i), Ok(s)) = (i.parse(), s.parse()) {
-                    state.acked.insert(i, s);
-                }
+            if let Some((i, s)) = line.split_once(' ')
+                && let (Ok(i), Ok(s)) = (i.parse(), s.parse())
+            {
+                state.acked.insert(i, s);
             }
         }
     }

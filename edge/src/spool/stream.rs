@@ -151,7 +151,7 @@ impl StreamState {
         if self.pending_first.is_none() {
             self.pending_first = Some(seq);
         }
-        if seq % INDEX_EVERY == 0 || offset == 0 {
+        if seq.is_multiple_of(INDEX_EVERY) || offset == 0 {
             self.pending_index.push((seq, offset));
         }
         let payload = Bytes::from(payload);
@@ -221,16 +221,16 @@ impl StreamState {
     /// Where to read `pos` from: the cache, a segment, a gap, or nothing yet.
     /// File reads happen outside the lock, from the returned plan.
     pub fn plan_read(&self, pos: Pos, max: usize) -> ReadPlan {
-        if let Some(front) = self.cache.front() {
-            if pos >= front.pos {
-                let start = self.cache.partition_point(|r| r.pos < pos);
-                let recs: Vec<Record> = self.cache.iter().skip(start).take(max).cloned().collect();
-                return ReadPlan::Done(if recs.is_empty() {
-                    Read::Empty
-                } else {
-                    Read::Records(recs)
-                });
-            }
+        if let Some(front) = self.cache.front()
+            && pos >= front.pos
+        {
+            let start = self.cache.partition_point(|r| r.pos < pos);
+            let recs: Vec<Record> = self.cache.iter().skip(start).take(max).cloned().collect();
+            return ReadPlan::Done(if recs.is_empty() {
+                Read::Empty
+            } else {
+                Read::Records(recs)
+            });
         }
         for seg in &self.segments {
             if seg.incarnation < pos.incarnation

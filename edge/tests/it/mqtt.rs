@@ -177,10 +177,10 @@ impl Subscriber {
                 (h.header.venue.as_str(), h.header.box_id.as_str()),
                 ("test-venue", "box-1")
             );
-            if let Some(i) = cams.iter().position(|c| *c == cam) {
-                if got[i].is_none() {
-                    got[i] = Some((h, r));
-                }
+            if let Some(i) = cams.iter().position(|c| *c == cam)
+                && got[i].is_none()
+            {
+                got[i] = Some((h, r));
             }
         }
         Some(got.into_iter().flatten().collect())
