@@ -7,7 +7,7 @@ cd "$ROOT"
 source scripts/setup.sh
 
 cargo build --locked -p venue-edge
-BIN=target/debug/venue-edge
+BIN="${CARGO_TARGET_DIR:-target}/debug/venue-edge"
 mkdir -p .run
 "$BIN" run > .run/venue-edge.log 2>&1 &
 PID=$!

@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-BIN="${VENUE_EDGE_BIN:-target/debug/venue-edge}"
+BIN="${VENUE_EDGE_BIN:-${CARGO_TARGET_DIR:-target}/debug/venue-edge}"
 [ -x "$BIN" ] || cargo build --locked -p venue-edge
 
 WORK="$(mktemp -d)"
