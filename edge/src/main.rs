@@ -52,6 +52,9 @@ enum Command {
         /// Stop after this many messages.
         #[arg(long, short = 'n')]
         count: Option<u64>,
+        /// Also print copies the box resends while no one acknowledges them.
+        #[arg(long)]
+        resends: bool,
     },
     /// Render a synthetic venue scene to DIR: frame_NNNNNN.png (RGB),
     /// mask_NNNNNN.png (athlete mask, 0/255) and truth.json (boxes, ids, key moments).
@@ -171,10 +174,11 @@ fn main() -> ExitCode {
             key,
             connect,
             count,
+            resends,
         } => {
             init_logging("warn", true);
-            let result =
-                runtime().and_then(|rt| rt.block_on(venue_edge::tail::tail(connect, &key, count)));
+            let result = runtime()
+                .and_then(|rt| rt.block_on(venue_edge::tail::tail(connect, &key, count, resends)));
             report(result)
         }
         Command::Synth {
