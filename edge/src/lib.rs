@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod metrics;
 pub mod mqtt;
+pub mod segment;
 pub mod spool;
 pub mod stats;
 pub mod synth;

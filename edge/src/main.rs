@@ -84,6 +84,17 @@ enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=64))]
         athletes: u32,
     },
+    /// Segment one still image (PNG or JPEG): write a 0/255 athlete mask of the same size.
+    Segment {
+        /// The image to segment.
+        image: PathBuf,
+        /// Where to write the mask (PNG).
+        #[arg(long)]
+        out: PathBuf,
+        /// A model directory (manifest.toml + model.onnx); default: the embedded reference model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
 }
 
 /// Scenes the synthetic venue camera can render.
@@ -200,6 +211,9 @@ fn main() -> ExitCode {
             fps,
             athletes,
         })),
+        Command::Segment { image, out, model } => report(venue_edge::segment::run(
+            &venue_edge::segment::SegmentArgs { image, out, model },
+        )),
         Command::Run { config: path } => {
             init_logging(&cli.log, false);
             let source = path.map_or(ConfigSource::Embedded, ConfigSource::File);
