@@ -9,4 +9,5 @@ mod consumer;
 mod daemon;
 mod delivery;
 mod mqtt;
+mod segment;
 mod synth;
