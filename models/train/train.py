@@ -266,7 +266,7 @@ every 10th for evaluation.
 `models/train/train.sh` (creates a local venv, renders the data, runs `train.py`).
 AdamW, one-cycle learning rate up to 3e-3, {r['steps']} steps of batch {r['batch']}
 random {r['crop']}x{r['crop']} crops (70 % centred near an athlete pixel), horizontal
-flips, loss = BCE + soft Dice. Seed {r['seed']}, CPU, {r['threads']} threads,
+flips, loss = BCE + soft Dice. Seed {r['seed']}, CPU, {r['threads']} thread(s),
 torch {r['torch']}; {r['train_seconds']} s wall time including data loading.
 
 ## Held-out IoU (measured by train.py)
