@@ -1,6 +1,6 @@
 //! One camera: a supervised pipeline of stages joined by bounded channels.
 //!
-//! `capture` (own thread) → `analyze` (own thread) → `publish` (async task).
+//! `capture` (own thread) → `analyze` (own thread) → `spool` (async task, stores metadata in the spool).
 //! A stage failure ends the pipeline; the supervisor restarts it with capped
 //! exponential backoff. Nothing here is shared with another camera except the zenoh
 //! session, the MQTT client and the metrics registry, so one camera failing never
@@ -135,7 +135,7 @@ impl StageStats {
 struct CameraStats {
     capture: StageStats,
     analyze: StageStats,
-    publish: StageStats,
+    spool: StageStats,
     /// capture drop reasons, in the order given to [`StageStats::new`].
     queue_full: Counter,
     pool_exhausted: Counter,
@@ -153,7 +153,7 @@ impl CameraStats {
         let pool_exhausted = capture.drops[1].clone();
         Self {
             analyze: StageStats::new(m, camera, "analyze", &[]),
-            publish: StageStats::new(m, camera, "spool", &[]),
+            spool: StageStats::new(m, camera, "spool", &[]),
             capture,
             queue_full,
             pool_exhausted,
@@ -274,7 +274,7 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
     info!(camera = %id, "camera stopped");
 }
 
-/// A frame's analysis result, passed from `analyze` to `publish`.
+/// A frame's analysis result, passed from `analyze` to `spool`.
 #[derive(Debug)]
 struct Analyzed {
     frame_seq: u64,
@@ -368,7 +368,7 @@ async fn run_pipeline(
             return Ended::Failed(format!("cannot start the analyze thread: {e}"));
         }
     };
-    let publish = tokio::spawn(spool_loop(
+    let spool_stage = tokio::spawn(spool_loop(
         Arc::clone(shared),
         cam.id.clone(),
         meta.clone(),
@@ -377,10 +377,10 @@ async fn run_pipeline(
     ));
 
     let result = capture_done.await;
-    // Capture has ended: analysis and publishing drain what is queued, then end.
+    // Capture has ended: analysis and spooling drain what is queued, then end.
     let joined =
         tokio::task::spawn_blocking(move || (capture.join().is_ok(), analyze.join().is_ok())).await;
-    let _ = publish.await;
+    let _ = spool_stage.await;
     if !matches!(joined, Ok((true, true))) {
         return Ended::Failed("a pipeline thread panicked".into());
     }
@@ -465,7 +465,7 @@ fn analyze_loop(mut rx: mpsc::Receiver<Frame>, tx: &mpsc::Sender<Analyzed>, stat
         };
         // Releases the pixel buffer back to the source's pool before waiting.
         drop(frame);
-        // Back-pressure: if publishing is slow we wait here, the capture queue fills
+        // Back-pressure: if spooling is slow we wait here, the capture queue fills
         // and capture drops (and counts) frames. One drop point, always counted.
         if tx.blocking_send(out).is_err() {
             return;
@@ -485,7 +485,7 @@ async fn spool_loop(
 ) {
     let mut failures = 0u64;
     while let Some(a) = rx.recv().await {
-        stats.publish.frames_in.inc();
+        stats.spool.frames_in.inc();
         let mut encode_error = None;
         let result = meta.append_with(|incarnation, seq| {
             let msg = FrameMeta {
@@ -504,15 +504,15 @@ async fn spool_loop(
         });
         match (result, encode_error) {
             (Ok(pos), None) => {
-                stats.publish.frames_out.inc();
+                stats.spool.frames_out.inc();
                 trace!(camera = %camera, seq = pos.seq, "metadata spooled");
             }
             (Ok(_), Some(error)) | (Err(_), Some(error)) => {
-                stats.publish.errors.inc();
+                stats.spool.errors.inc();
                 warn!(camera = %camera, %error, "metadata encoding failed");
             }
             (Err(error), None) => {
-                stats.publish.errors.inc();
+                stats.spool.errors.inc();
                 failures += 1;
                 // Log the first loss and then every 100th: a full disk must not flood the log.
                 if failures % 100 == 1 {
@@ -607,7 +607,7 @@ async fn report_health(
             stages: vec![
                 stats.capture.snapshot(),
                 stats.analyze.snapshot(),
-                stats.publish.snapshot(),
+                stats.spool.snapshot(),
             ],
             restarts: stats.restarts.get(),
             uplink: Some(uplink_health),

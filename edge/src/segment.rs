@@ -2,8 +2,7 @@
 //! (PNG or JPEG) and writes a 0/255 athlete mask of the same size. Without `--model`,
 //! the reference model embedded in the binary (`venue_models::reference`).
 
-use std::fs::File;
-use std::io::{BufWriter, Cursor};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -138,16 +137,5 @@ fn decode_jpeg(bytes: &[u8]) -> anyhow::Result<RgbImage> {
 /// Writes a 0/255 grayscale PNG.
 pub fn write_mask(path: &Path, width: usize, height: usize, mask: &[u8]) -> anyhow::Result<()> {
     let (w, h) = (u32::try_from(width)?, u32::try_from(height)?);
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), w, h);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
-    let mut writer = encoder
-        .write_header()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    writer
-        .write_image_data(mask)
-        .and_then(|()| writer.finish())
-        .with_context(|| format!("cannot write {}", path.display()))
+    crate::synth::write_png(path, w, h, png::ColorType::Grayscale, mask)
 }

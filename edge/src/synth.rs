@@ -154,7 +154,8 @@ fn frame_json(index: u64, frame: &str, mask: &str, truth: &GroundTruth) -> Value
     })
 }
 
-fn write_png(
+/// Writes an 8-bit PNG (RGB frames, grayscale masks); `segment` uses it too.
+pub fn write_png(
     path: &Path,
     width: u32,
     height: u32,
