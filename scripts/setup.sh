@@ -21,6 +21,22 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python
 # The MQTT broker the integration tests start on loopback (their own instance, on
 # a free port: the system service the package ships is not needed).
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+# GStreamer: headers for gstreamer-rs (capture of network and file feeds, encoding),
+# the RTSP server library the capture tests serve a camera with, the plugins those
+# pipelines use (x264enc is in -ugly, avdec_h264 in -libav, h264parse/srtsrc in -bad)
+# and the command-line tools (gst-launch-1.0 for the encoder benchmark,
+# gst-discoverer-1.0 and ffprobe to check produced files).
+pkg-config --exists gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 2>/dev/null ||
+    need_apt+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev)
+pkg-config --exists gstreamer-rtsp-server-1.0 2>/dev/null || need_apt+=(libgstrtspserver-1.0-dev)
+for pkg in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+    gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_apt+=("$pkg")
+done
+command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+# PostgreSQL for the ingest's production-path tests (the tests run their own server
+# in a temporary directory; the packaged cluster is not used).
+[ -d /usr/lib/postgresql ] || need_apt+=(postgresql)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -28,6 +44,9 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     # Tests start their own broker; keep the packaged service from holding port 1883.
     if [[ " ${need_apt[*]} " == *" mosquitto "* ]] && [ -d /run/systemd/system ]; then
         as_root systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi
+    if [[ " ${need_apt[*]} " == *" postgresql "* ]] && [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now postgresql >/dev/null 2>&1 || true
     fi
 fi
 
