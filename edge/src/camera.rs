@@ -496,6 +496,7 @@ async fn spool_loop(
                 format: venue_proto::PixelFormat::Nv12,
                 stats: a.stats,
                 detections: Vec::new(),
+                mask: None,
             };
             venue_proto::encode(&msg).unwrap_or_else(|e| {
                 encode_error = Some(e.to_string());

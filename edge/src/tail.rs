@@ -137,6 +137,7 @@ mod tests {
                 motion: 0.0,
             },
             detections: Vec::new(),
+            mask: None,
         };
         venue_proto::encode(&msg).unwrap_or_else(|e| panic!("{e}"))
     }

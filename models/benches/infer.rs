@@ -1,6 +1,10 @@
 //! Inference figures for the reference model: ms per inference on the tract backend
 //! at the model's resolution with 1 and 2 threads, and the time to preprocess a
-//! 1920×1080 NV12 frame into the model input (target ≤ 1 ms on one core).
+//! 1920×1080 NV12 frame into the model input (target ≤ 1 ms on one core); then the
+//! ONNX Runtime backend at 1 and 2 threads side by side with ONNX Runtime's own
+//! Python runner (`ort_python.py`) on the same model, input and thread count (target:
+//! within 1.1×). Both use the library of the `onnxruntime` wheel in `.venv`
+//! (`scripts/setup.sh`), or `$ORT_DYLIB_PATH` with the venv's Python.
 //! `cargo bench -p venue-models --bench infer` (`INFER_BENCH_RUNS`, default 50).
 
 // A bench's way to fail is to panic with a message.
@@ -8,8 +12,13 @@
 
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+use std::process::Command;
 use tract_linalg::multithread::{Executor, multithread_tract_scope};
-use venue_models::{Backend as _, Manifest, Tensor, TractBackend, prep, reference};
+
+use venue_models::{
+    Backend as _, Manifest, OrtBackend, OrtOptions, Provider, Tensor, TractBackend, prep, reference,
+};
 
 /// `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
 /// it, and then a tiny smoke pass is enough.
@@ -78,4 +87,73 @@ fn main() {
             ms(median(times))
         );
     }
+
+    // ONNX Runtime: this backend, then ONNX Runtime's Python runner, per thread count.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    let library = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .or_else(|| venv_ort_library(&root))
+        .expect("no ONNX Runtime library: run scripts/setup.sh or set ORT_DYLIB_PATH");
+    let dir = std::env::temp_dir().join(format!("venue-infer-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let model_path = dir.join("model.onnx");
+    let input_path = dir.join("input.f32");
+    std::fs::write(&model_path, reference::ONNX).expect("write model");
+    let bytes: Vec<u8> = input.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&input_path, bytes).expect("write input");
+    for threads in [1usize, 2] {
+        let options = OrtOptions {
+            library: Some(library.clone()),
+            threads,
+            providers: vec![Provider::Cpu],
+            engine_cache: None,
+            fp16: false,
+        };
+        let mut backend = OrtBackend::new(&manifest, reference::ONNX, &options).expect("ort");
+        backend.infer(&input).expect("warm-up");
+        let times: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                backend.infer(&input).expect("infer");
+                t.elapsed()
+            })
+            .collect();
+        let ours = ms(median(times));
+        let out = Command::new(&python)
+            .arg(root.join("models/benches/ort_python.py"))
+            .args([&model_path, &input_path])
+            .args([h, w, threads, runs.max(3)].map(|v| v.to_string()))
+            .output()
+            .expect("run the Python runner");
+        assert!(
+            out.status.success(),
+            "Python runner failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("Python runner's figure");
+        println!(
+            "onnxruntime {w}x{h}, {threads} thread(s): {ours:.2} ms per inference; \
+             Python onnxruntime {theirs:.2} ms; ratio {:.2}x (target <= 1.1x)",
+            ours / theirs
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `libonnxruntime.so.*` of the `onnxruntime` wheel in the project's venv.
+fn venv_ort_library(root: &std::path::Path) -> Option<PathBuf> {
+    std::fs::read_dir(root.join(".venv/lib"))
+        .ok()?
+        .flatten()
+        .find_map(|d| {
+            let capi = d.path().join("site-packages/onnxruntime/capi");
+            std::fs::read_dir(capi).ok()?.flatten().find_map(|f| {
+                let name = f.file_name().to_string_lossy().into_owned();
+                name.starts_with("libonnxruntime.so.").then(|| f.path())
+            })
+        })
 }

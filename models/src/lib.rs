@@ -1,14 +1,17 @@
 //! Segmentation models for Venue Edge: the model manifest ([`Manifest`]), one-pass
 //! preprocessing from camera frames to the model input ([`prep`]), masks from the
 //! model output ([`Mask`]), run-length encoding of masks ([`rle`]) and the inference
-//! backends behind one trait ([`Backend`]; today [`TractBackend`], pure Rust on the
-//! CPU).
+//! backends behind one trait ([`Backend`]: [`TractBackend`], pure Rust on the CPU,
+//! and, with the `onnxruntime` feature, [`OrtBackend`], ONNX Runtime with TensorRT →
+//! CUDA → CPU), chosen by [`BackendChoice`].
 //!
 //! **Boundary**: knows nothing about cameras, the pipeline, zenoh or MQTT: it takes
 //! pixels and gives masks.
 
 pub mod manifest;
 pub mod mask;
+#[cfg(feature = "onnxruntime")]
+pub mod ort_backend;
 pub mod prep;
 pub mod rle;
 pub mod tract_backend;
@@ -18,6 +21,98 @@ use std::path::{Path, PathBuf};
 pub use manifest::{ColorOrder, InputSpec, Layout, Manifest, ManifestErrors, OutputKind};
 pub use mask::Mask;
 pub use tract_backend::TractBackend;
+
+#[cfg(feature = "onnxruntime")]
+pub use ort_backend::{OrtBackend, OrtOptions, Provider};
+
+/// Which inference backend runs a model, with its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// tract, pure Rust on the CPU: needs nothing installed.
+    Tract {
+        /// Threads one inference may use.
+        threads: usize,
+    },
+    /// ONNX Runtime, loaded at run time (TensorRT → CUDA → CPU).
+    #[cfg(feature = "onnxruntime")]
+    OnnxRuntime(OrtOptions),
+}
+
+impl Default for BackendChoice {
+    fn default() -> Self {
+        BackendChoice::Tract { threads: 1 }
+    }
+}
+
+impl BackendChoice {
+    /// Builds the backend for `manifest` and `onnx`.
+    pub fn build(&self, manifest: &Manifest, onnx: &[u8]) -> Result<Box<dyn Backend>, ModelError> {
+        match self {
+            BackendChoice::Tract { threads } => Ok(Box::new(
+                TractBackend::new(manifest, onnx)?.with_threads(*threads),
+            )),
+            #[cfg(feature = "onnxruntime")]
+            BackendChoice::OnnxRuntime(options) => {
+                Ok(Box::new(OrtBackend::new(manifest, onnx, options)?))
+            }
+        }
+    }
+}
+
+/// A model's files in memory: its manifest and ONNX bytes, from a directory or
+/// the embedded reference. Cheap to share; each worker builds its own backend.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    pub manifest: Manifest,
+    pub onnx: std::sync::Arc<[u8]>,
+    /// Where it came from, for logs: a directory or `"<reference>"`.
+    pub origin: String,
+}
+
+impl ModelSource {
+    /// Reads and checks a model directory (`manifest.toml` + `model.onnx`).
+    pub fn from_dir(dir: &Path) -> Result<ModelSource, ModelError> {
+        let manifest_path = dir.join("manifest.toml");
+        let text = std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::Io {
+            path: manifest_path.clone(),
+            source,
+        })?;
+        let manifest = Manifest::parse(&text).map_err(|errors| ModelError::Manifest {
+            path: manifest_path,
+            errors,
+        })?;
+        let onnx_path = dir.join("model.onnx");
+        let onnx = std::fs::read(&onnx_path).map_err(|source| ModelError::Io {
+            path: onnx_path,
+            source,
+        })?;
+        Ok(ModelSource {
+            manifest,
+            onnx: onnx.into(),
+            origin: dir.display().to_string(),
+        })
+    }
+
+    /// The embedded reference model.
+    pub fn reference() -> Result<ModelSource, ModelError> {
+        let manifest =
+            Manifest::parse(reference::MANIFEST).map_err(|errors| ModelError::Manifest {
+                path: PathBuf::from("models/reference/manifest.toml"),
+                errors,
+            })?;
+        Ok(ModelSource {
+            manifest,
+            onnx: reference::ONNX.into(),
+            origin: "<reference>".into(),
+        })
+    }
+
+    /// A ready model on `backend`.
+    pub fn build(&self, backend: &BackendChoice) -> Result<Model, ModelError> {
+        let built = backend.build(&self.manifest, &self.onnx)?;
+        Ok(Model::with_backend(self.manifest.clone(), built))
+    }
+}
 
 /// The reference model trained by the project (`models/reference`), embedded.
 pub mod reference {
@@ -69,7 +164,7 @@ impl Tensor {
 }
 
 /// An inference engine holding one loaded, optimised model.
-pub trait Backend: Send {
+pub trait Backend: Send + std::fmt::Debug {
     /// Short name for logs and benchmarks (`"tract"`).
     fn name(&self) -> &'static str;
     /// Runs the model on `input` (shape `1×3×H×W` per the manifest) and returns its
@@ -97,31 +192,12 @@ impl std::fmt::Debug for Model {
 impl Model {
     /// Loads a model directory (`manifest.toml` + `model.onnx`) on the tract backend.
     pub fn load_dir(dir: &Path) -> Result<Model, ModelError> {
-        let manifest_path = dir.join("manifest.toml");
-        let text = std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::Io {
-            path: manifest_path.clone(),
-            source,
-        })?;
-        let manifest = Manifest::parse(&text).map_err(|errors| ModelError::Manifest {
-            path: manifest_path,
-            errors,
-        })?;
-        let onnx_path = dir.join("model.onnx");
-        let onnx = std::fs::read(&onnx_path).map_err(|source| ModelError::Io {
-            path: onnx_path,
-            source,
-        })?;
-        Model::new(manifest, &onnx)
+        ModelSource::from_dir(dir)?.build(&BackendChoice::default())
     }
 
     /// The embedded reference model on the tract backend.
     pub fn reference() -> Result<Model, ModelError> {
-        let manifest =
-            Manifest::parse(reference::MANIFEST).map_err(|errors| ModelError::Manifest {
-                path: PathBuf::from("models/reference/manifest.toml"),
-                errors,
-            })?;
-        Model::new(manifest, reference::ONNX)
+        ModelSource::reference()?.build(&BackendChoice::default())
     }
 
     /// A model from a parsed manifest and ONNX bytes, on the tract backend.
@@ -145,6 +221,11 @@ impl Model {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The backend's name (`"tract"`, `"onnxruntime"`).
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
     }
 
     /// Segments a packed RGB frame (`width × height × 3` bytes) into a mask at model

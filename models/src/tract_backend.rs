@@ -2,6 +2,7 @@
 //! loaded with the manifest's static input shape, optimised once and kept as a
 //! runnable plan; each inference reuses it.
 
+use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::*;
 
 use crate::manifest::Manifest;
@@ -13,6 +14,8 @@ type TractTensor = tract_onnx::prelude::Tensor;
 pub struct TractBackend {
     plan: Arc<TypedRunnableModel>,
     input_shape: [usize; 4],
+    /// Runs the matrix products: this thread alone, or a private pool.
+    executor: Executor,
 }
 
 impl std::fmt::Debug for TractBackend {
@@ -70,7 +73,21 @@ impl TractBackend {
             )));
         }
         let plan = typed.into_runnable().map_err(onnx_err)?;
-        Ok(TractBackend { plan, input_shape })
+        Ok(TractBackend {
+            plan,
+            input_shape,
+            executor: Executor::SingleThread,
+        })
+    }
+
+    /// Lets one inference use `threads` threads (a private pool; 1 = this thread).
+    pub fn with_threads(mut self, threads: usize) -> TractBackend {
+        self.executor = if threads > 1 {
+            Executor::multithread_with_name(threads, "tract")
+        } else {
+            Executor::SingleThread
+        };
+        self
     }
 }
 
@@ -89,9 +106,8 @@ impl Backend for TractBackend {
         let t = TractTensor::from_shape(&self.input_shape, &input.data)
             .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
         let inputs: TVec<TValue> = tvec!(t.into());
-        let outputs = self
-            .plan
-            .run(inputs)
+        let plan = &self.plan;
+        let outputs = multithread_tract_scope(self.executor.clone(), || plan.run(inputs))
             .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
         let out = outputs
             .first()

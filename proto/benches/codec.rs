@@ -49,6 +49,7 @@ fn main() {
                 area_px: 2_400,
             })
             .collect(),
+        mask: None,
     };
     let mut buf = Vec::with_capacity(1024);
     let iters = if smoke() { 1_000u32 } else { 200_000u32 };

@@ -26,7 +26,7 @@ pub use id::{BOX_CAMERA, Id, IdError};
 pub use key::{KeyError, StreamKey, StreamKind};
 pub use msg::{
     AccessUnit, Ack, BBox, CameraState, Detection, Event, EventKind, EventPhase, FrameMeta,
-    FrameStats, Gap, GapReason, Header, Health, PixelFormat, StageCounters, StreamUplink,
+    FrameStats, Gap, GapReason, Header, Health, MaskRle, PixelFormat, StageCounters, StreamUplink,
     VideoChunk, VideoCodec,
 };
 pub use timecode::Timecode;

@@ -138,6 +138,34 @@ pub struct FrameMeta {
     pub stats: FrameStats,
     #[n(6)]
     pub detections: Vec<Detection>,
+    /// The athlete mask at the model's resolution, when this frame was segmented
+    /// (`None`: not segmented, e.g. skipped by the inference rate or dropped because
+    /// inference was busy; health counts those).
+    #[n(7)]
+    pub mask: Option<MaskRle>,
+}
+
+/// A binary mask, run-length encoded: row-major, alternating run lengths starting
+/// with a background run (which may be 0), covering exactly `width × height` pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct MaskRle {
+    #[n(0)]
+    pub width: u32,
+    #[n(1)]
+    pub height: u32,
+    #[n(2)]
+    pub runs: Vec<u32>,
+}
+
+impl MaskRle {
+    /// Whether the runs cover exactly `width × height` pixels (a decoder of outside
+    /// data checks this before expanding the mask).
+    pub fn is_consistent(&self) -> bool {
+        let covered: u64 = self.runs.iter().map(|&r| u64::from(r)).sum();
+        covered == u64::from(self.width) * u64::from(self.height)
+    }
 }
 
 /// What kind of key moment an event reports.

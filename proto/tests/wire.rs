@@ -57,6 +57,12 @@ fn sample_meta(detections: usize) -> FrameMeta {
                 area_px: 2_400,
             })
             .collect(),
+        // An 8x4 mask: 10 background, 3 athlete, 5 background, 4 athlete, 10 background.
+        mask: Some(MaskRle {
+            width: 8,
+            height: 4,
+            runs: vec![10, 3, 5, 4, 10],
+        }),
     }
 }
 

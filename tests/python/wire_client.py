@@ -59,6 +59,9 @@ def check_meta(m):
     expect(isinstance(m[6], list), "detections (key 6) must be an array")
     for d in m[6]:
         expect(isinstance(d[1], list) and len(d[1]) == 4, "detection bbox must be [x, y, w, h]")
+    if 7 in m:
+        mask = m[7]
+        expect(sum(mask[2]) == mask[0] * mask[1], "mask runs must cover width x height")
 
 
 def check_health(m):
