@@ -1,6 +1,8 @@
 //! One camera: a supervised pipeline of stages joined by bounded channels.
 //!
-//! `capture` (own thread) → `analyze` (own thread) → `spool` (async task, stores metadata in the spool).
+//! `capture` (own thread) → `analyze` (own thread; hands frames due for segmentation
+//! to the shared inference workers, stage `infer`) → `spool` (async task: waits for
+//! each frame's mask in capture order, stores metadata in the spool).
 //! A stage failure ends the pipeline; the supervisor restarts it with capped
 //! exponential backoff. Nothing here is shared with another camera except the zenoh
 //! session, the MQTT client and the metrics registry, so one camera failing never
@@ -23,6 +25,7 @@ use venue_proto::{
 
 use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig};
 use crate::delivery::Delivery;
+use crate::inference::{Inference, Outcome, RateGate, SlotId};
 use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};
 use crate::mqtt::Mqtt;
 use crate::spool::{Spool, StreamHandle};
@@ -49,6 +52,8 @@ pub struct Shared {
     pub delivery: Arc<Delivery>,
     /// Health goes to MQTT too when `[mqtt]` is configured.
     pub mqtt: Option<Arc<Mqtt>>,
+    /// The segmentation workers, started when a camera first asks for inference.
+    pub inference: Mutex<Option<Arc<Inference>>>,
 }
 
 impl Shared {
@@ -135,6 +140,7 @@ impl StageStats {
 struct CameraStats {
     capture: StageStats,
     analyze: StageStats,
+    infer: StageStats,
     spool: StageStats,
     /// capture drop reasons, in the order given to [`StageStats::new`].
     queue_full: Counter,
@@ -153,6 +159,8 @@ impl CameraStats {
         let pool_exhausted = capture.drops[1].clone();
         Self {
             analyze: StageStats::new(m, camera, "analyze", &[]),
+            // "busy": a newer frame of this camera replaced it before a worker was free.
+            infer: StageStats::new(m, camera, "infer", &["busy"]),
             spool: StageStats::new(m, camera, "spool", &[]),
             capture,
             queue_full,
@@ -283,6 +291,8 @@ struct Analyzed {
     height: u32,
     fps: u32,
     stats: FrameStats,
+    /// The frame's segmentation, when it was due for inference.
+    mask: Option<oneshot::Receiver<Outcome>>,
 }
 
 fn open_source(shared: &Shared, cam: &CameraConfig) -> Result<Box<dyn Source>, String> {
@@ -301,8 +311,10 @@ fn open_source(shared: &Shared, cam: &CameraConfig) -> Result<Box<dyn Source>, S
                 fail_after_frames: *fail_after_frames,
                 ..SyntheticConfig::default()
             };
-            // Frames in flight: the queue, one being captured and one being analysed.
-            let buffers = shared.pipeline.queue_depth + 2;
+            // Frames in flight: the queue, one being captured and one being analysed,
+            // and with inference one waiting for a worker and one being segmented.
+            let inference = if cam.inference_fps > 0 { 2 } else { 0 };
+            let buffers = shared.pipeline.queue_depth + 2 + inference;
             SyntheticCamera::new(cfg, Arc::clone(&shared.clock), buffers)
                 .map(|c| Box::new(c) as Box<dyn Source>)
                 .map_err(|e| e.to_string())
@@ -323,8 +335,33 @@ async fn run_pipeline(
         Err(reason) => return Ended::Fatal(reason),
     };
     let depth = shared.pipeline.queue_depth;
+    let inference = if cam.inference_fps > 0 {
+        match shared.inference.lock().ok().and_then(|i| i.clone()) {
+            Some(pool) => Some(pool),
+            None => return Ended::Fatal("inference is configured but no model is loaded".into()),
+        }
+    } else {
+        None
+    };
     let (frame_tx, frame_rx) = mpsc::channel::<Frame>(depth);
-    let (meta_tx, meta_rx) = mpsc::channel::<Analyzed>(depth);
+    // Metadata waits in capture order for its frame's mask: room for a second of
+    // frames, so a slow model costs masks (counted), never capture frames.
+    let meta_depth = depth
+        + if inference.is_some() {
+            cam.fps as usize
+        } else {
+            0
+        };
+    let (meta_tx, meta_rx) = mpsc::channel::<Analyzed>(meta_depth);
+    let infer = inference.map(|pool| {
+        let slot = pool.slot();
+        InferHandle {
+            pool,
+            slot,
+            gate: RateGate::new(cam.inference_fps),
+        }
+    });
+    let infer_release = infer.as_ref().map(|i| (Arc::clone(&i.pool), i.slot));
     let (capture_done_tx, capture_done) = oneshot::channel();
     // Stopping the capture thread ends the pipeline; the other stages drain and end.
     let stop_capture = cancel.child_token();
@@ -358,7 +395,7 @@ async fn run_pipeline(
         let stats = Arc::clone(stats);
         std::thread::Builder::new()
             .name(format!("analyze-{}", cam.id))
-            .spawn(move || analyze_loop(frame_rx, &meta_tx, &stats))
+            .spawn(move || analyze_loop(frame_rx, &meta_tx, &stats, infer))
     };
     let analyze = match analyze {
         Ok(t) => t,
@@ -381,6 +418,9 @@ async fn run_pipeline(
     let joined =
         tokio::task::spawn_blocking(move || (capture.join().is_ok(), analyze.join().is_ok())).await;
     let _ = spool_stage.await;
+    if let Some((pool, slot)) = infer_release {
+        pool.release(slot);
+    }
     if !matches!(joined, Ok((true, true))) {
         return Ended::Failed("a pipeline thread panicked".into());
     }
@@ -442,7 +482,19 @@ fn capture_loop(
     Ok(())
 }
 
-fn analyze_loop(mut rx: mpsc::Receiver<Frame>, tx: &mpsc::Sender<Analyzed>, stats: &CameraStats) {
+/// A camera's way into the inference workers.
+struct InferHandle {
+    pool: Arc<Inference>,
+    slot: SlotId,
+    gate: RateGate,
+}
+
+fn analyze_loop(
+    mut rx: mpsc::Receiver<Frame>,
+    tx: &mpsc::Sender<Analyzed>,
+    stats: &CameraStats,
+    mut infer: Option<InferHandle>,
+) {
     let mut state = StatsState::default();
     while let Some(frame) = rx.blocking_recv() {
         stats.analyze.frames_in.inc();
@@ -455,6 +507,20 @@ fn analyze_loop(mut rx: mpsc::Receiver<Frame>, tx: &mpsc::Sender<Analyzed>, stat
                 motion: 0.0,
             },
         };
+        let due = infer.as_mut().is_some_and(|i| i.gate.due(frame.capture_ns));
+        let mask = match infer.as_ref() {
+            Some(i) if due => {
+                stats.infer.frames_in.inc();
+                // Shares the pixels with the worker; never blocks on inference.
+                let submitted = i.pool.submit(i.slot, frame.clone());
+                if submitted.replaced {
+                    // The previous due frame never reached a worker: counted now.
+                    stats.infer.drops[0].inc();
+                }
+                Some(submitted.rx)
+            }
+            _ => None,
+        };
         let out = Analyzed {
             frame_seq: frame.seq,
             capture_ns: frame.capture_ns,
@@ -462,6 +528,7 @@ fn analyze_loop(mut rx: mpsc::Receiver<Frame>, tx: &mpsc::Sender<Analyzed>, stat
             height: frame.height,
             fps: frame.fps,
             stats: frame_stats,
+            mask,
         };
         // Releases the pixel buffer back to the source's pool before waiting.
         drop(frame);
@@ -484,7 +551,25 @@ async fn spool_loop(
     stats: Arc<CameraStats>,
 ) {
     let mut failures = 0u64;
-    while let Some(a) = rx.recv().await {
+    while let Some(mut a) = rx.recv().await {
+        let mask = match a.mask.take() {
+            None => None,
+            Some(pending) => match pending.await {
+                Ok(Outcome::Mask(mask)) => {
+                    stats.infer.frames_out.inc();
+                    Some(mask)
+                }
+                Ok(Outcome::Busy) => {
+                    // Counted as dropped by `analyze` when the newer frame replaced it.
+                    trace!(camera = %camera, seq = a.frame_seq, "frame not segmented: inference busy");
+                    None
+                }
+                Ok(Outcome::Failed(_)) | Err(_) => {
+                    stats.infer.errors.inc();
+                    None
+                }
+            },
+        };
         stats.spool.frames_in.inc();
         let mut encode_error = None;
         let result = meta.append_with(|incarnation, seq| {
@@ -496,7 +581,7 @@ async fn spool_loop(
                 format: venue_proto::PixelFormat::Nv12,
                 stats: a.stats,
                 detections: Vec::new(),
-                mask: None,
+                mask: mask.clone(),
             };
             venue_proto::encode(&msg).unwrap_or_else(|e| {
                 encode_error = Some(e.to_string());
@@ -608,6 +693,7 @@ async fn report_health(
             stages: vec![
                 stats.capture.snapshot(),
                 stats.analyze.snapshot(),
+                stats.infer.snapshot(),
                 stats.spool.snapshot(),
             ],
             restarts: stats.restarts.get(),

@@ -16,6 +16,7 @@ use venue_proto::{CameraState, Health, Id, StreamKind};
 use crate::camera::{CameraHandle, Shared};
 use crate::config::{self, Config};
 use crate::delivery::Delivery;
+use crate::inference::{self, Inference, InferenceConfig};
 use crate::metrics::{self, Metrics};
 use crate::mqtt::Mqtt;
 use crate::spool::Spool;
@@ -78,6 +79,14 @@ pub async fn run(
         .spawn_committer(committer_stop.clone())
         .context("cannot start the spool committer")?;
 
+    // The segmentation model, when a camera asks for inference: a model that cannot
+    // be loaded stops the start-up with the reason, before anything is published.
+    let inference = if config.cameras.iter().any(|c| c.inference_fps > 0) {
+        Some(start_inference(&config.inference).await?)
+    } else {
+        None
+    };
+
     let session = uplink::open(&config.zenoh).await?;
     info!(venue = %config.venue, r#box = %config.box_id, listen = ?config.zenoh.listen,
           connect = ?config.zenoh.connect, "zenoh session open");
@@ -112,6 +121,7 @@ pub async fn run(
         spool: spool.clone(),
         delivery: Arc::clone(&delivery),
         mqtt: mqtt.clone(),
+        inference: std::sync::Mutex::new(inference),
     });
     let cameras_cancel = CancellationToken::new();
     let mut cameras: BTreeMap<Id, CameraHandle> = BTreeMap::new();
@@ -133,7 +143,10 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             Some(()) = reload.recv() => {
                 match source.load() {
-                    Ok(next) => apply_reload(&shared, &mut current, next, &mut cameras, &cameras_cancel).await,
+                    Ok(next) => match reload_model(&shared, &current, &next).await {
+                        Ok(()) => apply_reload(&shared, &mut current, next, &mut cameras, &cameras_cancel).await,
+                        Err(error) => error!(error = %format!("{error:#}"), "config reload rejected: the segmentation model cannot be used; keeping the running configuration and model"),
+                    },
                     Err(errors) => error!(errors = %errors, "config reload rejected; keeping the running configuration"),
                 }
             }
@@ -178,6 +191,54 @@ pub async fn run(
         warn!(%error, "zenoh session did not close in time");
     }
     info!("venue-edge stopped");
+    Ok(())
+}
+
+/// Loads and checks the configured model off the async workers, then starts the
+/// inference workers on it.
+async fn start_inference(config: &InferenceConfig) -> anyhow::Result<Arc<Inference>> {
+    let cfg = config.clone();
+    let prepared = tokio::task::spawn_blocking(move || inference::prepare(&cfg))
+        .await
+        .context("the model loader panicked")?
+        .context("cannot load the segmentation model (check [inference] model and backend)")?;
+    let pool =
+        Inference::start(prepared, config.workers).context("cannot start the inference workers")?;
+    Ok(Arc::new(pool))
+}
+
+/// The model side of a reload, before anything else changes: a changed model or
+/// backend (or new model files in the same directory) is loaded and checked in the
+/// background while the cameras run on, then swapped in atomically. A model that
+/// fails is an error and nothing is changed.
+async fn reload_model(shared: &Arc<Shared>, current: &Config, next: &Config) -> anyhow::Result<()> {
+    let wanted = next.cameras.iter().any(|c| c.inference_fps > 0);
+    let running = shared.inference.lock().ok().and_then(|i| i.clone());
+    match running {
+        None if wanted => {
+            let pool = start_inference(&next.inference).await?;
+            if let Ok(mut slot) = shared.inference.lock() {
+                *slot = Some(pool);
+            }
+        }
+        None => {}
+        Some(pool) => {
+            if next.inference.workers != current.inference.workers {
+                warn!("inference.workers changed; it takes effect at the next restart");
+            }
+            let (installed, cfg) = (pool.installed(), next.inference.clone());
+            let prepared = tokio::task::spawn_blocking(move || match installed {
+                Some(m) if inference::same_model(&m, &cfg)? => Ok(None),
+                _ => inference::prepare(&cfg).map(Some),
+            })
+            .await
+            .context("the model loader panicked")?
+            .context("cannot load the new segmentation model")?;
+            if let Some(model) = prepared {
+                pool.install(model);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -243,6 +304,7 @@ async fn apply_reload(
     started -= restarted.min(started);
     info!(started, stopped, restarted, "configuration reloaded");
     current.cameras = next.cameras;
+    current.inference = next.inference;
 }
 
 async fn report_box_health(shared: Arc<Shared>, cancel: CancellationToken) {

@@ -5,6 +5,7 @@ pub mod camera;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
+pub mod inference;
 pub mod metrics;
 pub mod mqtt;
 pub mod segment;

@@ -33,6 +33,8 @@ pub struct Config {
     pub uplink: UplinkConfig,
     /// `None` when `[mqtt]` is absent or has `enabled = false`.
     pub mqtt: Option<MqttConfig>,
+    /// Segmentation: backend, model and workers (`[inference]`).
+    pub inference: InferenceConfig,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -78,6 +80,7 @@ pub struct PipelineConfig {
     pub restart_backoff_max: Duration,
 }
 
+pub use crate::inference::InferenceConfig;
 pub use crate::spool::SpoolConfig;
 
 /// Where the spool lives when `[spool] dir` is not set (relative to the working
@@ -114,6 +117,8 @@ pub struct CameraConfig {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// Frames a second segmented (0: none; at most `fps`).
+    pub inference_fps: u32,
     pub source: SourceConfig,
 }
 

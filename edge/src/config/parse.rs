@@ -1,6 +1,8 @@
 //! TOML → [`Config`]: a span-keeping walk over the document that reports every
 //! unknown key, wrong type, out-of-range value and duplicate id with its position.
 
+mod inference;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -495,7 +497,16 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         "",
         root,
         &[
-            "box", "zenoh", "metrics", "health", "pipeline", "spool", "uplink", "mqtt", "cameras",
+            "box",
+            "zenoh",
+            "metrics",
+            "health",
+            "pipeline",
+            "spool",
+            "uplink",
+            "mqtt",
+            "inference",
+            "cameras",
         ],
     )?;
 
@@ -650,6 +661,11 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         t.finish(ctx);
         mqtt
     });
+    let inference = section(ctx, &mut top, "inference", inference::KEYS).and_then(|mut t| {
+        let inference = inference::inference(ctx, &mut t);
+        t.finish(ctx);
+        inference
+    });
     let cameras = match top.take("cameras") {
         Some((_, v)) => cameras(ctx, v),
         None => {
@@ -669,6 +685,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         spool: spool?,
         uplink: uplink?,
         mqtt: mqtt?,
+        inference: inference?,
         cameras: cameras?,
     })
 }
@@ -707,7 +724,7 @@ fn cameras(ctx: &mut Ctx<'_>, mut v: Value<'_>) -> Option<Vec<CameraConfig>> {
             ctx,
             &path,
             &mut item,
-            &["id", "width", "height", "fps", "source"],
+            &["id", "width", "height", "fps", "inference_fps", "source"],
         ) else {
             ok = false;
             continue;
@@ -736,6 +753,7 @@ fn cameras(ctx: &mut Ctx<'_>, mut v: Value<'_>) -> Option<Vec<CameraConfig>> {
             }
         }
         let fps = int_or(ctx, &mut t, "fps", 1..=240, 30);
+        let inference_fps = int_or(ctx, &mut t, "inference_fps", 0..=240, 0);
         let source = match t.take("source") {
             Some((_, mut v)) => source(ctx, &format!("{path}.source"), &mut v),
             None => {
@@ -744,14 +762,18 @@ fn cameras(ctx: &mut Ctx<'_>, mut v: Value<'_>) -> Option<Vec<CameraConfig>> {
             }
         };
         t.finish(ctx);
-        match (cam_id, width, height, fps, source) {
-            (Some((id, _)), Some(w), Some(h), Some(fps), Some(source)) => out.push(CameraConfig {
-                id,
-                width: w as u32,
-                height: h as u32,
-                fps: fps as u32,
-                source,
-            }),
+        match (cam_id, width, height, fps, inference_fps, source) {
+            (Some((id, _)), Some(w), Some(h), Some(fps), Some(inf), Some(source)) => {
+                out.push(CameraConfig {
+                    id,
+                    width: w as u32,
+                    height: h as u32,
+                    fps: fps as u32,
+                    // More than the camera delivers means every frame.
+                    inference_fps: (inf as u32).min(fps as u32),
+                    source,
+                })
+            }
             _ => ok = false,
         }
     }
@@ -922,6 +944,23 @@ mod tests {
     #[test]
     fn bad_configs_table() {
         let table: Vec<(String, Vec<&str>)> = vec![
+            (
+                format!(
+                    "{BOX}[inference]\nbackend = \"tensorrt\"\nworkers = 0\nproviders = [\"cpu\", \"gpu\", 3]\n{CAM}"
+                ),
+                vec![
+                    r#"t.toml:5:12: inference.backend: "tensorrt" is not a backend; expected one of: tract, onnxruntime"#,
+                    "t.toml:6:11: inference.workers: 0 is out of range; expected 1..=64",
+                    r#"t.toml:7:22: inference.providers[1]: "gpu" is not a provider; expected one of: tensorrt, cuda, cpu"#,
+                    "t.toml:7:28: inference.providers[2]: expected a string, found an integer",
+                ],
+            ),
+            (
+                format!(
+                    "{BOX}[[cameras]]\nid = \"c1\"\ninference_fps = -1\n[cameras.source]\nkind = \"synthetic\"\n"
+                ),
+                vec!["t.toml:6:17: cameras[0].inference_fps: -1 is out of range; expected 0..=240"],
+            ),
             (
                 "[box\nvenue = 1".into(),
                 vec!["t.toml:1:5: invalid TOML: expected a right bracket, found a newline"],

@@ -1,0 +1,181 @@
+//! Segmentation in the running daemon: masks ride on the frame metadata at the
+//! configured rate, and a reload swaps the model without a restart or rejects a bad
+//! one while the old keeps running.
+
+use std::path::Path;
+use std::time::Duration;
+
+use venue_proto::FrameMeta;
+
+use crate::common::*;
+
+/// A camera that segments `inference_fps` of its `fps` frames a second.
+fn seg_camera(id: &str, fps: u32, inference_fps: u32) -> String {
+    format!(
+        "\n[[cameras]]\nid = \"{id}\"\nwidth = 640\nheight = 360\nfps = {fps}\ninference_fps = {inference_fps}\n[cameras.source]\nkind = \"synthetic\"\nseed = 9003\nathletes = 6\n"
+    )
+}
+
+fn masked(metas: &[FrameMeta]) -> impl Iterator<Item = &venue_proto::MaskRle> {
+    metas.iter().filter_map(|m| m.mask.as_ref())
+}
+
+#[test]
+fn frame_metadata_carries_masks_at_the_inference_rate() {
+    let (mut daemon, listener, _ports, _cfg) = start("masks", &seg_camera("seg", 10, 5));
+    let mut log = MetaLog::default();
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(60), |l| l.count("seg") >= 40
+            && l.health.iter().any(|(c, _)| c == "seg")),
+        "{}",
+        daemon.log()
+    );
+    let metas = &log.by_camera["seg"];
+    let masks: Vec<_> = masked(metas).collect();
+    // 5 of 10 frames a second are due: never more masks than that. How many of
+    // those a busy worker replaced depends on the machine; they are counted below.
+    assert!(
+        masks.len() >= 3 && masks.len() <= metas.len() / 2 + 2,
+        "{} masks on {} frames",
+        masks.len(),
+        metas.len()
+    );
+    for m in &masks {
+        assert_eq!((m.width, m.height), (256, 144));
+        assert!(m.is_consistent(), "runs do not cover the mask");
+    }
+    // Six synthetic athletes: most masks show some.
+    let with_athletes = masks.iter().filter(|m| m.runs.len() > 1).count();
+    assert!(
+        with_athletes * 2 > masks.len(),
+        "{with_athletes} of {} masks show athletes",
+        masks.len()
+    );
+    // Health reports the infer stage.
+    let (_, health) = log.health.iter().rev().find(|(c, _)| c == "seg").unwrap();
+    let infer = health
+        .stages
+        .iter()
+        .find(|s| s.stage == "infer")
+        .expect("infer stage in health");
+    assert!(infer.frames_in > 0 && infer.frames_out > 0, "{infer:?}");
+    // Every frame handed to inference is accounted for: masked, dropped as busy
+    // (counted when replaced), failed, or still in flight: at most two with the
+    // workers, plus masks waiting in the metadata queue (queue_depth 4 + 10 fps).
+    let settled = infer.frames_out + infer.dropped + infer.errors;
+    assert!(
+        settled <= infer.frames_in && infer.frames_in <= settled + 2 + 14,
+        "{infer:?}"
+    );
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
+}
+
+/// A copy of the reference model with another version in its manifest.
+fn model_dir(dir: &Path, version: &str) {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reference");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(reference.join("model.onnx"), dir.join("model.onnx")).unwrap();
+    let manifest = std::fs::read_to_string(reference.join("manifest.toml")).unwrap();
+    let manifest = manifest.replace("version = \"1\"", &format!("version = \"{version}\""));
+    assert!(manifest.contains(&format!("version = \"{version}\"")));
+    std::fs::write(dir.join("manifest.toml"), manifest).unwrap();
+}
+
+#[test]
+fn reload_swaps_the_model_and_rejects_a_bad_one() {
+    let (mut daemon, listener, ports, cfg) = start("model-swap", &seg_camera("seg", 10, 5));
+    let dir = cfg.parent().unwrap().to_path_buf();
+    let mut log = MetaLog::default();
+    let masks = |l: &MetaLog| l.by_camera.get("seg").map_or(0, |m| masked(m).count());
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(60), |l| masks(l) >= 3),
+        "{}",
+        daemon.log()
+    );
+
+    // A model directory whose ONNX file is garbage: rejected, the old model goes on.
+    let bad = dir.join("bad-model");
+    model_dir(&bad, "bad");
+    std::fs::write(bad.join("model.onnx"), b"not a model").unwrap();
+    let with_model = |model: &Path| {
+        format!(
+            "{}\n[inference]\nmodel = \"{}\"\n",
+            seg_camera("seg", 10, 5),
+            model.display()
+        )
+    };
+    std::fs::write(&cfg, config_text(&ports, &with_model(&bad))).unwrap();
+    daemon.signal("-HUP");
+    let before = masks(&log);
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(60), |l| masks(l)
+            >= before + 3),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains(
+            "the segmentation model cannot be used; keeping the running configuration and model"
+        ),
+        "{}",
+        daemon.log()
+    );
+
+    // A good new model: loaded in the background and swapped in; the camera runs on.
+    let good = dir.join("good-model");
+    model_dir(&good, "2");
+    std::fs::write(&cfg, config_text(&ports, &with_model(&good))).unwrap();
+    daemon.signal("-HUP");
+    let swapped = |d: &Daemon| {
+        d.log()
+            .contains("segmentation model swapped in model=venue-reference-seg 2 (tract")
+    };
+    let t = std::time::Instant::now();
+    while !swapped(&daemon) && t.elapsed() < Duration::from_secs(60) {
+        let _ = log.collect_until(&listener, Duration::from_millis(200), |_| false);
+    }
+    assert!(swapped(&daemon), "{}", daemon.log());
+    let before = masks(&log);
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(60), |l| masks(l)
+            >= before + 3),
+        "{}",
+        daemon.log()
+    );
+    // The camera itself was not restarted: its frames stayed gap-free.
+    for w in log.by_camera["seg"].windows(2) {
+        assert_eq!(
+            w[1].frame_seq,
+            w[0].frame_seq + 1,
+            "camera missed a frame during the swap"
+        );
+    }
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
+}
+
+#[test]
+fn a_model_that_cannot_load_stops_the_start_with_the_reason() {
+    let dir = temp_dir("bad-model-start");
+    let ports = Ports {
+        zenoh: free_port(),
+        metrics: free_port(),
+        spool: dir.join("spool"),
+    };
+    let cameras = format!(
+        "{}\n[inference]\nmodel = \"{}\"\n",
+        seg_camera("seg", 10, 5),
+        dir.join("no-such-model").display()
+    );
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, config_text(&ports, &cameras)).unwrap();
+    let mut daemon = Daemon::start(&cfg, dir.join("daemon.log"));
+    let (status, _) = daemon.wait_exit(Duration::from_secs(30)).expect("exit");
+    assert!(!status.success());
+    let log = daemon.log();
+    assert!(
+        log.contains("cannot load the segmentation model") && log.contains("no-such-model"),
+        "{log}"
+    );
+}
