@@ -342,6 +342,7 @@ fn run(model: &mut Model, frame: &Frame) -> Outcome {
     let mask = match frame.format {
         PixelFormat::Nv12 => model.segment_nv12(&frame.data, w, h),
         PixelFormat::Rgb24 => model.segment_rgb(&frame.data, w, h),
+        PixelFormat::Yuyv => model.segment_yuyv(&frame.data, w, h),
         other => {
             return Outcome::Failed(format!("frames in {other:?} cannot be segmented yet"));
         }

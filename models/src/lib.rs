@@ -264,6 +264,23 @@ impl Model {
         self.run()
     }
 
+    /// Segments a YUYV 4:2:2 frame into a mask at model resolution.
+    pub fn segment_yuyv(
+        &mut self,
+        yuyv: &[u8],
+        width: usize,
+        height: usize,
+    ) -> Result<Mask, ModelError> {
+        prep::yuyv_to_input(
+            yuyv,
+            width,
+            height,
+            &self.manifest.input,
+            &mut self.input.data,
+        )?;
+        self.run()
+    }
+
     fn run(&mut self) -> Result<Mask, ModelError> {
         let out = self.backend.infer(&self.input)?;
         Mask::from_output(&out, self.manifest.raw_threshold())

@@ -180,6 +180,60 @@ pub fn nv12_to_input(
     Ok(())
 }
 
+/// YUYV 4:2:2 (`Y0 U Y1 V` per pixel pair, `width × 2` bytes a row, what most USB
+/// cameras send) → NCHW input of `spec`'s size. Luma is sampled bilinearly, chroma
+/// from the nearest pixel pair of the nearest row.
+pub fn yuyv_to_input(
+    yuyv: &[u8],
+    width: usize,
+    height: usize,
+    spec: &InputSpec,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
+    check(
+        yuyv.len(),
+        width * height * 2,
+        "YUYV",
+        width,
+        height,
+        out,
+        spec,
+    )?;
+    let (ow, oh) = (spec.width as usize, spec.height as usize);
+    let plane = ow * oh;
+    let lut = luts(spec);
+    let dst = planes(spec);
+    let xt = taps(width, ow);
+    let yt = taps(height, oh);
+    let stride = width * 2;
+    // Byte offset of the U of the pixel pair nearest to each sampling point.
+    let cx: Vec<usize> = xt
+        .iter()
+        .map(|&(x0, x1, fx)| ((if fx >= 128 { x1 } else { x0 }) & !1) * 2 + 1)
+        .collect();
+    let (out0, rest) = out.split_at_mut(plane);
+    let (out1, out2) = rest.split_at_mut(plane);
+    let outs = [out0, out1, out2];
+    for (oy, &(y0, y1, fy)) in yt.iter().enumerate() {
+        let r0 = &yuyv[y0 * stride..(y0 + 1) * stride];
+        let r1 = &yuyv[y1 * stride..(y1 + 1) * stride];
+        let crow = if fy >= 128 { r1 } else { r0 };
+        for (ox, (&(x0, x1, fx), &c)) in xt.iter().zip(&cx).enumerate() {
+            let top = lerp(r0[x0 * 2], r0[x1 * 2], fx);
+            let bottom = lerp(r1[x0 * 2], r1[x1 * 2], fx);
+            let l = ((top * (256 - fy) + bottom * fy + (1 << 15)) >> 16) as i32;
+            let u = i32::from(crow[c]);
+            let v = i32::from(crow.get(c + 2).copied().unwrap_or(128));
+            let rgb = yuv_to_rgb(l, u, v);
+            let i = oy * ow + ox;
+            for s in 0..3 {
+                outs[dst[s]][i] = lut[dst[s]][rgb[s]];
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +348,45 @@ mod tests {
         let mut out = vec![f32::NAN; 3 * 256 * 144];
         nv12_to_input(&nv12, w, h, &s, &mut out)?;
         assert!(out.iter().all(|v| v.is_finite()));
+        Ok(())
+    }
+
+    #[test]
+    fn yuyv_matches_nv12_when_chroma_agrees() -> Result<(), ModelError> {
+        // The same picture as NV12 and YUYV (chroma constant over each 2x2 block, so
+        // 4:2:0 and 4:2:2 carry identical information): identical model input.
+        let (w, h) = (64usize, 36usize);
+        let luma = |x: usize, y: usize| ((x * 7 + y * 13) % 256) as u8;
+        let chroma = |x: usize, y: usize| {
+            (
+                ((x / 2) * 29 % 200) as u8 + 20,
+                ((y / 2) * 31 % 200) as u8 + 20,
+            )
+        };
+        let mut nv12 = vec![0u8; w * h * 3 / 2];
+        let mut yuyv = vec![0u8; w * h * 2];
+        for y in 0..h {
+            for x in 0..w {
+                nv12[y * w + x] = luma(x, y);
+                yuyv[y * w * 2 + x * 2] = luma(x, y);
+                let (u, v) = chroma(x, y);
+                yuyv[y * w * 2 + (x & !1) * 2 + 1] = u;
+                yuyv[y * w * 2 + (x & !1) * 2 + 3] = v;
+                nv12[w * h + (y / 2) * w + (x & !1)] = u;
+                nv12[w * h + (y / 2) * w + (x & !1) + 1] = v;
+            }
+        }
+        for (ow, oh) in [(64u32, 36u32), (32, 18), (48, 30)] {
+            let s = spec(ow, oh, ColorOrder::Rgb);
+            let n = 3 * (ow * oh) as usize;
+            let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+            nv12_to_input(&nv12, w, h, &s, &mut a)?;
+            yuyv_to_input(&yuyv, w, h, &s, &mut b)?;
+            assert_eq!(a, b, "{ow}x{oh}");
+        }
+        let s = spec(32, 18, ColorOrder::Rgb);
+        let mut out = vec![0f32; 3 * 32 * 18];
+        assert!(yuyv_to_input(&yuyv[..100], w, h, &s, &mut out).is_err());
         Ok(())
     }
 }
