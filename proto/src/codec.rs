@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use crate::key::StreamKind;
-use crate::msg::{Ack, Event, FrameMeta, Gap, Header, Health, VideoChunk};
+use crate::msg::{Ack, Composite, Event, FrameMeta, Gap, Header, Health, Thumbnail, VideoChunk};
 
 /// Largest payload accepted by [`decode`]: bigger inputs are rejected before parsing.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -54,6 +54,8 @@ message!(Health, Health);
 message!(VideoChunk, Video);
 message!(Ack, Ack);
 message!(Gap, Gap);
+message!(Thumbnail, Thumbnail);
+message!(Composite, Composite);
 
 /// Encodes a message into a new buffer.
 pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, EncodeError> {
@@ -96,6 +98,8 @@ pub enum AnyMessage {
     Video(VideoChunk),
     Ack(Ack),
     Gap(Gap),
+    Thumbnail(Thumbnail),
+    Composite(Composite),
 }
 
 impl AnyMessage {
@@ -107,6 +111,8 @@ impl AnyMessage {
             Self::Video(m) => &m.header,
             Self::Ack(m) => &m.header,
             Self::Gap(m) => &m.header,
+            Self::Thumbnail(m) => &m.header,
+            Self::Composite(m) => &m.header,
         }
     }
 
@@ -118,6 +124,8 @@ impl AnyMessage {
             Self::Video(_) => StreamKind::Video,
             Self::Ack(_) => StreamKind::Ack,
             Self::Gap(_) => StreamKind::Gap,
+            Self::Thumbnail(_) => StreamKind::Thumbnail,
+            Self::Composite(_) => StreamKind::Composite,
         }
     }
 }
@@ -131,6 +139,8 @@ pub fn decode_any(stream: StreamKind, bytes: &[u8]) -> Result<AnyMessage, Decode
         StreamKind::Video => AnyMessage::Video(decode(bytes)?),
         StreamKind::Ack => AnyMessage::Ack(decode(bytes)?),
         StreamKind::Gap => AnyMessage::Gap(decode(bytes)?),
+        StreamKind::Thumbnail => AnyMessage::Thumbnail(decode(bytes)?),
+        StreamKind::Composite => AnyMessage::Composite(decode(bytes)?),
     })
 }
 

@@ -52,16 +52,26 @@ pub enum StreamKind {
     /// Notices of records that will never arrive ([`crate::Gap`]), box → cloud.
     #[n(5)]
     Gap,
+    /// Small periodic pictures of a camera ([`crate::Thumbnail`]), box → cloud; live
+    /// only (the next one supersedes it), like health.
+    #[n(6)]
+    Thumbnail,
+    /// Pictures made for an event, e.g. a jump's strobe composite
+    /// ([`crate::Composite`]), box → cloud; spooled and acknowledged like events.
+    #[n(7)]
+    Composite,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 6] = [
+    pub const ALL: [StreamKind; 8] = [
         Self::Meta,
         Self::Event,
         Self::Health,
         Self::Video,
         Self::Ack,
         Self::Gap,
+        Self::Thumbnail,
+        Self::Composite,
     ];
 
     /// The key chunk naming this stream.
@@ -73,6 +83,8 @@ impl StreamKind {
             Self::Video => "video",
             Self::Ack => "ack",
             Self::Gap => "gap",
+            Self::Thumbnail => "thumbnail",
+            Self::Composite => "composite",
         }
     }
 

@@ -25,9 +25,9 @@ pub use codec::{
 pub use id::{BOX_CAMERA, Id, IdError};
 pub use key::{KeyError, StreamKey, StreamKind};
 pub use msg::{
-    AccessUnit, Ack, BBox, CameraState, Detection, Event, EventKind, EventPhase, FrameMeta,
-    FrameStats, Gap, GapReason, Header, Health, MaskRle, PixelFormat, StageCounters, StreamUplink,
-    VideoChunk, VideoCodec,
+    AccessUnit, Ack, BBox, CameraState, Composite, Detection, Event, EventKind, EventPhase,
+    FrameMeta, FrameStats, Gap, GapReason, Header, Health, ImageFormat, MaskRle, PixelFormat,
+    StageCounters, StreamUplink, Thumbnail, VideoChunk, VideoCodec,
 };
 pub use timecode::Timecode;
 

@@ -344,6 +344,68 @@ pub struct StreamUplink {
     pub lost_evicted: u64,
 }
 
+/// How a picture is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[cbor(index_only)]
+pub enum ImageFormat {
+    #[n(0)]
+    Jpeg,
+    #[n(1)]
+    Png,
+}
+
+/// A small picture of what a camera sees now, the athlete mask overlaid and track
+/// ids drawn: stream `thumbnail`, every few seconds per camera.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Thumbnail {
+    #[n(0)]
+    pub header: Header,
+    /// Capture sequence number of the frame shown.
+    #[n(1)]
+    pub frame_seq: u64,
+    #[n(2)]
+    pub width: u32,
+    #[n(3)]
+    pub height: u32,
+    #[n(4)]
+    pub format: ImageFormat,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::msg::byte_len"))]
+    #[cbor(n(5), with = "minicbor::bytes")]
+    pub image: Vec<u8>,
+}
+
+/// A picture made for an event (today: a jump's strobe composite, the athlete cut
+/// out at evenly spaced moments over a clean background): stream `composite`.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Composite {
+    #[n(0)]
+    pub header: Header,
+    /// The event it belongs to ([`Event::event_id`], same camera).
+    #[n(1)]
+    pub event_id: u64,
+    #[n(2)]
+    pub width: u32,
+    #[n(3)]
+    pub height: u32,
+    #[n(4)]
+    pub format: ImageFormat,
+    /// Athlete cut-outs shown.
+    #[n(5)]
+    pub cutouts: u32,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::msg::byte_len"))]
+    #[cbor(n(6), with = "minicbor::bytes")]
+    pub image: Vec<u8>,
+}
+
 /// Video codec of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, CborLen)]
 #[cfg_attr(

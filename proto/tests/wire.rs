@@ -142,6 +142,30 @@ fn sample_gap() -> Gap {
     }
 }
 
+fn sample_thumbnail() -> Thumbnail {
+    Thumbnail {
+        header: header(id("cam-1"), 3),
+        frame_seq: 450,
+        width: 320,
+        height: 180,
+        format: ImageFormat::Jpeg,
+        // The first bytes of a JPEG; a real thumbnail is a few kB.
+        image: vec![0xFF, 0xD8, 0xFF, 0xE0],
+    }
+}
+
+fn sample_composite() -> Composite {
+    Composite {
+        header: header(id("cam-1"), 0),
+        event_id: 12,
+        width: 512,
+        height: 288,
+        format: ImageFormat::Png,
+        cutouts: 5,
+        image: vec![0x89, b'P', b'N', b'G'],
+    }
+}
+
 fn fixtures() -> Vec<(&'static str, StreamKind, Vec<u8>)> {
     let enc = |r: Result<Vec<u8>, EncodeError>| r.unwrap_or_else(|e| panic!("{e}"));
     vec![
@@ -155,6 +179,16 @@ fn fixtures() -> Vec<(&'static str, StreamKind, Vec<u8>)> {
         ),
         ("ack", StreamKind::Ack, enc(encode(&sample_ack()))),
         ("gap", StreamKind::Gap, enc(encode(&sample_gap()))),
+        (
+            "thumbnail",
+            StreamKind::Thumbnail,
+            enc(encode(&sample_thumbnail())),
+        ),
+        (
+            "composite",
+            StreamKind::Composite,
+            enc(encode(&sample_composite())),
+        ),
     ]
 }
 
@@ -210,6 +244,14 @@ fn golden_fixtures_decode_to_samples() {
     );
     assert_eq!(decode::<Ack>(&read("ack")).ok(), Some(sample_ack()));
     assert_eq!(decode::<Gap>(&read("gap")).ok(), Some(sample_gap()));
+    assert_eq!(
+        decode::<Thumbnail>(&read("thumbnail")).ok(),
+        Some(sample_thumbnail())
+    );
+    assert_eq!(
+        decode::<Composite>(&read("composite")).ok(),
+        Some(sample_composite())
+    );
     // Every message's header can be read without decoding its body.
     for (name, _, bytes) in fixtures() {
         let h = peek_header(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -19,7 +19,7 @@ import time
 import cbor2
 
 SCHEMA_VERSION = 1
-STREAMS = {"meta", "event", "health", "video", "ack", "gap"}
+STREAMS = {"meta", "event", "health", "video", "ack", "gap", "thumbnail", "composite"}
 
 
 class ContractError(Exception):
@@ -99,7 +99,13 @@ def fixtures(directory):
     gap = load("gap")
     check_header(gap[0])
     expect((gap[1], gap[3], gap[4], gap[5]) == (0, 17, 18, 0), "gap stream/range/reason")
-    print("fixtures: 6 messages decoded and checked")
+    thumb = load("thumbnail")
+    check_header(thumb[0])
+    expect((thumb[1], thumb[2], thumb[3], thumb[4]) == (450, 320, 180, 0) and thumb[5][:2] == b"\xff\xd8", "thumbnail fields, JPEG bytes")
+    comp = load("composite")
+    check_header(comp[0])
+    expect((comp[1], comp[4], comp[5]) == (12, 1, 5) and comp[6][1:4] == b"PNG", "composite event/format/cutouts, PNG bytes")
+    print("fixtures: 8 messages decoded and checked")
 
 
 def live(endpoint, frames, cameras, timeout):
