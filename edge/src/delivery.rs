@@ -26,7 +26,12 @@ use crate::uplink;
 const BATCH: u64 = 1024;
 
 /// Streams whose records wait in the spool for an ack.
-pub const SPOOLED: [StreamKind; 3] = [StreamKind::Meta, StreamKind::Event, StreamKind::Video];
+pub const SPOOLED: [StreamKind; 4] = [
+    StreamKind::Meta,
+    StreamKind::Event,
+    StreamKind::Video,
+    StreamKind::Composite,
+];
 
 /// Runs the senders and the ack listener.
 #[derive(Debug)]

@@ -126,9 +126,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn kind_from_dir(name: &str) -> Option<StreamKind> {
-    StreamKind::ALL
+    crate::delivery::SPOOLED
         .into_iter()
-        .find(|k| k.as_str() == name && *k != StreamKind::Ack && *k != StreamKind::Health)
+        .find(|k| k.as_str() == name)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
