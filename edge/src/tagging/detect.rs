@@ -260,7 +260,19 @@ impl Detector {
             let mut grew = false;
             while j < self.roots.len() {
                 let (big, small) = (self.roots[i], self.roots[j]);
-                if (small.area as f32) <= rules.merge_max_ratio * big.area as f32
+                // Pieces of one athlete cut by the frame's edge (a body and its
+                // skis, entering) join too.
+                let edge = |c: &Comp| {
+                    [
+                        c.x0 == 0,
+                        c.y0 == 0,
+                        c.x1 + 1 >= mw as u32,
+                        c.y1 + 1 >= rows as u32,
+                    ]
+                };
+                let (eb, es) = (edge(&big), edge(&small));
+                let same_edge = eb.iter().zip(&es).any(|(a, b)| *a && *b);
+                if ((small.area as f32) <= rules.merge_max_ratio * big.area as f32 || same_edge)
                     && big.near(&small, rules.merge_gap_px)
                 {
                     self.roots[i].absorb(&small);

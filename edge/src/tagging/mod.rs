@@ -54,8 +54,9 @@ pub struct TaggingConfig {
     pub gravity_hps2: f32,
     /// Shorter jumps are still reported, with low confidence.
     pub min_airtime_s: f32,
-    /// A fall: the box drops below this share of the athlete's upright height (0–1)...
-    pub fall_height_ratio: f32,
+    /// A fall: the box's height-to-width ratio drops below this share of the
+    /// athlete's upright ratio (0–1: lying down, the box turns wide and low)...
+    pub fall_shape_ratio: f32,
     /// ... for this many frames in a row (and it is back up for as many to end).
     pub fall_min_frames: u32,
     /// Speed above which a speed peak is reported, frame heights per second.
@@ -95,7 +96,7 @@ impl Default for TaggingConfig {
             max_occluded_frames: 45,
             gravity_hps2: 2.0,
             min_airtime_s: 0.2,
-            fall_height_ratio: 0.6,
+            fall_shape_ratio: 0.7,
             fall_min_frames: 4,
             speed_peak_min_hps: 1.2,
             line: None,
@@ -155,7 +156,7 @@ impl TaggingConfig {
         unit("min_area_fraction", self.min_area_fraction)?;
         unit("merge_max_ratio", self.merge_max_ratio)?;
         unit("iou_min", self.iou_min)?;
-        unit("fall_height_ratio", self.fall_height_ratio)?;
+        unit("fall_shape_ratio", self.fall_shape_ratio)?;
         if self.min_hits == 0 || self.min_hits > 30 {
             return Err(bad(
                 "min_hits",
@@ -346,7 +347,7 @@ impl Tagger {
                 MomentRules {
                     gravity_hps2: c.gravity_hps2,
                     min_airtime_s: c.min_airtime_s,
-                    fall_height_ratio: c.fall_height_ratio,
+                    fall_shape_ratio: c.fall_shape_ratio,
                     fall_min_frames: c.fall_min_frames,
                     speed_peak_min_hps: c.speed_peak_min_hps,
                     line: c.line,

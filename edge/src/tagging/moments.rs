@@ -16,7 +16,7 @@ use super::track::{Obs, Track, Tracker};
 pub struct MomentRules {
     pub gravity_hps2: f32,
     pub min_airtime_s: f32,
-    pub fall_height_ratio: f32,
+    pub fall_shape_ratio: f32,
     pub fall_min_frames: u32,
     pub speed_peak_min_hps: f32,
     pub line: Option<[[f32; 2]; 2]>,
@@ -256,6 +256,17 @@ impl Moments {
                 let Some(k) = self.split(h, from, n) else {
                     return;
                 };
+                // A jump leaves upwards or level and then falls at about g: check
+                // the flying part on its own.
+                let Some(fly) = self.fit_range(h, k, n) else {
+                    return;
+                };
+                let acc = 2.0 * fly.a2;
+                let t_k = signed_s(h[k].t_ns, h[k].t_ns);
+                let v0 = fly.a1 + 2.0 * fly.a2 * t_k;
+                if !(0.6 * g..1.6 * g).contains(&acc) || v0 > 0.1 * g {
+                    return;
+                }
                 let take_off_ns = h[k].t_ns;
                 let event_id = self.new_id();
                 st.air = Air::Flying {
@@ -372,6 +383,23 @@ impl Moments {
         best.map(|(_, k)| index[k])
     }
 
+    /// A parabola through the clear frames of `from..to` (time from `h[from]`).
+    fn fit_range(
+        &mut self,
+        h: &std::collections::VecDeque<Obs>,
+        from: usize,
+        to: usize,
+    ) -> Option<Quadratic> {
+        self.pts.clear();
+        let t0 = h.get(from)?.t_ns;
+        self.pts.extend(
+            h.range(from..to)
+                .filter(|o| o.observed && !o.occluded && !o.at_edge)
+                .map(|o| (signed_s(o.t_ns, t0), f64::from(o.centroid[1]))),
+        );
+        fit_quadratic(&self.pts)
+    }
+
     /// A fall: the box gets much lower than the athlete's upright height for a few
     /// frames; it ends when the athlete is upright again.
     fn fall(&mut self, track: &Track, st: &mut TrackMoments, out: &mut Vec<EventUpdate>) {
@@ -380,7 +408,9 @@ impl Moments {
         if !last.observed || last.occluded || last.at_edge || matches!(st.air, Air::Flying { .. }) {
             return;
         }
-        // Upright height: the median over the recent clear frames before now.
+        // Upright shape (height over width): the median over the recent clear
+        // frames before now. Lying down, the box turns wide and low.
+        let shape = |o: &Obs| o.rect.height() / o.rect.width().max(1.0);
         self.heights.clear();
         let upto = h
             .len()
@@ -390,18 +420,18 @@ impl Moments {
                 .rev()
                 .take(30)
                 .filter(|o| o.observed && !o.occluded && !o.at_edge)
-                .map(|o| o.rect.height()),
+                .map(shape),
         );
         if self.heights.len() < 8 {
             return;
         }
         self.heights.sort_by(f32::total_cmp);
         let upright = self.heights[self.heights.len() / 2];
-        let ratio = last.rect.height() / upright.max(1.0);
+        let ratio = shape(last) / upright.max(0.01);
         match st.fall {
             None => {
                 let lying =
-                    ratio < self.rules.fall_height_ratio && last.rect.width() > last.rect.height();
+                    ratio < self.rules.fall_shape_ratio && last.rect.width() > last.rect.height();
                 st.low_run = if lying { st.low_run + 1 } else { 0 };
                 if st.low_run < self.rules.fall_min_frames {
                     return;
@@ -409,7 +439,7 @@ impl Moments {
                 // Back-date to where the height started to drop.
                 let mut start = last.t_ns;
                 for o in h.iter().rev() {
-                    if !o.observed || o.rect.height() >= 0.97 * upright {
+                    if !o.observed || shape(o) >= 0.95 * upright {
                         break;
                     }
                     start = o.t_ns;
