@@ -569,6 +569,18 @@ fn score_moments(
         }
     }
     pairs.sort_unstable();
+    if std::env::var_os("EVAL_DEBUG").is_some() {
+        eprintln!(
+            "{kind:?} truth={:?}",
+            t.iter().map(|m| (m.1, m.2)).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "{kind:?} pred={:?}",
+            p.iter()
+                .map(|m| (m.1, hyp_to_gt.get(&m.1), m.2))
+                .collect::<Vec<_>>()
+        );
+    }
     let (mut tu, mut pu) = (vec![false; t.len()], vec![false; p.len()]);
     let mut s = MomentScore {
         truth: t.len(),

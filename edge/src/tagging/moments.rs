@@ -149,14 +149,15 @@ impl Moments {
                 } else {
                     0.6
                 };
+                // Coming in over the edge, the first blob big enough to keep is a
+                // few frames late: go back by its width over the rate it grows.
+                let at = if conf > 0.8 {
+                    self.edge_time(track, true)
+                } else {
+                    track.first_ns
+                };
                 let id = self.new_id();
-                out.push(instant(
-                    id,
-                    EventKind::Enter,
-                    track.first_ns,
-                    track.id,
-                    conf,
-                ));
+                out.push(instant(id, EventKind::Enter, at, track.id, conf));
             }
             self.jump(track, &mut st, out, jumps);
             self.fall(track, &mut st, out);
@@ -171,10 +172,59 @@ impl Moments {
             };
             self.close(track, &mut st, t_ns, out, jumps);
             if ended.left_view {
-                let at = track.missing_since_ns.unwrap_or(t_ns);
+                let at = self
+                    .edge_time(track, false)
+                    .max(track.missing_since_ns.unwrap_or(t_ns));
                 let id = self.new_id();
                 out.push(instant(id, EventKind::Exit, at, track.id, 0.9));
             }
+        }
+    }
+
+    /// When the athlete's first pixel crossed the edge (`entering`), or the frame
+    /// after its last pixel left (otherwise), from the width of the first (last)
+    /// blob and how fast the visible width grew (shrank) at the edge.
+    fn edge_time(&self, track: &Track, entering: bool) -> u64 {
+        let mut seen: Vec<&Obs> = if entering {
+            track
+                .history
+                .iter()
+                .filter(|o| o.observed)
+                .take(3)
+                .collect()
+        } else {
+            track
+                .history
+                .iter()
+                .rev()
+                .filter(|o| o.observed)
+                .take(3)
+                .collect()
+        };
+        if !entering {
+            seen.reverse();
+        }
+        let (Some(first), Some(last)) = (seen.first(), seen.last()) else {
+            return track.first_ns;
+        };
+        let frames = last.t_ns.saturating_sub(first.t_ns) as f32 / self.frame_ns as f32;
+        let rate = (last.rect.width() - first.rect.width()).abs() / frames.max(1.0);
+        let w = if entering {
+            first.rect.width()
+        } else {
+            last.rect.width()
+        };
+        let extra = if rate > 0.5 {
+            (w / rate).clamp(0.0, 4.0)
+        } else {
+            0.0
+        };
+        let extra_ns = extra.round() as u64 * self.frame_ns;
+        if entering {
+            first.t_ns.saturating_sub(extra_ns)
+        } else {
+            // The last slivers (a ski tail) are too small to keep: one frame more.
+            last.t_ns + extra_ns + self.frame_ns
         }
     }
 
@@ -302,6 +352,9 @@ impl Moments {
                     .unwrap_or(0)
                     .max(n.saturating_sub(2 * LOOK_BACK + HALF));
                 let k = self.split(h, from, n).unwrap_or(n - 1 - HALF);
+                // The split's first index still lies on the parabola (it is where
+                // the two fits meet); the first frame on the ground is the next.
+                let k = (k + 1).min(n - 1);
                 let landing_ns = h[k].t_ns.max(take_off_ns);
                 let airtime = (landing_ns - take_off_ns) as f32 * 1e-9;
                 st.air = Air::Ground {
@@ -405,45 +458,61 @@ impl Moments {
     fn fall(&mut self, track: &Track, st: &mut TrackMoments, out: &mut Vec<EventUpdate>) {
         let h = &track.history;
         let Some(last) = h.back() else { return };
-        if !last.observed || last.occluded || last.at_edge || matches!(st.air, Air::Flying { .. }) {
+        if !last.observed || last.occluded || matches!(st.air, Air::Flying { .. }) {
             return;
         }
-        // Upright shape (height over width): the median over the recent clear
-        // frames before now. Lying down, the box turns wide and low.
+        // Upright shape (height over width) and height: medians over the recent
+        // clear frames before now. Lying down, the box turns wide and low; at the
+        // frame's edge the width is cut, so there the height alone tells.
         let shape = |o: &Obs| o.rect.height() / o.rect.width().max(1.0);
-        self.heights.clear();
         let upto = h
             .len()
             .saturating_sub(1 + self.rules.fall_min_frames as usize * 2);
-        self.heights.extend(
-            h.range(..upto)
-                .rev()
-                .take(30)
-                .filter(|o| o.observed && !o.occluded && !o.at_edge)
-                .map(shape),
-        );
+        let clear = |o: &&Obs| o.observed && !o.occluded && !o.at_edge;
+        self.heights.clear();
+        self.heights
+            .extend(h.range(..upto).rev().take(30).filter(clear).map(shape));
         if self.heights.len() < 8 {
             return;
         }
         self.heights.sort_by(f32::total_cmp);
         let upright = self.heights[self.heights.len() / 2];
-        let ratio = shape(last) / upright.max(0.01);
+        self.heights.clear();
+        self.heights.extend(
+            h.range(..upto)
+                .rev()
+                .take(30)
+                .filter(clear)
+                .map(|o| o.rect.height()),
+        );
+        self.heights.sort_by(f32::total_cmp);
+        let upright_h = self.heights[self.heights.len() / 2].max(1.0);
+        let low = |o: &Obs| {
+            let by_height = o.rect.height() / upright_h < self.rules.fall_shape_ratio;
+            let by_shape = !o.at_edge && shape(o) / upright.max(0.01) < self.rules.fall_shape_ratio;
+            by_height || by_shape
+        };
+        let upright_again = |o: &Obs| {
+            !o.at_edge && shape(o) / upright.max(0.01) > 0.85 && o.rect.height() / upright_h > 0.85
+        };
         match st.fall {
             None => {
-                let lying =
-                    ratio < self.rules.fall_shape_ratio && last.rect.width() > last.rect.height();
-                st.low_run = if lying { st.low_run + 1 } else { 0 };
+                st.low_run = if low(last) { st.low_run + 1 } else { 0 };
                 if st.low_run < self.rules.fall_min_frames {
                     return;
                 }
-                // Back-date to where the height started to drop.
+                // Back-date to where the box started to change, and by two frames
+                // more: a tumble barely changes the box in its first frames.
                 let mut start = last.t_ns;
                 for o in h.iter().rev() {
-                    if !o.observed || shape(o) >= 0.95 * upright {
+                    let changed = o.rect.height() < 0.95 * upright_h
+                        || (!o.at_edge && shape(o) < 0.95 * upright);
+                    if !o.observed || !changed {
                         break;
                     }
                     start = o.t_ns;
                 }
+                let start = start.saturating_sub(2 * self.frame_ns).max(track.first_ns);
                 let event_id = self.new_id();
                 st.fall = Some((event_id, start));
                 st.up_run = 0;
@@ -458,8 +527,12 @@ impl Moments {
                 });
             }
             Some((event_id, start)) => {
-                // Compare with the height before the fall, not the lying one.
-                st.up_run = if ratio > 0.85 { st.up_run + 1 } else { 0 };
+                // Compared with the shape before the fall, not the lying one.
+                st.up_run = if upright_again(last) {
+                    st.up_run + 1
+                } else {
+                    0
+                };
                 if st.up_run >= self.rules.fall_min_frames {
                     st.fall = None;
                     st.low_run = 0;

@@ -8,6 +8,8 @@ mod common;
 mod consumer;
 mod daemon;
 mod delivery;
+mod eval;
 mod mqtt;
 mod segment;
 mod synth;
+mod tagging;
