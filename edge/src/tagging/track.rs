@@ -213,11 +213,21 @@ impl Tracker {
                     let score = if iou >= self.rules.iou_min {
                         iou
                     } else {
-                        // Fast or shrinking athletes: a near centre still counts, weakly.
+                        // Growing or shrinking boxes (coming in over the edge, going
+                        // behind something): the smaller lies mostly in the larger.
+                        // Fast athletes: a near centre. Both count, weakly.
+                        let small = p.area().min(b.rect.area());
+                        let ioa = if small > 0.0 {
+                            p.intersection(&b.rect) / small
+                        } else {
+                            0.0
+                        };
                         let c = b.rect.center();
                         let d = ((c[0] - t.cx.pos).powi(2) + (c[1] - t.cy.pos).powi(2)).sqrt();
-                        if d < reach && iou > 0.0 {
-                            0.01 * (1.0 - d / reach)
+                        if ioa >= 0.5 {
+                            0.01 * ioa
+                        } else if d < reach && iou > 0.0 {
+                            0.005 * (1.0 - d / reach)
                         } else {
                             0.0
                         }
@@ -293,15 +303,30 @@ impl Tracker {
                 }
                 other => {
                     let p = t.predicted();
-                    let hidden = other.is_some()
-                        || blobs
+                    // The blob hiding it: the group it was assigned, or the one
+                    // covering most of its predicted box.
+                    let cover = other.or_else(|| {
+                        blobs
                             .iter()
-                            .any(|b| p.intersection(&b.rect) >= 0.3 * p.area());
+                            .enumerate()
+                            .map(|(j, b)| (j, p.intersection(&b.rect)))
+                            .filter(|&(_, a)| p.area() > 0.0 && a >= 0.3 * p.area())
+                            .max_by(|a, b| a.1.total_cmp(&b.1))
+                            .map(|(j, _)| j)
+                    });
                     t.misses += 1;
                     t.missing_since_ns.get_or_insert(t_ns);
-                    let (rect, at_edge) = match other {
-                        // Merged: the athlete is somewhere in the group's box.
-                        Some(j) => (p, blobs[j].at_edge),
+                    let (rect, at_edge) = match cover {
+                        // Hidden in a group: the athlete is inside the group's box,
+                        // where its motion puts it. That is a weak measurement, so
+                        // the track follows the group instead of drifting away.
+                        Some(j) => {
+                            let snapped = snap(&p, &blobs[j].rect);
+                            let c = snapped.center();
+                            t.cx.update(c[0], 16.0 * r);
+                            t.cy.update(c[1], 16.0 * r);
+                            (snapped, blobs[j].at_edge)
+                        }
                         None => (p, false),
                     };
                     Obs {
@@ -309,7 +334,7 @@ impl Tracker {
                         rect,
                         centroid: [t.cx.pos, t.cy.pos],
                         observed: false,
-                        occluded: hidden,
+                        occluded: cover.is_some(),
                         at_edge,
                         mask_box: [0; 4],
                     }
@@ -400,6 +425,29 @@ impl Tracker {
                 });
             }
         }
+    }
+}
+
+/// `r` moved (not resized) to lie inside `within`, centred where it is larger.
+fn snap(r: &Rect, within: &Rect) -> Rect {
+    let shift = |a0: f32, a1: f32, b0: f32, b1: f32| {
+        if a1 - a0 >= b1 - b0 {
+            (b0 + b1) * 0.5 - (a0 + a1) * 0.5
+        } else if a0 < b0 {
+            b0 - a0
+        } else if a1 > b1 {
+            b1 - a1
+        } else {
+            0.0
+        }
+    };
+    let dx = shift(r.x0, r.x1, within.x0, within.x1);
+    let dy = shift(r.y0, r.y1, within.y0, within.y1);
+    Rect {
+        x0: r.x0 + dx,
+        y0: r.y0 + dy,
+        x1: r.x1 + dx,
+        y1: r.y1 + dy,
     }
 }
 
