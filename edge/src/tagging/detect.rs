@@ -273,7 +273,7 @@ impl Detector {
                 let (eb, es) = (edge(&big), edge(&small));
                 let same_edge = eb.iter().zip(&es).any(|(a, b)| *a && *b);
                 if ((small.area as f32) <= rules.merge_max_ratio * big.area as f32 || same_edge)
-                    && big.near(&small, rules.merge_gap_px)
+                    && big.near(&small, rules.merge_gap_px * if same_edge { 2 } else { 1 })
                 {
                     self.roots[i].absorb(&small);
                     self.roots.swap_remove(j);

@@ -258,6 +258,13 @@ impl Tracker {
             group[j] = claims >= 2;
         }
 
+        // Hits of the track each blob went to (for telling fragments from athletes).
+        let mut owner_hits = vec![0u32; nb];
+        for (i, a) in assigned.iter().enumerate() {
+            if let Some(j) = *a {
+                owner_hits[j] = self.tracks[i].hits;
+            }
+        }
         let rules = self.rules;
         let (fw, fh) = (self.frame_w, self.frame_h);
         let r = MEASURE_VAR * h2;
@@ -320,6 +327,12 @@ impl Tracker {
                         // Hidden in a group: the athlete is inside the group's box,
                         // where its motion puts it. That is a weak measurement, so
                         // the track follows the group instead of drifting away.
+                        // A young track swallowed by an established one that measures
+                        // the whole blob was a fragment of that athlete: let it go.
+                        Some(j) if !group[j] && t.hits < 15 && owner_hits[j] >= 2 * t.hits => {
+                            t.misses = u32::MAX / 2;
+                            (p, false)
+                        }
                         Some(j) => {
                             let snapped = snap(&p, &blobs[j].rect);
                             let c = snapped.center();
