@@ -223,8 +223,7 @@ impl Moments {
         if entering {
             first.t_ns.saturating_sub(extra_ns)
         } else {
-            // The last slivers (a ski tail) are too small to keep: one frame more.
-            last.t_ns + extra_ns + self.frame_ns
+            last.t_ns + extra_ns.max(self.frame_ns)
         }
     }
 
@@ -318,6 +317,12 @@ impl Moments {
                     return;
                 }
                 let take_off_ns = h[k].t_ns;
+                // Not a jump until it has flown for the shortest airtime: a bump
+                // or a stride is over by then.
+                let flown = h[n - 1].t_ns.saturating_sub(take_off_ns) as f32 * 1e-9;
+                if flown < self.rules.min_airtime_s {
+                    return;
+                }
                 let event_id = self.new_id();
                 st.air = Air::Flying {
                     event_id,
