@@ -402,7 +402,7 @@ impl Moments {
                 return None;
             }
             self.pts
-                .push((signed_s(o.t_ns, t0), f64::from(o.centroid[1])));
+                .push((signed_s(o.t_ns, t0), f64::from(height_of(o))));
         }
         fit_quadratic(&self.pts).map(|f| 2.0 * f.a2)
     }
@@ -421,7 +421,7 @@ impl Moments {
         for (i, o) in h.range(from..to).enumerate() {
             if o.observed && !o.occluded && !o.at_edge {
                 self.pts
-                    .push((signed_s(o.t_ns, t0), f64::from(o.centroid[1])));
+                    .push((signed_s(o.t_ns, t0), f64::from(height_of(o))));
                 index.push(from + i);
             }
         }
@@ -453,7 +453,7 @@ impl Moments {
         self.pts.extend(
             h.range(from..to)
                 .filter(|o| o.observed && !o.occluded && !o.at_edge)
-                .map(|o| (signed_s(o.t_ns, t0), f64::from(o.centroid[1]))),
+                .map(|o| (signed_s(o.t_ns, t0), f64::from(height_of(o)))),
         );
         fit_quadratic(&self.pts)
     }
@@ -657,6 +657,13 @@ impl Moments {
             }
         }
     }
+}
+
+/// The height the jump detector follows: the top of the athlete's box (the head).
+/// The mask's centroid swings with every stride and the box's bottom with the skis'
+/// angle; the head moves with the body.
+fn height_of(o: &Obs) -> f32 {
+    o.rect.y0
 }
 
 fn signed_s(t: u64, t0: u64) -> f64 {
