@@ -1,5 +1,6 @@
 //! The tagger on a committed fixture: a ski jump rendered by the synthetic camera
-//! (slope, test seed 9201) with its athlete masks, stored as two PNG film strips.
+//! (slope, test seed 9201) with its athlete masks, stored as film strips (frames
+//! as one JPEG, masks as one PNG).
 //! It must reproduce the committed strobe composite, show N distinct cut-outs, and
 //! report the jump as one event id (started, then ended); bad inputs are refused
 //! without changing anything.
@@ -42,7 +43,7 @@ fn config() -> TaggingConfig {
 
 /// Frames (RGB) and masks of the fixture, one per strip row of H pixels.
 fn load() -> Vec<(Vec<u8>, Vec<u8>)> {
-    let frames = read_image(&dir().join("frames.png")).expect("frames strip");
+    let frames = read_image(&dir().join("frames.jpg")).expect("frames strip");
     let masks = read_image(&dir().join("masks.png")).expect("masks strip");
     assert_eq!((frames.width, masks.width), (W, W));
     let n = frames.height / H;
@@ -100,25 +101,28 @@ fn regenerate() {
     }
     // The first jump, with room before it for the tracker and the plate.
     let (_, composites) = run(&all);
-    let c = composites
-        .first()
-        .expect("a jump in 240 frames of seed 9201");
+    let c = composites.first().expect("a jump in 240 frames of seed 9201");
+    let take_off = ((c.start_ns - T0) / FRAME_NS) as usize;
     let landing = ((c.end_ns - T0) / FRAME_NS) as usize;
-    let seq = &all[..(landing + 12).min(all.len())];
-    let strip = |f: &dyn Fn(&(Vec<u8>, Vec<u8>)) -> Vec<u8>, color, name: &str| {
-        let data: Vec<u8> = seq.iter().flat_map(f).collect();
-        venue_edge::synth::write_png(
-            &dir().join(name),
-            W as u32,
-            (H * seq.len()) as u32,
-            color,
-            &data,
-        )
-        .expect("write strip");
-    };
-    strip(&|p| p.0.clone(), png::ColorType::Rgb, "frames.png");
-    strip(&|p| p.1.clone(), png::ColorType::Grayscale, "masks.png");
-    let (_, composites) = run(seq);
+    let seq = &all[take_off.saturating_sub(25)..(landing + 12).min(all.len())];
+    let rgb: Vec<u8> = seq.iter().flat_map(|p| p.0.clone()).collect();
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 80)
+        .encode(&rgb, W as u16, (H * seq.len()) as u16, jpeg_encoder::ColorType::Rgb)
+        .expect("encode frames");
+    std::fs::write(dir().join("frames.jpg"), jpeg).expect("write frames");
+    let masks: Vec<u8> = seq.iter().flat_map(|p| p.1.clone()).collect();
+    venue_edge::synth::write_png(
+        &dir().join("masks.png"),
+        W as u32,
+        (H * seq.len()) as u32,
+        png::ColorType::Grayscale,
+        &masks,
+    )
+    .expect("write masks");
+    // The committed composite comes from the stored (compressed) frames.
+    let seq = load();
+    let (_, composites) = run(&seq);
     let c = composites.first().expect("the fixture's jump");
     std::fs::write(dir().join("composite.png"), &c.png).expect("write composite");
 }
