@@ -515,23 +515,6 @@ fn score_tracking(gts: &[Boxes], hyps: &[Boxes], report: &mut EvalReport) -> Has
             last_hyp.insert(g, h);
             pairing.insert(g, h);
         }
-        if std::env::var_os("MISS_DEBUG").is_some()
-            && (gt_done.iter().any(|d| !d) || hyp_done.iter().any(|d| !d))
-        {
-            eprintln!(
-                "miss gt={:?} hyp={:?}",
-                gt.iter()
-                    .zip(&gt_done)
-                    .filter(|x| !x.1)
-                    .map(|x| (x.0.0, x.0.1.to_pixels(9999, 9999)))
-                    .collect::<Vec<_>>(),
-                hyp.iter()
-                    .zip(&hyp_done)
-                    .filter(|x| !x.1)
-                    .map(|x| (x.0.0, x.0.1.to_pixels(9999, 9999)))
-                    .collect::<Vec<_>>()
-            );
-        }
         report.misses += gt_done.iter().filter(|d| !**d).count();
         report.false_positives += hyp_done.iter().filter(|d| !**d).count();
     }
@@ -586,18 +569,6 @@ fn score_moments(
         }
     }
     pairs.sort_unstable();
-    if std::env::var_os("EVAL_DEBUG").is_some() {
-        eprintln!(
-            "{kind:?} truth={:?}",
-            t.iter().map(|m| (m.1, m.2)).collect::<Vec<_>>()
-        );
-        eprintln!(
-            "{kind:?} pred={:?}",
-            p.iter()
-                .map(|m| (m.1, hyp_to_gt.get(&m.1), m.2))
-                .collect::<Vec<_>>()
-        );
-    }
     let (mut tu, mut pu) = (vec![false; t.len()], vec![false; p.len()]);
     let mut s = MomentScore {
         truth: t.len(),

@@ -423,28 +423,6 @@ impl Tagger {
             &mut self.blobs,
         );
         self.tracker.update(t, &self.blobs);
-        if std::env::var_os("TAG_DEBUG").is_some() {
-            eprintln!(
-                "f={} blobs={:?} owners={:?} tracks={:?}",
-                (t - 1_767_225_600_000_000_000) / 33_333_333,
-                self.blobs
-                    .iter()
-                    .map(|b| b.rect.to_pixels(9999, 9999))
-                    .collect::<Vec<_>>(),
-                self.tracker.owners(),
-                self.tracker
-                    .tracks()
-                    .iter()
-                    .map(|t| (
-                        t.id,
-                        t.misses,
-                        t.confirmed,
-                        t.last()
-                            .map(|o| (o.observed, o.occluded, o.rect.to_pixels(9999, 9999)))
-                    ))
-                    .collect::<Vec<_>>()
-            );
-        }
 
         let mut out = TagOutput::default();
         self.jumps.clear();

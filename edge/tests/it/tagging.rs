@@ -101,14 +101,21 @@ fn regenerate() {
     }
     // The first jump, with room before it for the tracker and the plate.
     let (_, composites) = run(&all);
-    let c = composites.first().expect("a jump in 240 frames of seed 9201");
+    let c = composites
+        .first()
+        .expect("a jump in 240 frames of seed 9201");
     let take_off = ((c.start_ns - T0) / FRAME_NS) as usize;
     let landing = ((c.end_ns - T0) / FRAME_NS) as usize;
     let seq = &all[take_off.saturating_sub(25)..(landing + 12).min(all.len())];
     let rgb: Vec<u8> = seq.iter().flat_map(|p| p.0.clone()).collect();
     let mut jpeg = Vec::new();
     jpeg_encoder::Encoder::new(&mut jpeg, 80)
-        .encode(&rgb, W as u16, (H * seq.len()) as u16, jpeg_encoder::ColorType::Rgb)
+        .encode(
+            &rgb,
+            W as u16,
+            (H * seq.len()) as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
         .expect("encode frames");
     std::fs::write(dir().join("frames.jpg"), jpeg).expect("write frames");
     let masks: Vec<u8> = seq.iter().flat_map(|p| p.1.clone()).collect();
