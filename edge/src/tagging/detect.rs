@@ -180,10 +180,8 @@ impl Detector {
     pub fn detect(
         &mut self,
         mask: &[u8],
-        mw: usize,
-        mh: usize,
-        fw: u32,
-        fh: u32,
+        (mw, mh): (usize, usize),
+        (fw, fh): (u32, u32),
         rules: &BlobRules,
         out: &mut Vec<Blob>,
     ) {
@@ -253,7 +251,8 @@ impl Detector {
         }
         // Fragments (a ski, an arm cut off by a thin gap) join the larger component
         // they sit next to; two athletes of similar size are never merged here.
-        self.roots.sort_unstable_by(|a, b| b.area.cmp(&a.area));
+        self.roots
+            .sort_unstable_by_key(|c| std::cmp::Reverse(c.area));
         let mut i = 0;
         while i < self.roots.len() {
             let mut j = i + 1;
@@ -279,7 +278,7 @@ impl Detector {
                     self.roots.swap_remove(j);
                     grew = true;
                     // Order after swap_remove is broken only for smaller entries; rescan.
-                    self.roots[i + 1..].sort_unstable_by(|a, b| b.area.cmp(&a.area));
+                    self.roots[i + 1..].sort_unstable_by_key(|c| std::cmp::Reverse(c.area));
                     j = i + 1;
                 } else {
                     j += 1;
@@ -346,51 +345,65 @@ mod tests {
     #[test]
     fn components_boxes_and_tiny_blobs() {
         let (m, w, h) = mask(&[
-            "##.......#",
-            "##......#.",
-            ".#.......#",
-            "..........",
-            "....###...",
-            "....###..#",
+            "............",
+            ".##.......#.",
+            ".##......#..",
+            "..#.......#.",
+            "............",
+            ".....###....",
+            ".....###..#.",
+            "............",
         ]);
         let mut d = Detector::default();
         let mut out = Vec::new();
         // Frame twice the mask size: boxes scale.
-        d.detect(&m, w, h, 20, 12, &RULES, &mut out);
+        d.detect(&m, (w, h), (24, 16), &RULES, &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
-        // The diagonal specks at the right are one 8-connected blob of 3 pixels: dropped.
-        let a = out.iter().find(|b| b.rect.x0 == 0.0).expect("left blob");
+        // The diagonal specks at the right are one 8-connected blob of 3 pixels, and
+        // the lone speck is too far from the block to be a fragment: both dropped.
+        let a = out.iter().find(|b| b.rect.x0 == 2.0).expect("left blob");
         assert_eq!(
             a.rect,
             Rect {
-                x0: 0.0,
-                y0: 0.0,
-                x1: 4.0,
-                y1: 6.0
+                x0: 2.0,
+                y0: 2.0,
+                x1: 6.0,
+                y1: 8.0
             }
         );
         assert_eq!(a.area, 5.0 * 4.0);
-        assert!(a.at_edge);
-        let b = out.iter().find(|b| b.rect.x0 == 8.0).expect("bottom blob");
-        assert_eq!(b.mask_box, [4, 4, 7, 6]);
+        assert!(!a.at_edge);
+        let b = out.iter().find(|b| b.rect.x0 == 10.0).expect("bottom blob");
+        assert_eq!(b.mask_box, [5, 5, 8, 7]);
         assert!((b.fill - 1.0).abs() < 1e-6);
-        assert_eq!(b.centroid, [11.0, 10.0]);
+        assert_eq!(b.centroid, [13.0, 12.0]);
     }
 
     #[test]
-    fn fragments_merge_but_equal_neighbours_do_not() {
-        let (m, w, h) = mask(&["####.####.#", "####.####..", "####.####.."]);
+    fn fragments_and_pieces_at_an_edge_merge_but_equal_neighbours_do_not() {
+        let (m, w, h) = mask(&[
+            ".............",
+            ".####.####.#.",
+            ".####.####...",
+            ".####.####...",
+            ".............",
+        ]);
         let mut d = Detector::default();
         let mut out = Vec::new();
-        d.detect(&m, w, h, 11, 3, &RULES, &mut out);
-        // Two equal blocks stay apart; the one-pixel fragment joins its neighbour
-        // (then falls under no filter because it is part of a kept blob).
+        d.detect(&m, (w, h), (13, 5), &RULES, &mut out);
+        // Two equal blocks stay apart; the one-pixel fragment joins its neighbour.
         assert_eq!(out.len(), 2, "{out:?}");
-        assert!(out.iter().any(|b| b.rect.x1 == 11.0 && b.area == 13.0));
+        assert!(out.iter().any(|b| b.rect.x1 == 12.0 && b.area == 13.0));
+        // Two pieces cut by the same frame edge (a body and its skis coming in) are
+        // one athlete, even of similar size.
+        let (m, w, h) = mask(&["###...", "......", "###...", "###..."]);
+        d.detect(&m, (w, h), (6, 4), &RULES, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].mask_box, [0, 0, 3, 4]);
         // A mask shorter than its stated size is read as far as it goes.
-        d.detect(&m[..w], w, h, 11, 3, &RULES, &mut out);
+        d.detect(&m[..w], (w, h), (6, 4), &RULES, &mut out);
         assert!(out.is_empty());
-        d.detect(&[], 0, 0, 11, 3, &RULES, &mut out);
+        d.detect(&[], (0, 0), (6, 4), &RULES, &mut out);
         assert!(out.is_empty());
     }
 }

@@ -390,7 +390,7 @@ impl Tagger {
     /// backwards) is an error and changes nothing.
     pub fn push(&mut self, input: TagInput<'_>) -> Result<TagOutput, TaggingError> {
         let (mw, mh) = (input.mask_width, input.mask_height);
-        let need = mw.checked_mul(mh).unwrap_or(usize::MAX);
+        let need = mw.saturating_mul(mh);
         if mw == 0 || mh == 0 || input.mask.len() != need {
             return Err(TaggingError::MaskSize {
                 width: mw,
@@ -415,10 +415,8 @@ impl Tagger {
         let (fw, fh) = (self.camera.width, self.camera.height);
         self.detector.detect(
             input.mask,
-            mw,
-            mh,
-            fw,
-            fh,
+            (mw, mh),
+            (fw, fh),
             &self.blob_rules,
             &mut self.blobs,
         );
