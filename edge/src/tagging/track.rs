@@ -152,6 +152,8 @@ pub struct Tracker {
 /// Measurement noise of a box centre, in pixels² per frame-height² (scaled to the
 /// frame so settings do not depend on the resolution).
 const MEASURE_VAR: f32 = 0.0004;
+/// Longest gap between frames (seconds) that tracks carry over.
+const MAX_GAP_S: f32 = 2.0;
 /// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
 const ACCEL_VAR: f32 = 4.0;
 
@@ -191,6 +193,17 @@ impl Tracker {
             _ => 0.0,
         };
         self.last_ns = Some(t_ns);
+        // After a long gap (the camera stalled) no motion model holds: start over.
+        if dt > MAX_GAP_S {
+            for track in self.tracks.drain(..) {
+                if track.confirmed {
+                    self.ended.push(Ended {
+                        track,
+                        left_view: false,
+                    });
+                }
+            }
+        }
         let h2 = self.frame_h * self.frame_h;
         for t in &mut self.tracks {
             t.cx.predict(dt, ACCEL_VAR * h2);
@@ -570,5 +583,16 @@ mod tests {
             }
         }
         assert_eq!(ended_at, Some(5 + RULES.max_coast_frames as u64));
+        // A long gap ends every track at once; a gap of years does not break it.
+        for f in 0..5 {
+            tr.update(
+                100 * FRAME_NS + f * FRAME_NS,
+                &[blob(100.0, 50.0, 20.0, 40.0)],
+            );
+        }
+        tr.update(u64::MAX / 2, &[blob(100.0, 50.0, 20.0, 40.0)]);
+        assert_eq!(tr.ended().len(), 1);
+        assert_eq!(tr.tracks().len(), 1);
+        assert!(!tr.tracks()[0].confirmed);
     }
 }
