@@ -220,7 +220,7 @@ impl Tracker {
             let mut m = Matrix::new(n, n, 0i64);
             for (i, t) in self.tracks.iter().enumerate() {
                 let p = t.predicted();
-                let reach = 0.6 * t.w.max(t.h);
+                let reach = t.w.max(t.h);
                 for (j, b) in blobs.iter().enumerate() {
                     let iou = p.iou(&b.rect);
                     let score = if iou >= self.rules.iou_min {
@@ -239,7 +239,7 @@ impl Tracker {
                         let d = ((c[0] - t.cx.pos).powi(2) + (c[1] - t.cy.pos).powi(2)).sqrt();
                         if ioa >= 0.5 {
                             0.01 * ioa
-                        } else if d < reach && iou > 0.0 {
+                        } else if d < reach {
                             0.005 * (1.0 - d / reach)
                         } else {
                             0.0
@@ -389,7 +389,9 @@ impl Tracker {
             let end = if !t.confirmed {
                 t.misses > 0
             } else {
-                t.misses > limit || (t.misses > 0 && outside)
+                // Gone past the edge: ended after a few frames rather than at once,
+                // so an athlete who stops dead there (a fall) can be found again.
+                t.misses > limit || (t.misses >= 3 && outside)
             };
             if end {
                 let track = self.tracks.remove(i);
