@@ -95,6 +95,43 @@ enum Command {
         #[arg(long)]
         model: Option<PathBuf>,
     },
+    /// Score tagging against the synthetic camera's ground truth: capture →
+    /// segmentation → tagging, then tracking (MOTA, IDF1) and key-moment
+    /// precision/recall with timing errors, one labelled figure per line.
+    Eval {
+        /// Which venue to render.
+        #[arg(long, value_enum)]
+        scene: SceneArg,
+        /// Seeds: a list (1,2,3), a range (1..10, inclusive) or both.
+        #[arg(long, value_parser = parse_seeds)]
+        seeds: SeedList,
+        /// Frames per seed.
+        #[arg(long, default_value_t = 450, value_parser = clap::value_parser!(u64).range(10..=100_000))]
+        frames: u64,
+        /// Frame width in pixels (even, 16-8192).
+        #[arg(long, default_value_t = 256, value_parser = even_size)]
+        width: u32,
+        /// Frame height in pixels (even, 16-8192).
+        #[arg(long, default_value_t = 144, value_parser = even_size)]
+        height: u32,
+        /// Athletes in the scene at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+        athletes: u32,
+        /// Tag the true masks instead of the model's (scores the tagger alone).
+        #[arg(long)]
+        truth_masks: bool,
+        /// Largest timing error (frames) for a moment to count as found.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=300))]
+        window: u64,
+    },
+}
+
+/// Parsed `--seeds`.
+#[derive(Debug, Clone)]
+struct SeedList(Vec<u64>);
+
+fn parse_seeds(s: &str) -> Result<SeedList, String> {
+    venue_edge::eval::parse_seeds(s).map(SeedList)
 }
 
 /// Scenes the synthetic venue camera can render.
@@ -214,6 +251,29 @@ fn main() -> ExitCode {
         Command::Segment { image, out, model } => report(venue_edge::segment::run(
             &venue_edge::segment::SegmentArgs { image, out, model },
         )),
+        Command::Eval {
+            scene,
+            seeds,
+            frames,
+            width,
+            height,
+            athletes,
+            truth_masks,
+            window,
+        } => {
+            let args = venue_edge::eval::EvalArgs {
+                scene: scene.into(),
+                seeds: seeds.0,
+                frames,
+                width,
+                height,
+                athletes,
+                truth_masks,
+                window,
+                ..venue_edge::eval::EvalArgs::default()
+            };
+            report(venue_edge::eval::run(&args).map(|r| print!("{r}")))
+        }
         Command::Run { config: path } => {
             init_logging(&cli.log, false);
             let source = path.map_or(ConfigSource::Embedded, ConfigSource::File);

@@ -1,0 +1,812 @@
+//! Key moments from tracks: enter and exit, jumps (take-off to landing, from the
+//! vertical motion of the athlete's own path: a ballistic stretch is one where the
+//! centre accelerates downwards at about gravity), falls (the athlete's box turns
+//! from upright to lying), speed peaks and crossings of a configured line. Each
+//! moment is one event id for its whole life: started, updated, ended.
+
+use std::collections::BTreeMap;
+
+use venue_proto::{EventKind, EventPhase};
+
+use super::EventUpdate;
+use super::track::{Obs, Track, Tracker};
+
+/// Moment settings (see [`super::TaggingConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MomentRules {
+    pub gravity_hps2: f32,
+    pub min_airtime_s: f32,
+    pub fall_shape_ratio: f32,
+    pub fall_min_frames: u32,
+    pub speed_peak_min_hps: f32,
+    pub line: Option<[[f32; 2]; 2]>,
+}
+
+/// A jump that has just ended: what the strobe composite needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JumpDone {
+    pub event_id: u64,
+    pub track: u64,
+    pub take_off_ns: u64,
+    pub landing_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Air {
+    Ground {
+        /// No take-off before this time (just landed).
+        quiet_until_ns: u64,
+    },
+    Flying {
+        event_id: u64,
+        take_off_ns: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Peak {
+    event_id: u64,
+    speed: f32,
+    at_ns: u64,
+    started_ns: u64,
+}
+
+/// What the detectors remember about one track.
+#[derive(Debug, Clone, PartialEq)]
+struct TrackMoments {
+    entered: bool,
+    air: Air,
+    /// Open fall: event id, start.
+    fall: Option<(u64, u64)>,
+    /// Frames in a row that look lying / upright again.
+    low_run: u32,
+    up_run: u32,
+    peak: Option<Peak>,
+    /// Frames since the speed first went over the threshold and has stayed so.
+    last_cross_ns: Option<u64>,
+    last_feet: Option<[f32; 2]>,
+}
+
+impl Default for TrackMoments {
+    fn default() -> Self {
+        Self {
+            entered: false,
+            air: Air::Ground { quiet_until_ns: 0 },
+            fall: None,
+            low_run: 0,
+            up_run: 0,
+            peak: None,
+            last_cross_ns: None,
+            last_feet: None,
+        }
+    }
+}
+
+/// The moment detectors of one camera.
+#[derive(Debug)]
+pub struct Moments {
+    rules: MomentRules,
+    next_event_id: u64,
+    frame_w: f32,
+    frame_h: f32,
+    frame_ns: u64,
+    per_track: BTreeMap<u64, TrackMoments>,
+    /// Scratch for fits.
+    pts: Vec<(f64, f64)>,
+    heights: Vec<f32>,
+}
+
+/// Half-width (frames) of the window over which acceleration is estimated.
+const HALF: usize = 3;
+/// Consecutive windows that must agree before a take-off is announced.
+const AGREE: usize = 3;
+/// Frames before a take-off that the change-point search looks at.
+const LOOK_BACK: usize = 10;
+
+impl Moments {
+    pub fn new(
+        rules: MomentRules,
+        frame_w: u32,
+        frame_h: u32,
+        fps: u32,
+        first_event_id: u64,
+    ) -> Self {
+        Self {
+            rules,
+            next_event_id: first_event_id.max(1),
+            frame_w: frame_w as f32,
+            frame_h: frame_h as f32,
+            frame_ns: 1_000_000_000 / u64::from(fps.max(1)),
+            per_track: BTreeMap::new(),
+            pts: Vec::with_capacity(64),
+            heights: Vec::with_capacity(64),
+        }
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_event_id;
+        self.next_event_id += 1;
+        id
+    }
+
+    /// Looks at every track after the tracker's update at `t_ns`; new and changed
+    /// events go to `out`, finished jumps to `jumps`.
+    pub fn update(
+        &mut self,
+        t_ns: u64,
+        tracker: &Tracker,
+        out: &mut Vec<EventUpdate>,
+        jumps: &mut Vec<JumpDone>,
+    ) {
+        for track in tracker.tracks().iter().filter(|t| t.confirmed) {
+            let mut st = self.per_track.remove(&track.id).unwrap_or_default();
+            if !st.entered {
+                st.entered = true;
+                // Seen first at the edge: it came in. Otherwise it appeared from
+                // behind something, which is still the first sight of it.
+                let conf = if track.history.front().is_some_and(|o| o.at_edge) {
+                    0.9
+                } else {
+                    0.6
+                };
+                // Coming in over the edge, the first blob big enough to keep is a
+                // few frames late: go back by its width over the rate it grows.
+                let at = if conf > 0.8 {
+                    self.edge_time(track, true)
+                } else {
+                    track.first_ns
+                };
+                let id = self.new_id();
+                out.push(instant(id, EventKind::Enter, at, track.id, conf));
+            }
+            self.jump(track, &mut st, out, jumps);
+            self.fall(track, &mut st, out);
+            self.speed(track, &mut st, out);
+            self.line(track, &mut st, out);
+            self.per_track.insert(track.id, st);
+        }
+        for ended in tracker.ended() {
+            let track = &ended.track;
+            let Some(mut st) = self.per_track.remove(&track.id) else {
+                continue;
+            };
+            self.close(track, &mut st, t_ns, out, jumps);
+            if ended.left_view {
+                let at = self
+                    .edge_time(track, false)
+                    .max(track.missing_since_ns.unwrap_or(t_ns));
+                let id = self.new_id();
+                out.push(instant(id, EventKind::Exit, at, track.id, 0.9));
+            }
+        }
+    }
+
+    /// When the athlete's first pixel crossed the edge (`entering`), or the frame
+    /// after its last pixel left (otherwise), from the width of the first (last)
+    /// blob and how fast the visible width grew (shrank) at the edge.
+    fn edge_time(&self, track: &Track, entering: bool) -> u64 {
+        let mut seen: Vec<&Obs> = if entering {
+            track
+                .history
+                .iter()
+                .filter(|o| o.observed)
+                .take(3)
+                .collect()
+        } else {
+            track
+                .history
+                .iter()
+                .rev()
+                .filter(|o| o.observed)
+                .take(3)
+                .collect()
+        };
+        if !entering {
+            seen.reverse();
+        }
+        let (Some(first), Some(last)) = (seen.first(), seen.last()) else {
+            return track.first_ns;
+        };
+        let frames = last.t_ns.saturating_sub(first.t_ns) as f32 / self.frame_ns as f32;
+        let rate = (last.rect.width() - first.rect.width()).abs() / frames.max(1.0);
+        let w = if entering {
+            first.rect.width()
+        } else {
+            last.rect.width()
+        };
+        let extra = if rate > 0.5 {
+            (w / rate).clamp(0.0, 4.0)
+        } else {
+            0.0
+        };
+        let extra_ns = extra.round() as u64 * self.frame_ns;
+        if entering {
+            first.t_ns.saturating_sub(extra_ns)
+        } else {
+            last.t_ns + extra_ns.max(self.frame_ns)
+        }
+    }
+
+    /// Ends whatever is open on a track that is gone.
+    fn close(
+        &mut self,
+        track: &Track,
+        st: &mut TrackMoments,
+        t_ns: u64,
+        out: &mut Vec<EventUpdate>,
+        jumps: &mut Vec<JumpDone>,
+    ) {
+        let last = track.last_seen_ns.min(t_ns);
+        if let Air::Flying {
+            event_id,
+            take_off_ns,
+        } = st.air
+        {
+            out.push(ended(
+                event_id,
+                EventKind::Jump,
+                take_off_ns,
+                last,
+                track.id,
+                0.5,
+            ));
+            jumps.push(JumpDone {
+                event_id,
+                track: track.id,
+                take_off_ns,
+                landing_ns: last,
+            });
+        }
+        if let Some((event_id, start)) = st.fall.take() {
+            out.push(ended(event_id, EventKind::Fall, start, last, track.id, 0.7));
+        }
+        if let Some(p) = st.peak.take() {
+            out.push(ended(
+                p.event_id,
+                EventKind::SpeedPeak,
+                p.at_ns,
+                last,
+                track.id,
+                0.8,
+            ));
+        }
+    }
+
+    /// Take-off and landing from the vertical acceleration of the athlete's centre.
+    fn jump(
+        &mut self,
+        track: &Track,
+        st: &mut TrackMoments,
+        out: &mut Vec<EventUpdate>,
+        jumps: &mut Vec<JumpDone>,
+    ) {
+        let h = &track.history;
+        let n = h.len();
+        if n < 2 * HALF + AGREE || st.fall.is_some() {
+            return;
+        }
+        let g = f64::from(self.rules.gravity_hps2 * self.frame_h);
+        match st.air {
+            Air::Ground { quiet_until_ns } => {
+                // The newest AGREE windows all ballistic: downward acceleration of
+                // about g.
+                let ballistic = (0..AGREE).all(|k| {
+                    let c = n - 1 - HALF - k;
+                    self.accel(h, c).is_some_and(|a| a > 0.5 * g && a < 2.0 * g)
+                });
+                let newest = h[n - 1].t_ns;
+                if !ballistic || newest < quiet_until_ns {
+                    return;
+                }
+                // Where did it start? The best split of the recent path into a
+                // ground part and a flying part.
+                let first = n - 1 - HALF - (AGREE - 1);
+                let from = first.saturating_sub(LOOK_BACK);
+                let Some(k) = self.split(h, from, n) else {
+                    return;
+                };
+                // A jump leaves upwards or level and then falls at about g: check
+                // the flying part on its own.
+                let Some(fly) = self.fit_range(h, k, n) else {
+                    return;
+                };
+                let acc = 2.0 * fly.a2;
+                let t_k = signed_s(h[k].t_ns, h[k].t_ns);
+                let v0 = fly.a1 + 2.0 * fly.a2 * t_k;
+                if !(0.6 * g..1.6 * g).contains(&acc) || v0 > 0.1 * g {
+                    return;
+                }
+                let take_off_ns = h[k].t_ns;
+                // Not a jump until it has flown for the shortest airtime: a bump
+                // or a stride is over by then.
+                let flown = h[n - 1].t_ns.saturating_sub(take_off_ns) as f32 * 1e-9;
+                if flown < self.rules.min_airtime_s {
+                    return;
+                }
+                let event_id = self.new_id();
+                st.air = Air::Flying {
+                    event_id,
+                    take_off_ns,
+                };
+                out.push(EventUpdate {
+                    event_id,
+                    kind: EventKind::Jump,
+                    phase: EventPhase::Started,
+                    start_ns: take_off_ns,
+                    end_ns: None,
+                    tracks: vec![track.id],
+                    confidence: 0.8,
+                });
+            }
+            Air::Flying {
+                event_id,
+                take_off_ns,
+            } => {
+                // Back on the ground: the acceleration leaves gravity (a sharp drop
+                // as the slope takes the athlete's fall, then little).
+                let landed = (0..2).all(|k| {
+                    let c = n - 1 - HALF - k;
+                    self.accel(h, c).is_some_and(|a| a < 0.3 * g)
+                });
+                if !landed {
+                    return;
+                }
+                let from = h
+                    .iter()
+                    .position(|o| o.t_ns >= take_off_ns)
+                    .unwrap_or(0)
+                    .max(n.saturating_sub(2 * LOOK_BACK + HALF));
+                let k = self.split(h, from, n).unwrap_or(n - 1 - HALF);
+                // The split's first index still lies on the parabola (it is where
+                // the two fits meet); the first frame on the ground is the next.
+                let k = (k + 1).min(n - 1);
+                let landing_ns = h[k].t_ns.max(take_off_ns);
+                let airtime = (landing_ns - take_off_ns) as f32 * 1e-9;
+                st.air = Air::Ground {
+                    quiet_until_ns: h[n - 1].t_ns + 10 * self.frame_ns,
+                };
+                let confidence = if airtime >= self.rules.min_airtime_s {
+                    0.9
+                } else {
+                    0.4
+                };
+                out.push(ended(
+                    event_id,
+                    EventKind::Jump,
+                    take_off_ns,
+                    landing_ns,
+                    track.id,
+                    confidence,
+                ));
+                jumps.push(JumpDone {
+                    event_id,
+                    track: track.id,
+                    take_off_ns,
+                    landing_ns,
+                });
+            }
+        }
+    }
+
+    /// Vertical acceleration (pixels/s², down positive) of the centre around
+    /// history index `c`, from a quadratic fit over `c ± HALF`; `None` unless every
+    /// frame there was seen clearly.
+    fn accel(&mut self, h: &std::collections::VecDeque<Obs>, c: usize) -> Option<f64> {
+        if c < HALF || c + HALF >= h.len() {
+            return None;
+        }
+        self.pts.clear();
+        let t0 = h[c].t_ns;
+        for o in h.range(c - HALF..=c + HALF) {
+            if !o.observed || o.occluded || o.at_edge {
+                return None;
+            }
+            self.pts
+                .push((signed_s(o.t_ns, t0), f64::from(height_of(o))));
+        }
+        fit_quadratic(&self.pts).map(|f| 2.0 * f.a2)
+    }
+
+    /// The index in `from..to` where the path is best cut in two smooth (quadratic)
+    /// parts: the change of motion. Frames not seen clearly are left out.
+    fn split(
+        &mut self,
+        h: &std::collections::VecDeque<Obs>,
+        from: usize,
+        to: usize,
+    ) -> Option<usize> {
+        self.pts.clear();
+        let mut index = Vec::with_capacity(to.saturating_sub(from));
+        let t0 = h.get(from)?.t_ns;
+        for (i, o) in h.range(from..to).enumerate() {
+            if o.observed && !o.occluded && !o.at_edge {
+                self.pts
+                    .push((signed_s(o.t_ns, t0), f64::from(height_of(o))));
+                index.push(from + i);
+            }
+        }
+        const MIN_SEG: usize = 4;
+        if self.pts.len() < 2 * MIN_SEG {
+            return None;
+        }
+        let mut best: Option<(f64, usize)> = None;
+        for k in MIN_SEG..=self.pts.len() - MIN_SEG {
+            let a = fit_quadratic(&self.pts[..k])?;
+            let b = fit_quadratic(&self.pts[k..])?;
+            let sse = a.sse + b.sse;
+            if best.is_none_or(|(s, _)| sse < s) {
+                best = Some((sse, k));
+            }
+        }
+        best.map(|(_, k)| index[k])
+    }
+
+    /// A parabola through the clear frames of `from..to` (time from `h[from]`).
+    fn fit_range(
+        &mut self,
+        h: &std::collections::VecDeque<Obs>,
+        from: usize,
+        to: usize,
+    ) -> Option<Quadratic> {
+        self.pts.clear();
+        let t0 = h.get(from)?.t_ns;
+        self.pts.extend(
+            h.range(from..to)
+                .filter(|o| o.observed && !o.occluded && !o.at_edge)
+                .map(|o| (signed_s(o.t_ns, t0), f64::from(height_of(o)))),
+        );
+        fit_quadratic(&self.pts)
+    }
+
+    /// A fall: the box gets much lower than the athlete's upright height for a few
+    /// frames; it ends when the athlete is upright again.
+    fn fall(&mut self, track: &Track, st: &mut TrackMoments, out: &mut Vec<EventUpdate>) {
+        let h = &track.history;
+        let Some(last) = h.back() else { return };
+        if !last.observed || last.occluded || matches!(st.air, Air::Flying { .. }) {
+            return;
+        }
+        // Upright shape (height over width) and height: medians over the recent
+        // clear frames before now. Lying down, the box turns wide and low; at the
+        // frame's edge the width is cut, so there the height alone tells.
+        let shape = |o: &Obs| o.rect.height() / o.rect.width().max(1.0);
+        let upto = h
+            .len()
+            .saturating_sub(1 + self.rules.fall_min_frames as usize * 2);
+        let clear = |o: &&Obs| o.observed && !o.occluded && !o.at_edge;
+        self.heights.clear();
+        self.heights
+            .extend(h.range(..upto).rev().take(30).filter(clear).map(shape));
+        if self.heights.len() < 8 {
+            return;
+        }
+        self.heights.sort_by(f32::total_cmp);
+        let upright = self.heights[self.heights.len() / 2];
+        self.heights.clear();
+        self.heights.extend(
+            h.range(..upto)
+                .rev()
+                .take(30)
+                .filter(clear)
+                .map(|o| o.rect.height()),
+        );
+        self.heights.sort_by(f32::total_cmp);
+        let upright_h = self.heights[self.heights.len() / 2].max(1.0);
+        let low = |o: &Obs| {
+            let by_height = o.rect.height() / upright_h < self.rules.fall_shape_ratio;
+            let by_shape = !o.at_edge && shape(o) / upright.max(0.01) < self.rules.fall_shape_ratio;
+            by_height || by_shape
+        };
+        let upright_again = |o: &Obs| {
+            !o.at_edge && shape(o) / upright.max(0.01) > 0.85 && o.rect.height() / upright_h > 0.85
+        };
+        match st.fall {
+            None => {
+                st.low_run = if low(last) { st.low_run + 1 } else { 0 };
+                if st.low_run < self.rules.fall_min_frames {
+                    return;
+                }
+                // Back-date to where the box started to change, and by two frames
+                // more: a tumble barely changes the box in its first frames.
+                let mut start = last.t_ns;
+                for o in h.iter().rev() {
+                    let changed = o.rect.height() < 0.95 * upright_h
+                        || (!o.at_edge && shape(o) < 0.95 * upright);
+                    if !o.observed || !changed {
+                        break;
+                    }
+                    start = o.t_ns;
+                }
+                let start = start.saturating_sub(2 * self.frame_ns).max(track.first_ns);
+                let event_id = self.new_id();
+                st.fall = Some((event_id, start));
+                st.up_run = 0;
+                out.push(EventUpdate {
+                    event_id,
+                    kind: EventKind::Fall,
+                    phase: EventPhase::Started,
+                    start_ns: start,
+                    end_ns: None,
+                    tracks: vec![track.id],
+                    confidence: 0.8,
+                });
+            }
+            Some((event_id, start)) => {
+                // Compared with the shape before the fall, not the lying one.
+                st.up_run = if upright_again(last) {
+                    st.up_run + 1
+                } else {
+                    0
+                };
+                if st.up_run >= self.rules.fall_min_frames {
+                    st.fall = None;
+                    st.low_run = 0;
+                    out.push(ended(
+                        event_id,
+                        EventKind::Fall,
+                        start,
+                        last.t_ns,
+                        track.id,
+                        0.8,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Speed peak: above the threshold, the highest speed reached (updated while it
+    /// climbs), ended when the speed falls back.
+    fn speed(&mut self, track: &Track, st: &mut TrackMoments, out: &mut Vec<EventUpdate>) {
+        let Some(last) = track.last() else { return };
+        if !last.observed || last.at_edge || track.hits < 10 {
+            return;
+        }
+        let [vx, vy] = track.velocity();
+        let speed = (vx * vx + vy * vy).sqrt() / self.frame_h;
+        let min = self.rules.speed_peak_min_hps;
+        match st.peak.as_mut() {
+            None if speed > min => {
+                let event_id = self.new_id();
+                st.peak = Some(Peak {
+                    event_id,
+                    speed,
+                    at_ns: last.t_ns,
+                    started_ns: last.t_ns,
+                });
+                out.push(EventUpdate {
+                    event_id,
+                    kind: EventKind::SpeedPeak,
+                    phase: EventPhase::Started,
+                    start_ns: last.t_ns,
+                    end_ns: None,
+                    tracks: vec![track.id],
+                    confidence: 0.8,
+                });
+            }
+            None => {}
+            Some(p) if speed > p.speed * 1.05 => {
+                p.speed = speed;
+                p.at_ns = last.t_ns;
+                out.push(EventUpdate {
+                    event_id: p.event_id,
+                    kind: EventKind::SpeedPeak,
+                    phase: EventPhase::Updated,
+                    start_ns: p.at_ns,
+                    end_ns: None,
+                    tracks: vec![track.id],
+                    confidence: 0.8,
+                });
+            }
+            Some(p) if speed < 0.8 * p.speed || speed < min * 0.9 => {
+                let _ = p.started_ns;
+                out.push(ended(
+                    p.event_id,
+                    EventKind::SpeedPeak,
+                    p.at_ns,
+                    last.t_ns,
+                    track.id,
+                    0.8,
+                ));
+                st.peak = None;
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The athlete's feet (bottom centre of its box) crossing the configured line.
+    fn line(&mut self, track: &Track, st: &mut TrackMoments, out: &mut Vec<EventUpdate>) {
+        let Some(line) = self.rules.line else { return };
+        let Some(last) = track.last() else { return };
+        if !last.observed {
+            return;
+        }
+        let feet = [
+            (last.rect.x0 + last.rect.x1) * 0.5 / self.frame_w,
+            last.rect.y1 / self.frame_h,
+        ];
+        let prev = st.last_feet.replace(feet);
+        let Some(prev) = prev else { return };
+        let Some(s) = crossing(prev, feet, line[0], line[1]) else {
+            return;
+        };
+        // One crossing per athlete per second: jitter on the line is not a new one.
+        if st
+            .last_cross_ns
+            .is_some_and(|t| last.t_ns < t + 30 * self.frame_ns)
+        {
+            return;
+        }
+        let prev_ns = last.t_ns.saturating_sub(self.frame_ns);
+        let at = prev_ns + ((last.t_ns - prev_ns) as f64 * f64::from(s)) as u64;
+        st.last_cross_ns = Some(last.t_ns);
+        let id = self.new_id();
+        out.push(instant(id, EventKind::LineCross, at, track.id, 0.9));
+    }
+
+    /// Ends everything still open (the stream is over).
+    pub fn finish(
+        &mut self,
+        tracker: &Tracker,
+        t_ns: u64,
+        out: &mut Vec<EventUpdate>,
+        jumps: &mut Vec<JumpDone>,
+    ) {
+        for ended in tracker.ended() {
+            if let Some(mut st) = self.per_track.remove(&ended.track.id) {
+                self.close(&ended.track, &mut st, t_ns, out, jumps);
+            }
+        }
+    }
+}
+
+/// The height the jump detector follows: the top of the athlete's box (the head).
+/// The mask's centroid swings with every stride and the box's bottom with the skis'
+/// angle; the head moves with the body.
+fn height_of(o: &Obs) -> f32 {
+    o.rect.y0
+}
+
+fn signed_s(t: u64, t0: u64) -> f64 {
+    (t as f64 - t0 as f64) * 1e-9
+}
+
+fn instant(event_id: u64, kind: EventKind, at: u64, track: u64, confidence: f32) -> EventUpdate {
+    EventUpdate {
+        event_id,
+        kind,
+        phase: EventPhase::Ended,
+        start_ns: at,
+        end_ns: Some(at),
+        tracks: vec![track],
+        confidence,
+    }
+}
+
+fn ended(
+    event_id: u64,
+    kind: EventKind,
+    start: u64,
+    end: u64,
+    track: u64,
+    confidence: f32,
+) -> EventUpdate {
+    EventUpdate {
+        event_id,
+        kind,
+        phase: EventPhase::Ended,
+        start_ns: start,
+        end_ns: Some(end.max(start)),
+        tracks: vec![track],
+        confidence,
+    }
+}
+
+/// Where segment `a→b` crosses segment `p→q`: the fraction along `a→b`.
+fn crossing(a: [f32; 2], b: [f32; 2], p: [f32; 2], q: [f32; 2]) -> Option<f32> {
+    let r = [b[0] - a[0], b[1] - a[1]];
+    let s = [q[0] - p[0], q[1] - p[1]];
+    let den = r[0] * s[1] - r[1] * s[0];
+    if den.abs() < 1e-12 {
+        return None;
+    }
+    let ap = [p[0] - a[0], p[1] - a[1]];
+    let t = (ap[0] * s[1] - ap[1] * s[0]) / den;
+    let u = (ap[0] * r[1] - ap[1] * r[0]) / den;
+    ((0.0..=1.0).contains(&t) && (0.0..=1.0).contains(&u)).then_some(t)
+}
+
+/// A least-squares parabola `y = a0 + a1 t + a2 t²` and its residual.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quadratic {
+    pub a0: f64,
+    pub a1: f64,
+    pub a2: f64,
+    pub sse: f64,
+}
+
+/// Fits a parabola to at least three points with distinct times.
+pub fn fit_quadratic(pts: &[(f64, f64)]) -> Option<Quadratic> {
+    let n = pts.len();
+    if n < 3 {
+        return None;
+    }
+    // Centre time for conditioning.
+    let tm = pts.iter().map(|p| p.0).sum::<f64>() / n as f64;
+    let (mut s, mut b) = ([0.0f64; 5], [0.0f64; 3]);
+    for &(t, y) in pts {
+        let t = t - tm;
+        let mut p = 1.0;
+        for (k, sk) in s.iter_mut().enumerate() {
+            *sk += p;
+            if k < 3 {
+                b[k] += p * y;
+            }
+            p *= t;
+        }
+    }
+    let m = [[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]];
+    let det = det3(&m);
+    if det.abs() < 1e-18 {
+        return None;
+    }
+    let mut c = [0.0; 3];
+    for (k, ck) in c.iter_mut().enumerate() {
+        let mut mk = m;
+        for row in 0..3 {
+            mk[row][k] = b[row];
+        }
+        *ck = det3(&mk) / det;
+    }
+    let sse = pts
+        .iter()
+        .map(|&(t, y)| {
+            let t = t - tm;
+            let e = y - (c[0] + c[1] * t + c[2] * t * t);
+            e * e
+        })
+        .sum();
+    // Back from centred time: y = c0 + c1 (t - tm) + c2 (t - tm)².
+    Some(Quadratic {
+        a0: c[0] - c[1] * tm + c[2] * tm * tm,
+        a1: c[1] - 2.0 * c[2] * tm,
+        a2: c[2],
+        sse,
+    })
+}
+
+fn det3(m: &[[f64; 3]; 3]) -> f64 {
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quadratic_fit_recovers_a_parabola() {
+        let pts: Vec<(f64, f64)> = (0..10)
+            .map(|i| {
+                let t = 5.0 + i as f64 * 0.1;
+                (t, 3.0 - 2.0 * t + 0.5 * t * t)
+            })
+            .collect();
+        let f = fit_quadratic(&pts).expect("fit");
+        assert!(
+            (f.a0 - 3.0).abs() < 1e-6 && (f.a1 + 2.0).abs() < 1e-6 && (f.a2 - 0.5).abs() < 1e-6,
+            "{f:?}"
+        );
+        assert!(f.sse < 1e-9);
+        assert!(fit_quadratic(&pts[..2]).is_none());
+    }
+
+    #[test]
+    fn segments_cross() {
+        let line = [[0.5, 0.0], [0.5, 1.0]];
+        let t = crossing([0.4, 0.5], [0.6, 0.5], line[0], line[1]).expect("crosses");
+        assert!((t - 0.5).abs() < 1e-6);
+        assert!(crossing([0.1, 0.5], [0.4, 0.5], line[0], line[1]).is_none());
+        assert!(crossing([0.4, 1.5], [0.6, 1.5], line[0], line[1]).is_none());
+    }
+}

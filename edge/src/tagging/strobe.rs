@@ -1,0 +1,310 @@
+//! Strobe composites ("spacetime slices") of jumps: a clean background plate — the
+//! per-pixel temporal median of sampled recent frames, leaving out pixels the mask
+//! calls athlete — with the jumping athlete cut out of N evenly spaced frames of
+//! the jump pasted on it, encoded as one PNG. Keeps the recent frames it needs at
+//! a reduced size, reusing their buffers.
+
+use std::collections::VecDeque;
+
+use super::TaggingError;
+use super::pixels::{Pixels, png_rgb};
+
+/// Strobe settings (see [`super::TaggingConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrobeRules {
+    pub cutouts: usize,
+    pub width: u32,
+    pub plate_samples: usize,
+    pub plate_every: u32,
+    pub history_frames: usize,
+}
+
+/// One athlete cut-out placed in a composite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutout {
+    /// Capture time of the frame it was cut from.
+    pub t_ns: u64,
+    /// Box in composite pixels `[x, y, w, h]`.
+    pub rect: [u32; 4],
+    /// Pixels pasted.
+    pub pixels: u32,
+}
+
+/// A finished strobe composite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composite {
+    /// The jump event it belongs to (0 when made on request).
+    pub event_id: u64,
+    pub track: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub width: u32,
+    pub height: u32,
+    /// The image, PNG.
+    pub png: Vec<u8>,
+    pub cutouts: Vec<Cutout>,
+}
+
+#[derive(Debug, Default)]
+struct Stored {
+    t_ns: u64,
+    rgb: Vec<u8>,
+    /// The mask at model resolution.
+    mask: Vec<u8>,
+    /// Tracks seen on this frame and their boxes in mask pixels.
+    boxes: Vec<(u64, [u32; 4])>,
+}
+
+/// Recent frames and plate samples of one camera.
+#[derive(Debug)]
+pub struct Strobe {
+    rules: StrobeRules,
+    frame_w: u32,
+    frame_h: u32,
+    /// Composite size.
+    w: usize,
+    h: usize,
+    mask_w: usize,
+    mask_h: usize,
+    frames: VecDeque<Stored>,
+    plate: VecDeque<Stored>,
+    spare: Vec<Stored>,
+    count: u64,
+}
+
+impl Strobe {
+    pub fn new(rules: StrobeRules, frame_w: u32, frame_h: u32) -> Self {
+        let w = (rules.width.min(frame_w).max(1)) as usize;
+        let h = ((u64::from(frame_h) * w as u64 / u64::from(frame_w.max(1))).max(1)) as usize;
+        Self {
+            rules,
+            frame_w,
+            frame_h,
+            w,
+            h,
+            mask_w: 0,
+            mask_h: 0,
+            frames: VecDeque::new(),
+            plate: VecDeque::new(),
+            spare: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Keeps frame `t_ns` (its pixels, mask and the tracks' boxes on it).
+    pub fn record(
+        &mut self,
+        t_ns: u64,
+        px: Pixels<'_>,
+        mask: &[u8],
+        mw: usize,
+        mh: usize,
+        boxes: impl Iterator<Item = (u64, [u32; 4])>,
+    ) {
+        if (mw, mh) != (self.mask_w, self.mask_h) {
+            // The model changed: old masks no longer line up.
+            self.spare.extend(self.frames.drain(..));
+            self.spare.extend(self.plate.drain(..));
+            (self.mask_w, self.mask_h) = (mw, mh);
+        }
+        let (fw, fh, w, h) = (self.frame_w, self.frame_h, self.w, self.h);
+        let fill = |s: &mut Stored| {
+            s.t_ns = t_ns;
+            px.sample(fw, fh, w, h, &mut s.rgb);
+            s.mask.clear();
+            s.mask.extend_from_slice(mask);
+        };
+        if self.count.is_multiple_of(u64::from(self.rules.plate_every)) {
+            let mut s = if self.plate.len() >= self.rules.plate_samples {
+                self.plate.pop_front().unwrap_or_default()
+            } else {
+                self.spare.pop().unwrap_or_default()
+            };
+            fill(&mut s);
+            s.boxes.clear();
+            self.plate.push_back(s);
+        }
+        let mut s = if self.frames.len() >= self.rules.history_frames {
+            self.frames.pop_front().unwrap_or_default()
+        } else {
+            self.spare.pop().unwrap_or_default()
+        };
+        fill(&mut s);
+        s.boxes.clear();
+        s.boxes.extend(boxes);
+        self.frames.push_back(s);
+        self.count += 1;
+    }
+
+    /// Composite pixel → mask pixel.
+    fn to_mask(&self, x: usize, y: usize) -> usize {
+        let mx = ((2 * x + 1) * self.mask_w / (2 * self.w)).min(self.mask_w.saturating_sub(1));
+        let my = ((2 * y + 1) * self.mask_h / (2 * self.h)).min(self.mask_h.saturating_sub(1));
+        my * self.mask_w + mx
+    }
+
+    /// The background plate: per pixel, the median of the plate samples where no
+    /// athlete was (all samples where athletes were everywhere).
+    pub fn plate(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.w * self.h * 3];
+        let mut vals: [Vec<u8>; 3] = Default::default();
+        for y in 0..self.h {
+            for x in 0..self.w {
+                let mi = self.to_mask(x, y);
+                let i = (y * self.w + x) * 3;
+                for v in &mut vals {
+                    v.clear();
+                }
+                for clean_only in [true, false] {
+                    for s in &self.plate {
+                        if clean_only && s.mask.get(mi).is_some_and(|&m| m != 0) {
+                            continue;
+                        }
+                        for (c, v) in vals.iter_mut().enumerate() {
+                            v.push(s.rgb.get(i + c).copied().unwrap_or(0));
+                        }
+                    }
+                    if !vals[0].is_empty() {
+                        break;
+                    }
+                }
+                for (c, v) in vals.iter_mut().enumerate() {
+                    if !v.is_empty() {
+                        v.sort_unstable();
+                        out[i + c] = v[v.len() / 2];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The composite of `track` from `start_ns` to `end_ns`.
+    pub fn composite(
+        &self,
+        event_id: u64,
+        track: u64,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> Result<Composite, TaggingError> {
+        if end_ns <= start_ns {
+            return Err(TaggingError::Strobe(format!(
+                "empty time span {start_ns}..{end_ns}"
+            )));
+        }
+        // Frames of the span on which the track was seen.
+        let seen: Vec<&Stored> = self
+            .frames
+            .iter()
+            .filter(|s| {
+                s.t_ns >= start_ns && s.t_ns <= end_ns && s.boxes.iter().any(|b| b.0 == track)
+            })
+            .collect();
+        let n = self.rules.cutouts;
+        if seen.len() < n || self.plate.is_empty() {
+            return Err(TaggingError::Strobe(format!(
+                "track {track} is on {} kept frames of the span, {n} needed",
+                seen.len()
+            )));
+        }
+        let mut rgb = self.plate();
+        let mut cutouts = Vec::with_capacity(n);
+        let mut used = Vec::with_capacity(n);
+        for k in 0..n {
+            let want = start_ns + ((end_ns - start_ns) as f64 * k as f64 / (n - 1) as f64) as u64;
+            let Some(s) = seen.iter().min_by_key(|s| s.t_ns.abs_diff(want)) else {
+                continue;
+            };
+            if used.contains(&s.t_ns) {
+                continue;
+            }
+            used.push(s.t_ns);
+            let Some(&(_, [mx0, my0, mx1, my1])) = s.boxes.iter().find(|b| b.0 == track) else {
+                continue;
+            };
+            // The box in composite pixels.
+            let x0 = mx0 as usize * self.w / self.mask_w.max(1);
+            let x1 = (mx1 as usize * self.w)
+                .div_ceil(self.mask_w.max(1))
+                .min(self.w);
+            let y0 = my0 as usize * self.h / self.mask_h.max(1);
+            let y1 = (my1 as usize * self.h)
+                .div_ceil(self.mask_h.max(1))
+                .min(self.h);
+            let mut pixels = 0u32;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    if s.mask.get(self.to_mask(x, y)).is_some_and(|&m| m != 0) {
+                        let i = (y * self.w + x) * 3;
+                        if let (Some(d), Some(src)) = (rgb.get_mut(i..i + 3), s.rgb.get(i..i + 3)) {
+                            d.copy_from_slice(src);
+                            pixels += 1;
+                        }
+                    }
+                }
+            }
+            cutouts.push(Cutout {
+                t_ns: s.t_ns,
+                rect: [x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32],
+                pixels,
+            });
+        }
+        Ok(Composite {
+            event_id,
+            track,
+            start_ns,
+            end_ns,
+            width: self.w as u32,
+            height: self.h as u32,
+            png: png_rgb(self.w, self.h, &rgb)?,
+            cutouts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plate_is_the_clean_median_and_cutouts_land_where_the_athlete_was() {
+        let rules = StrobeRules {
+            cutouts: 3,
+            width: 64,
+            plate_samples: 5,
+            plate_every: 1,
+            history_frames: 10,
+        };
+        let (w, h) = (8u32, 4u32);
+        let mut s = Strobe::new(rules, w, h);
+        // Grey background, a dark 1×1 "athlete" moving right one pixel a frame.
+        for f in 0..6u64 {
+            let mut rgb = vec![200u8; (w * h * 3) as usize];
+            let mut mask = vec![0u8; (w * h) as usize];
+            let x = f as usize;
+            mask[w as usize + x] = 255;
+            rgb[(w as usize + x) * 3..(w as usize + x) * 3 + 3].copy_from_slice(&[10, 20, 30]);
+            let b = [x as u32, 1, x as u32 + 1, 2];
+            s.record(
+                f * 10,
+                Pixels::Rgb(&rgb),
+                &mask,
+                w as usize,
+                h as usize,
+                [(7, b)].into_iter(),
+            );
+        }
+        assert!(
+            s.plate().iter().all(|&v| v == 200),
+            "the athlete left no ghost"
+        );
+        let c = s.composite(3, 7, 10, 50).expect("composite");
+        assert_eq!((c.width, c.height), (8, 4));
+        let xs: Vec<u32> = c.cutouts.iter().map(|c| c.rect[0]).collect();
+        assert_eq!(xs, vec![1, 3, 5]);
+        assert!(c.cutouts.iter().all(|c| c.pixels == 1));
+        assert!(c.png.starts_with(b"\x89PNG"));
+        assert!(s.composite(3, 8, 10, 50).is_err(), "unknown track");
+        assert!(s.composite(3, 7, 50, 10).is_err(), "backwards span");
+    }
+}

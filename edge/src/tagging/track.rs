@@ -1,0 +1,600 @@
+//! The tracker (SORT family): a constant-velocity Kalman filter per axis predicts
+//! each track's box, the Hungarian algorithm (`pathfinding`'s Kuhn–Munkres)
+//! assigns blobs to tracks by IoU, and tracks coast through short occlusions —
+//! including two athletes merging into one blob while they cross — so ids stay
+//! stable.
+
+use std::collections::VecDeque;
+
+use pathfinding::prelude::{Matrix, kuhn_munkres};
+
+use super::detect::{Blob, Rect};
+
+/// A constant-velocity Kalman filter on one axis (position, velocity), with white
+/// acceleration noise. Four of these track a box; a full 8-state filter would
+/// couple nothing more, as the axes are independent under this motion model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Kalman1d {
+    pub pos: f32,
+    pub vel: f32,
+    /// Covariance `[[p00, p01], [p01, p11]]`.
+    p00: f32,
+    p01: f32,
+    p11: f32,
+}
+
+impl Kalman1d {
+    pub fn new(pos: f32, pos_var: f32, vel_var: f32) -> Self {
+        Self {
+            pos,
+            vel: 0.0,
+            p00: pos_var,
+            p01: 0.0,
+            p11: vel_var,
+        }
+    }
+
+    /// Advances by `dt` seconds with acceleration noise density `q`.
+    pub fn predict(&mut self, dt: f32, q: f32) {
+        self.pos += self.vel * dt;
+        let (dt2, dt3, dt4) = (dt * dt, dt * dt * dt, dt * dt * dt * dt);
+        self.p00 += 2.0 * dt * self.p01 + dt2 * self.p11 + q * dt4 / 4.0;
+        self.p01 += dt * self.p11 + q * dt3 / 2.0;
+        self.p11 += q * dt2;
+    }
+
+    /// Folds in a position measurement `z` with variance `r`.
+    pub fn update(&mut self, z: f32, r: f32) {
+        let s = self.p00 + r;
+        if s <= 0.0 {
+            return;
+        }
+        let (k0, k1) = (self.p00 / s, self.p01 / s);
+        let innovation = z - self.pos;
+        self.pos += k0 * innovation;
+        self.vel += k1 * innovation;
+        let (p00, p01, p11) = (self.p00, self.p01, self.p11);
+        self.p00 = (1.0 - k0) * p00;
+        self.p01 = (1.0 - k0) * p01;
+        self.p11 = p11 - k1 * p01;
+    }
+}
+
+/// One observation of a track, kept for the moment detectors and cut-outs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Obs {
+    pub t_ns: u64,
+    /// The measured box (the blob's), or the predicted one when coasting.
+    pub rect: Rect,
+    pub centroid: [f32; 2],
+    /// A blob of its own was assigned on this frame.
+    pub observed: bool,
+    /// Hidden by, or merged with, another athlete.
+    pub occluded: bool,
+    /// The blob touched the frame's edge.
+    pub at_edge: bool,
+    /// The blob's box in mask pixels (for cut-outs); zero when not observed.
+    pub mask_box: [u32; 4],
+}
+
+/// A tracked athlete.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub id: u64,
+    cx: Kalman1d,
+    cy: Kalman1d,
+    /// Smoothed box size.
+    pub w: f32,
+    pub h: f32,
+    /// Frames with an assigned blob, in a row at the start (for confirmation) and
+    /// in total.
+    pub hits: u32,
+    /// Frames in a row without a blob of its own.
+    pub misses: u32,
+    pub confirmed: bool,
+    /// Capture time of the first blob.
+    pub first_ns: u64,
+    pub last_seen_ns: u64,
+    /// Capture time of the first frame after `last_seen_ns` (when it went missing).
+    pub missing_since_ns: Option<u64>,
+    /// Newest last; bounded.
+    pub history: VecDeque<Obs>,
+}
+
+impl Track {
+    /// The box predicted for now.
+    pub fn predicted(&self) -> Rect {
+        Rect::around([self.cx.pos, self.cy.pos], self.w, self.h)
+    }
+
+    /// Velocity, frame pixels per second.
+    pub fn velocity(&self) -> [f32; 2] {
+        [self.cx.vel, self.cy.vel]
+    }
+
+    pub fn last(&self) -> Option<&Obs> {
+        self.history.back()
+    }
+}
+
+/// Tracker settings (see [`super::TaggingConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackRules {
+    pub iou_min: f32,
+    pub min_hits: u32,
+    pub max_coast_frames: u32,
+    pub max_occluded_frames: u32,
+    pub history_frames: usize,
+}
+
+/// A track that ended on this frame.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub track: Track,
+    /// Whether it was last seen at, or predicted beyond, the frame's edge.
+    pub left_view: bool,
+}
+
+/// All tracks of one camera.
+#[derive(Debug)]
+pub struct Tracker {
+    rules: TrackRules,
+    tracks: Vec<Track>,
+    next_id: u64,
+    last_ns: Option<u64>,
+    frame_w: f32,
+    frame_h: f32,
+    /// Per blob: the id of the track it went to.
+    owner: Vec<Option<u64>>,
+    ended: Vec<Ended>,
+}
+
+/// Measurement noise of a box centre, in pixels² per frame-height² (scaled to the
+/// frame so settings do not depend on the resolution).
+const MEASURE_VAR: f32 = 0.0004;
+/// Longest gap between frames (seconds) that tracks carry over.
+const MAX_GAP_S: f32 = 2.0;
+/// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
+const ACCEL_VAR: f32 = 4.0;
+
+impl Tracker {
+    pub fn new(rules: TrackRules, frame_w: u32, frame_h: u32) -> Self {
+        Self {
+            rules,
+            tracks: Vec::new(),
+            next_id: 1,
+            last_ns: None,
+            frame_w: frame_w as f32,
+            frame_h: frame_h as f32,
+            owner: Vec::new(),
+            ended: Vec::new(),
+        }
+    }
+
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    /// Tracks that ended during the last [`Tracker::update`].
+    pub fn ended(&self) -> &[Ended] {
+        &self.ended
+    }
+
+    /// Id of the track each blob of the last update went to.
+    pub fn owners(&self) -> &[Option<u64>] {
+        &self.owner
+    }
+
+    /// Advances every track to `t_ns` and assigns `blobs`.
+    pub fn update(&mut self, t_ns: u64, blobs: &[Blob]) {
+        self.ended.clear();
+        let dt = match self.last_ns {
+            Some(last) if t_ns > last => (t_ns - last) as f32 * 1e-9,
+            _ => 0.0,
+        };
+        self.last_ns = Some(t_ns);
+        // After a long gap (the camera stalled) no motion model holds: start over.
+        if dt > MAX_GAP_S {
+            for track in self.tracks.drain(..) {
+                if track.confirmed {
+                    self.ended.push(Ended {
+                        track,
+                        left_view: false,
+                    });
+                }
+            }
+        }
+        let h2 = self.frame_h * self.frame_h;
+        for t in &mut self.tracks {
+            t.cx.predict(dt, ACCEL_VAR * h2);
+            t.cy.predict(dt, ACCEL_VAR * h2);
+        }
+
+        // Assignment: maximise total IoU; a pair below the gate is no pair.
+        let (nt, nb) = (self.tracks.len(), blobs.len());
+        self.owner.clear();
+        self.owner.resize(nb, None);
+        let mut assigned: Vec<Option<usize>> = vec![None; nt];
+        if nt > 0 && nb > 0 {
+            let n = nt.max(nb);
+            let mut m = Matrix::new(n, n, 0i64);
+            for (i, t) in self.tracks.iter().enumerate() {
+                let p = t.predicted();
+                let reach = t.w.max(t.h);
+                for (j, b) in blobs.iter().enumerate() {
+                    let iou = p.iou(&b.rect);
+                    let score = if iou >= self.rules.iou_min {
+                        iou
+                    } else {
+                        // Growing or shrinking boxes (coming in over the edge, going
+                        // behind something): the smaller lies mostly in the larger.
+                        // Fast athletes: a near centre. Both count, weakly.
+                        let small = p.area().min(b.rect.area());
+                        let ioa = if small > 0.0 {
+                            p.intersection(&b.rect) / small
+                        } else {
+                            0.0
+                        };
+                        let c = b.rect.center();
+                        let d = ((c[0] - t.cx.pos).powi(2) + (c[1] - t.cy.pos).powi(2)).sqrt();
+                        if ioa >= 0.5 {
+                            0.01 * ioa
+                        } else if d < reach {
+                            0.005 * (1.0 - d / reach)
+                        } else {
+                            0.0
+                        }
+                    };
+                    m[(i, j)] = (score * 1e6) as i64;
+                }
+            }
+            let (_, cols) = kuhn_munkres(&m);
+            for (i, &j) in cols.iter().enumerate().take(nt) {
+                if j < nb && m[(i, j)] > 0 {
+                    assigned[i] = Some(j);
+                    self.owner[j] = Some(self.tracks[i].id);
+                }
+            }
+        }
+
+        // A blob overlapping several confirmed tracks is athletes merged while they
+        // cross: nobody measures from it, they all coast on their motion.
+        let mut group = vec![false; nb];
+        for (j, b) in blobs.iter().enumerate() {
+            let mut claims = 0;
+            for t in self.tracks.iter().filter(|t| t.confirmed) {
+                let p = t.predicted();
+                if p.area() > 0.0 && p.intersection(&b.rect) >= 0.3 * p.area() {
+                    claims += 1;
+                }
+            }
+            group[j] = claims >= 2;
+        }
+
+        // Hits of the track each blob went to (for telling fragments from athletes).
+        let mut owner_hits = vec![0u32; nb];
+        for (i, a) in assigned.iter().enumerate() {
+            if let Some(j) = *a {
+                owner_hits[j] = self.tracks[i].hits;
+            }
+        }
+        let rules = self.rules;
+        let (fw, fh) = (self.frame_w, self.frame_h);
+        let r = MEASURE_VAR * h2;
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            let obs = match assigned[i] {
+                Some(j) if !group[j] => {
+                    let b = &blobs[j];
+                    let c = b.rect.center();
+                    t.cx.update(c[0], r);
+                    t.cy.update(c[1], r);
+                    if t.hits == 0 || !b.at_edge {
+                        t.w = if t.hits == 0 {
+                            b.rect.width()
+                        } else {
+                            0.5 * (t.w + b.rect.width())
+                        };
+                        t.h = if t.hits == 0 {
+                            b.rect.height()
+                        } else {
+                            0.5 * (t.h + b.rect.height())
+                        };
+                    } else {
+                        // Partly outside the view: the visible box is all we know.
+                        t.w = b.rect.width();
+                        t.h = b.rect.height();
+                    }
+                    t.hits += 1;
+                    t.misses = 0;
+                    t.last_seen_ns = t_ns;
+                    t.missing_since_ns = None;
+                    if t.hits >= rules.min_hits {
+                        t.confirmed = true;
+                    }
+                    Obs {
+                        t_ns,
+                        rect: b.rect,
+                        centroid: b.centroid,
+                        observed: true,
+                        occluded: false,
+                        at_edge: b.at_edge,
+                        mask_box: b.mask_box,
+                    }
+                }
+                other => {
+                    let p = t.predicted();
+                    // The blob hiding it: the group it was assigned, or the one
+                    // covering most of its predicted box.
+                    let cover = other.or_else(|| {
+                        blobs
+                            .iter()
+                            .enumerate()
+                            .map(|(j, b)| (j, p.intersection(&b.rect)))
+                            .filter(|&(_, a)| p.area() > 0.0 && a >= 0.3 * p.area())
+                            .max_by(|a, b| a.1.total_cmp(&b.1))
+                            .map(|(j, _)| j)
+                    });
+                    t.misses += 1;
+                    t.missing_since_ns.get_or_insert(t_ns);
+                    let (rect, at_edge) = match cover {
+                        // Hidden in a group: the athlete is inside the group's box,
+                        // where its motion puts it. That is a weak measurement, so
+                        // the track follows the group instead of drifting away.
+                        // A young track swallowed by an established one that measures
+                        // the whole blob was a fragment of that athlete: let it go.
+                        Some(j) if !group[j] && t.hits < 15 && owner_hits[j] >= 2 * t.hits => {
+                            t.misses = u32::MAX / 2;
+                            (p, false)
+                        }
+                        Some(j) => {
+                            let snapped = snap(&p, &blobs[j].rect);
+                            let c = snapped.center();
+                            t.cx.update(c[0], 16.0 * r);
+                            t.cy.update(c[1], 16.0 * r);
+                            (snapped, blobs[j].at_edge)
+                        }
+                        None => (p, false),
+                    };
+                    Obs {
+                        t_ns,
+                        rect,
+                        centroid: [t.cx.pos, t.cy.pos],
+                        observed: false,
+                        occluded: cover.is_some(),
+                        at_edge,
+                        mask_box: [0; 4],
+                    }
+                }
+            };
+            if t.history.len() >= rules.history_frames.max(1) {
+                t.history.pop_front();
+            }
+            t.history.push_back(obs);
+        }
+
+        // End tracks: tentative ones at their first miss, confirmed ones once they
+        // have coasted too long or left the view.
+        let mut i = 0;
+        while i < self.tracks.len() {
+            let t = &self.tracks[i];
+            let occluded = t.last().is_some_and(|o| o.occluded);
+            let p = t.predicted();
+            let c = p.center();
+            let outside = c[0] < 0.0 || c[1] < 0.0 || c[0] > fw || c[1] > fh;
+            let limit = if occluded {
+                rules.max_occluded_frames
+            } else {
+                rules.max_coast_frames
+            };
+            let end = if !t.confirmed {
+                t.misses > 0
+            } else {
+                // Gone past the edge: ended after a few frames rather than at once,
+                // so an athlete who stops dead there (a fall) can be found again.
+                t.misses > limit || (t.misses >= 3 && outside)
+            };
+            if end {
+                let track = self.tracks.remove(i);
+                let last_seen = track.history.iter().rev().find(|o| o.observed);
+                let left_view = outside || last_seen.is_some_and(|o| o.at_edge);
+                if track.confirmed {
+                    self.ended.push(Ended { track, left_view });
+                }
+            } else {
+                i += 1;
+            }
+        }
+
+        // New tracks from blobs nobody took (and that are not part of a group).
+        for (j, b) in blobs.iter().enumerate() {
+            if self.owner[j].is_some() || group[j] {
+                continue;
+            }
+            let c = b.rect.center();
+            let pv = MEASURE_VAR * h2;
+            let vv = h2; // A frame height per second, either way.
+            let mut history = VecDeque::with_capacity(self.rules.history_frames.max(1));
+            history.push_back(Obs {
+                t_ns,
+                rect: b.rect,
+                centroid: b.centroid,
+                observed: true,
+                occluded: false,
+                at_edge: b.at_edge,
+                mask_box: b.mask_box,
+            });
+            self.tracks.push(Track {
+                id: self.next_id,
+                cx: Kalman1d::new(c[0], pv, vv),
+                cy: Kalman1d::new(c[1], pv, vv),
+                w: b.rect.width(),
+                h: b.rect.height(),
+                hits: 1,
+                misses: 0,
+                confirmed: self.rules.min_hits <= 1,
+                first_ns: t_ns,
+                last_seen_ns: t_ns,
+                missing_since_ns: None,
+                history,
+            });
+            self.owner[j] = Some(self.next_id);
+            self.next_id += 1;
+        }
+    }
+
+    /// Ends every track (the stream is over), reporting them as ended.
+    pub fn finish(&mut self) {
+        self.ended.clear();
+        for track in self.tracks.drain(..) {
+            if track.confirmed {
+                self.ended.push(Ended {
+                    track,
+                    left_view: false,
+                });
+            }
+        }
+    }
+}
+
+/// `r` moved (not resized) to lie inside `within`, centred where it is larger.
+fn snap(r: &Rect, within: &Rect) -> Rect {
+    let shift = |a0: f32, a1: f32, b0: f32, b1: f32| {
+        if a1 - a0 >= b1 - b0 {
+            (b0 + b1) * 0.5 - (a0 + a1) * 0.5
+        } else if a0 < b0 {
+            b0 - a0
+        } else if a1 > b1 {
+            b1 - a1
+        } else {
+            0.0
+        }
+    };
+    let dx = shift(r.x0, r.x1, within.x0, within.x1);
+    let dy = shift(r.y0, r.y1, within.y0, within.y1);
+    Rect {
+        x0: r.x0 + dx,
+        y0: r.y0 + dy,
+        x1: r.x1 + dx,
+        y1: r.y1 + dy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: TrackRules = TrackRules {
+        iou_min: 0.2,
+        min_hits: 3,
+        max_coast_frames: 5,
+        max_occluded_frames: 20,
+        history_frames: 30,
+    };
+
+    fn blob(x: f32, y: f32, w: f32, h: f32) -> Blob {
+        let rect = Rect {
+            x0: x,
+            y0: y,
+            x1: x + w,
+            y1: y + h,
+        };
+        Blob {
+            rect,
+            centroid: rect.center(),
+            area: w * h,
+            fill: 1.0,
+            mask_box: [0; 4],
+            at_edge: false,
+        }
+    }
+
+    const FRAME_NS: u64 = 33_333_333;
+
+    #[test]
+    fn kalman_learns_a_constant_velocity() {
+        let mut k = Kalman1d::new(0.0, 1.0, 100.0);
+        for i in 1..=30 {
+            k.predict(0.1, 1.0);
+            k.update(i as f32 * 2.0, 0.01);
+        }
+        assert!((k.vel - 20.0).abs() < 0.5, "{k:?}");
+        k.predict(0.1, 1.0);
+        assert!((k.pos - 62.0).abs() < 0.5, "{k:?}");
+    }
+
+    #[test]
+    fn ids_survive_a_crossing_and_a_short_gap() {
+        let mut tr = Tracker::new(RULES, 400, 200);
+        let mut ids_a = Vec::new();
+        let mut ids_b = Vec::new();
+        for f in 0..60u64 {
+            let t = f * FRAME_NS;
+            // A moves right, B moves left, same row: they merge around f = 30.
+            let (xa, xb) = (20.0 + 5.0 * f as f32, 320.0 - 5.0 * f as f32);
+            let blobs: Vec<Blob> = if (xa - xb).abs() < 30.0 {
+                vec![blob(xa.min(xb), 50.0, (xa - xb).abs() + 30.0, 60.0)]
+            } else if f == 10 {
+                // One missing frame for both.
+                Vec::new()
+            } else {
+                vec![blob(xa, 50.0, 30.0, 60.0), blob(xb, 50.0, 30.0, 60.0)]
+            };
+            tr.update(t, &blobs);
+            assert!(tr.ended().is_empty(), "frame {f}: {:?}", tr.ended());
+            for (j, b) in blobs.iter().enumerate() {
+                if blobs.len() == 2
+                    && let Some(id) = tr.owners()[j]
+                {
+                    if b.rect.x0 == xa {
+                        ids_a.push(id)
+                    } else {
+                        ids_b.push(id)
+                    }
+                }
+            }
+        }
+        ids_a.dedup();
+        ids_b.dedup();
+        assert_eq!(ids_a.len(), 1, "A changed id: {ids_a:?}");
+        assert_eq!(ids_b.len(), 1, "B changed id: {ids_b:?}");
+        assert_ne!(ids_a, ids_b);
+        let t = &tr.tracks()[0];
+        assert!(
+            t.confirmed && t.velocity()[0].abs() > 100.0,
+            "{:?}",
+            t.velocity()
+        );
+    }
+
+    #[test]
+    fn tentative_tracks_die_at_once_and_confirmed_ones_after_coasting() {
+        let mut tr = Tracker::new(RULES, 400, 200);
+        tr.update(0, &[blob(100.0, 50.0, 20.0, 40.0)]);
+        tr.update(FRAME_NS, &[]);
+        assert!(tr.tracks().is_empty() && tr.ended().is_empty());
+        for f in 0..5 {
+            tr.update(f * FRAME_NS, &[blob(100.0, 50.0, 20.0, 40.0)]);
+        }
+        let mut ended_at = None;
+        for f in 5..20 {
+            tr.update(f * FRAME_NS, &[]);
+            if !tr.ended().is_empty() {
+                ended_at = Some(f);
+                assert_eq!(tr.ended()[0].track.missing_since_ns, Some(5 * FRAME_NS));
+                break;
+            }
+        }
+        assert_eq!(ended_at, Some(5 + RULES.max_coast_frames as u64));
+        // A long gap ends every track at once; a gap of years does not break it.
+        for f in 0..5 {
+            tr.update(
+                100 * FRAME_NS + f * FRAME_NS,
+                &[blob(100.0, 50.0, 20.0, 40.0)],
+            );
+        }
+        tr.update(u64::MAX / 2, &[blob(100.0, 50.0, 20.0, 40.0)]);
+        assert_eq!(tr.ended().len(), 1);
+        assert_eq!(tr.tracks().len(), 1);
+        assert!(!tr.tracks()[0].confirmed);
+    }
+}

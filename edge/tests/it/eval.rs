@@ -1,0 +1,138 @@
+//! `venue-edge eval`: the command prints one labelled figure per line and refuses
+//! bad seeds; on held-out test seeds of both scenes, with the reference model's
+//! masks, tracking and key moments are scored against the synthetic truth.
+
+use std::process::Command;
+
+use venue_drivers::{MomentKind, Scene};
+use venue_edge::eval::{EvalArgs, EvalReport, run};
+
+use crate::common::BIN;
+
+#[test]
+fn cli_prints_labelled_figures_and_refuses_bad_seeds() {
+    let out = Command::new(BIN)
+        .args([
+            "eval",
+            "--scene",
+            "rink",
+            "--seeds",
+            "9301..9302",
+            "--frames",
+            "60",
+            "--truth-masks",
+        ])
+        .output()
+        .expect("run venue-edge");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        let mut parts = line.split(' ');
+        let (Some(label), Some(_value), None) = (parts.next(), parts.next(), parts.next()) else {
+            panic!("not `label value`: {line:?}");
+        };
+        assert!(
+            label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+            "{line}"
+        );
+    }
+    for label in [
+        "mota",
+        "idf1",
+        "event_precision",
+        "event_recall",
+        "take_off_error_frames_max",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{label} "))),
+            "{label} missing:\n{text}"
+        );
+    }
+    assert!(text.contains("seeds 9301,9302"), "{text}");
+    for bad in ["3..1", "x", ""] {
+        let out = Command::new(BIN)
+            .args(["eval", "--scene", "rink", "--seeds", bad])
+            .output()
+            .expect("run venue-edge");
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("seed"),
+            "{bad}"
+        );
+    }
+}
+
+fn eval(scene: Scene) -> EvalReport {
+    let args = EvalArgs {
+        scene,
+        seeds: vec![9101, 9102],
+        frames: 300,
+        ..EvalArgs::default()
+    };
+    let r = run(&args).expect("eval");
+    println!("{r}");
+    r
+}
+
+/// Held-out seeds, model masks. Jumps are scored strictly (take-off and landing
+/// within 2 frames); what the tagger does not reach yet of the targets is
+/// held at the level it reaches today so it cannot slip, and listed in the
+/// project's notes (see ARCHITECTURE.md, tagging).
+#[test]
+fn held_out_seeds_rink_and_slope() {
+    for scene in [Scene::Slope, Scene::Rink] {
+        let r = eval(scene);
+        assert_eq!(r.update_errors, 0, "{scene}: events must upsert cleanly");
+        assert_eq!(r.duplicate_jumps, 0, "{scene}: one event per jump");
+        for kind in [MomentKind::TakeOff, MomentKind::Landing] {
+            let m = r.moment(kind);
+            assert!(m.error_max <= 2, "{scene} {}: {m:?}", kind.as_str());
+        }
+        let (mota, idf1) = (r.mota(), r.idf1());
+        let floor = FLOORS
+            .iter()
+            .find(|f| f.0 == scene.as_str())
+            .expect("floor");
+        assert!(mota >= floor.1, "{scene}: MOTA {mota:.3}");
+        assert!(idf1 >= floor.2, "{scene}: IDF1 {idf1:.3}");
+        let e = r.events();
+        assert!(
+            e.precision() >= floor.3,
+            "{scene}: event precision {:.3}",
+            e.precision()
+        );
+        assert!(
+            e.recall() >= floor.4,
+            "{scene}: event recall {:.3}",
+            e.recall()
+        );
+        if scene == Scene::Slope {
+            assert!(
+                r.composites > 0 && r.composite_cutouts_min >= 2,
+                "{scene}: no strobe composites"
+            );
+            let t = r.moment(MomentKind::TakeOff);
+            assert!(
+                t.precision() >= floor.5 && t.recall() >= floor.5,
+                "{scene}: take-off {t:?}"
+            );
+        }
+    }
+}
+
+/// (scene, MOTA, IDF1, event precision, event recall, take-off P/R): a little under
+/// what the tagger reaches on these seeds with the reference model (slope: MOTA
+/// 0.776, IDF1 0.849, events 0.757 / 0.707, take-off 0.750 / 0.667; rink: MOTA
+/// 0.898, IDF1 0.945, events 0.889 / 0.889). The targets (MOTA and IDF1 ≥
+/// 0.85, events ≥ 0.90) are met by neither scene in full yet: slope packs that
+/// enter as one blob, and falls at the frame's edge, are what is missing.
+const FLOORS: [(&str, f64, f64, f64, f64, f64); 2] = [
+    ("slope", 0.74, 0.80, 0.70, 0.65, 0.60),
+    ("rink", 0.85, 0.90, 0.85, 0.85, 0.0),
+];
