@@ -1,8 +1,9 @@
 //! One camera: a supervised pipeline of stages joined by bounded channels.
 //!
 //! `capture` (own thread) → `analyze` (own thread; hands frames due for segmentation
-//! to the shared inference workers, stage `infer`) → `spool` (async task: waits for
-//! each frame's mask in capture order, stores metadata in the spool).
+//! to the shared inference workers, stage `infer`) → `tag` (own thread: waits for each
+//! frame's mask in capture order, tags segmented frames) → `spool` (async task: stores
+//! metadata, events and composites in the spool; publishes thumbnails live).
 //! A stage failure ends the pipeline; the supervisor restarts it with capped
 //! exponential backoff. Nothing here is shared with another camera except the zenoh
 //! session, the MQTT client and the metrics registry, so one camera failing never
@@ -25,11 +26,13 @@ use venue_proto::{
 
 use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig};
 use crate::delivery::Delivery;
-use crate::inference::{Inference, Outcome, RateGate, SlotId};
+use crate::inference::{Inference, RateGate, SlotId};
 use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};
 use crate::mqtt::Mqtt;
 use crate::spool::{Spool, StreamHandle};
 use crate::stats::StatsState;
+use crate::tag_stage::{self, CameraTagger, FrameInfo, PendingMask, TagCounters, Tagged};
+use crate::tagging::TaggingConfig;
 use crate::uplink;
 
 /// A run without failure this long resets the restart backoff.
@@ -54,6 +57,8 @@ pub struct Shared {
     pub mqtt: Option<Arc<Mqtt>>,
     /// The segmentation workers, started when a camera first asks for inference.
     pub inference: Mutex<Option<Arc<Inference>>>,
+    /// How segmented frames are tagged; `None`: not at all.
+    pub tagging: Option<TaggingConfig>,
 }
 
 impl Shared {
@@ -141,6 +146,7 @@ struct CameraStats {
     capture: StageStats,
     analyze: StageStats,
     infer: StageStats,
+    tag: StageStats,
     spool: StageStats,
     /// capture drop reasons, in the order given to [`StageStats::new`].
     queue_full: Counter,
@@ -161,6 +167,7 @@ impl CameraStats {
             analyze: StageStats::new(m, camera, "analyze", &[]),
             // "busy": a newer frame of this camera replaced it before a worker was free.
             infer: StageStats::new(m, camera, "infer", &["busy"]),
+            tag: StageStats::new(m, camera, "tag", &[]),
             spool: StageStats::new(m, camera, "spool", &[]),
             capture,
             queue_full,
@@ -242,6 +249,15 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
     // restarted camera continues where it stopped.
     let meta = shared.spool.stream(&id, StreamKind::Meta);
     shared.delivery.ensure_sender(meta.clone());
+    // Events and composites exist where frames are segmented and tagged.
+    let tagged = (cam.inference_fps > 0 && shared.tagging.is_some()).then(|| {
+        let events = shared.spool.stream(&id, StreamKind::Event);
+        let composites = shared.spool.stream(&id, StreamKind::Composite);
+        shared.delivery.ensure_sender(events.clone());
+        shared.delivery.ensure_sender(composites.clone());
+        (events, composites)
+    });
+    let streams = CameraStreams { meta, tagged };
     let next_frame_seq = Arc::new(AtomicU64::new(0));
     let mut backoff = shared.pipeline.restart_backoff_min;
     loop {
@@ -249,7 +265,7 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
         shared.metrics.set_state(id.as_str(), CameraState::Running);
         info!(camera = %id, "camera pipeline starting");
         let started = shared.clock.monotonic();
-        match run_pipeline(&shared, &cam, &stats, &meta, &next_frame_seq, &cancel).await {
+        match run_pipeline(&shared, &cam, &stats, &streams, &next_frame_seq, &cancel).await {
             Ended::Cancelled => break,
             Ended::Fatal(reason) => {
                 error!(camera = %id, %reason, "camera cannot run with this configuration; waiting for a config change");
@@ -282,27 +298,32 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
     info!(camera = %id, "camera stopped");
 }
 
-/// A frame's analysis result, passed from `analyze` to `spool`.
+/// The spool streams a camera writes.
+#[derive(Debug, Clone)]
+struct CameraStreams {
+    meta: StreamHandle,
+    /// Events and composites, when the camera's frames are tagged.
+    tagged: Option<(StreamHandle, StreamHandle)>,
+}
+
+/// A frame's analysis result, passed from `analyze` to `tag`.
 #[derive(Debug)]
 struct Analyzed {
-    frame_seq: u64,
-    capture_ns: u64,
-    width: u32,
-    height: u32,
-    fps: u32,
-    stats: FrameStats,
+    frame: FrameInfo,
     /// The frame's segmentation, when it was due for inference.
-    mask: Option<oneshot::Receiver<Outcome>>,
+    mask: Option<PendingMask>,
 }
 
 fn open_source(shared: &Shared, cam: &CameraConfig) -> Result<Box<dyn Source>, String> {
     match &cam.source {
         SourceConfig::Synthetic {
+            scene,
             seed,
             athletes,
             fail_after_frames,
         } => {
             let cfg = SyntheticConfig {
+                scene: *scene,
                 width: cam.width,
                 height: cam.height,
                 fps: cam.fps,
@@ -326,7 +347,7 @@ async fn run_pipeline(
     shared: &Arc<Shared>,
     cam: &CameraConfig,
     stats: &Arc<CameraStats>,
-    meta: &StreamHandle,
+    streams: &CameraStreams,
     next_frame_seq: &Arc<AtomicU64>,
     cancel: &CancellationToken,
 ) -> Ended {
@@ -353,12 +374,25 @@ async fn run_pipeline(
             0
         };
     let (meta_tx, meta_rx) = mpsc::channel::<Analyzed>(meta_depth);
+    let (tagged_tx, tagged_rx) = mpsc::channel::<Tagged>(depth);
+    // Event ids grow across runs: this run's start in ms, shifted past the ids one
+    // run can use (2^20 events).
+    let first_event_id = (shared.clock.unix_ns() / 1_000_000) << 20;
+    let tagger = match (&inference, &shared.tagging, &streams.tagged) {
+        (Some(_), Some(cfg), Some(_)) => match CameraTagger::new(cfg, cam, first_event_id) {
+            Ok(t) => Some(t),
+            Err(e) => return Ended::Fatal(format!("cannot tag this camera: {e}")),
+        },
+        _ => None,
+    };
+    let preview_width = tagger.as_ref().map_or(0, CameraTagger::preview_width);
     let infer = inference.map(|pool| {
         let slot = pool.slot();
         InferHandle {
             pool,
             slot,
             gate: RateGate::new(cam.inference_fps),
+            preview_width,
         }
     });
     let infer_release = infer.as_ref().map(|i| (Arc::clone(&i.pool), i.slot));
@@ -405,18 +439,36 @@ async fn run_pipeline(
             return Ended::Failed(format!("cannot start the analyze thread: {e}"));
         }
     };
+    let tag = {
+        let stats = Arc::clone(stats);
+        std::thread::Builder::new()
+            .name(format!("tag-{}", cam.id))
+            .spawn(move || tag_loop(meta_rx, &tagged_tx, &stats, tagger))
+    };
+    let tag = match tag {
+        Ok(t) => t,
+        Err(e) => {
+            stop_capture.cancel();
+            let _ = capture.join();
+            let _ = analyze.join();
+            return Ended::Failed(format!("cannot start the tag thread: {e}"));
+        }
+    };
     let spool_stage = tokio::spawn(spool_loop(
         Arc::clone(shared),
         cam.id.clone(),
-        meta.clone(),
-        meta_rx,
+        streams.clone(),
+        tagged_rx,
         Arc::clone(stats),
     ));
 
     let result = capture_done.await;
-    // Capture has ended: analysis and spooling drain what is queued, then end.
-    let joined =
-        tokio::task::spawn_blocking(move || (capture.join().is_ok(), analyze.join().is_ok())).await;
+    // Capture has ended: analysis, tagging and spooling drain what is queued, then end.
+    let joined = tokio::task::spawn_blocking(move || {
+        let ok = capture.join().is_ok() & analyze.join().is_ok();
+        (ok, tag.join().is_ok())
+    })
+    .await;
     let _ = spool_stage.await;
     if let Some((pool, slot)) = infer_release {
         pool.release(slot);
@@ -487,6 +539,8 @@ struct InferHandle {
     pool: Arc<Inference>,
     slot: SlotId,
     gate: RateGate,
+    /// Width of the frame copy the tagger needs with each mask (0: none).
+    preview_width: u32,
 }
 
 fn analyze_loop(
@@ -512,7 +566,7 @@ fn analyze_loop(
             Some(i) if due => {
                 stats.infer.frames_in.inc();
                 // Shares the pixels with the worker; never blocks on inference.
-                let submitted = i.pool.submit(i.slot, frame.clone());
+                let submitted = i.pool.submit(i.slot, frame.clone(), i.preview_width);
                 if submitted.replaced {
                     // The previous due frame never reached a worker: counted now.
                     stats.infer.drops[0].inc();
@@ -522,12 +576,14 @@ fn analyze_loop(
             _ => None,
         };
         let out = Analyzed {
-            frame_seq: frame.seq,
-            capture_ns: frame.capture_ns,
-            width: frame.width,
-            height: frame.height,
-            fps: frame.fps,
-            stats: frame_stats,
+            frame: FrameInfo {
+                frame_seq: frame.seq,
+                capture_ns: frame.capture_ns,
+                width: frame.width,
+                height: frame.height,
+                fps: frame.fps,
+                stats: frame_stats,
+            },
             mask,
         };
         // Releases the pixel buffer back to the source's pool before waiting.
@@ -541,69 +597,181 @@ fn analyze_loop(
     }
 }
 
-/// The `spool` stage: gives each frame's metadata its sequence number and stores it
-/// durably; the delivery sender publishes it from there.
+/// The `tag` stage: waits for each frame's mask in capture order (a frame not due
+/// for inference passes straight through), tags segmented frames and passes
+/// everything on to `spool`. When the pipeline ends, the tagger's open tracks end and
+/// their events go out last.
+fn tag_loop(
+    mut rx: mpsc::Receiver<Analyzed>,
+    tx: &mpsc::Sender<Tagged>,
+    stats: &CameraStats,
+    mut tagger: Option<CameraTagger>,
+) {
+    let counters = TagCounters {
+        infer_out: &stats.infer.frames_out,
+        infer_errors: &stats.infer.errors,
+        tag_in: &stats.tag.frames_in,
+        tag_out: &stats.tag.frames_out,
+        tag_errors: &stats.tag.errors,
+    };
+    let mut last_error = String::new();
+    while let Some(a) = rx.blocking_recv() {
+        let tagged =
+            tag_stage::tag_frame(a.frame, a.mask, tagger.as_mut(), &counters, &mut last_error);
+        if tx.blocking_send(tagged).is_err() {
+            return;
+        }
+    }
+    if let Some(mut t) = tagger {
+        let events = t.finish();
+        if !events.is_empty() {
+            let _ = tx.blocking_send(Tagged {
+                events,
+                ..Tagged::default()
+            });
+        }
+    }
+}
+
+/// Stores one record in `stream`; counts and logs (rate-limited) what fails.
+fn store(
+    stream: &StreamHandle,
+    camera: &Id,
+    what: &'static str,
+    failures: &mut u64,
+    build: impl FnOnce(u64, u64) -> Result<Vec<u8>, venue_proto::EncodeError>,
+) -> bool {
+    let mut encode_error = None;
+    let result = stream.append_with(|incarnation, seq| {
+        build(incarnation, seq).unwrap_or_else(|e| {
+            encode_error = Some(e.to_string());
+            Vec::new()
+        })
+    });
+    match (result, encode_error) {
+        (Ok(pos), None) => {
+            trace!(camera = %camera, seq = pos.seq, what, "spooled");
+            true
+        }
+        (_, Some(error)) => {
+            warn!(camera = %camera, %error, what, "encoding failed");
+            false
+        }
+        (Err(error), None) => {
+            *failures += 1;
+            // Log the first loss and then every 100th: a full disk must not flood the log.
+            if *failures % 100 == 1 {
+                warn!(camera = %camera, %error, what, lost = *failures, "not stored: counted as lost");
+            }
+            false
+        }
+    }
+}
+
+/// The `spool` stage: gives each frame's metadata (and each event and composite) its
+/// sequence number and stores it durably; the delivery senders publish from there.
+/// Thumbnails are live only: published here, not spooled.
 async fn spool_loop(
     shared: Arc<Shared>,
     camera: Id,
-    meta: StreamHandle,
-    mut rx: mpsc::Receiver<Analyzed>,
+    streams: CameraStreams,
+    mut rx: mpsc::Receiver<Tagged>,
     stats: Arc<CameraStats>,
 ) {
     let mut failures = 0u64;
-    while let Some(mut a) = rx.recv().await {
-        let mask = match a.mask.take() {
-            None => None,
-            Some(pending) => match pending.await {
-                Ok(Outcome::Mask(mask)) => {
-                    stats.infer.frames_out.inc();
-                    Some(mask)
-                }
-                Ok(Outcome::Busy) => {
-                    // Counted as dropped by `analyze` when the newer frame replaced it.
-                    trace!(camera = %camera, seq = a.frame_seq, "frame not segmented: inference busy");
-                    None
-                }
-                Ok(Outcome::Failed(_)) | Err(_) => {
-                    stats.infer.errors.inc();
-                    None
-                }
-            },
-        };
-        stats.spool.frames_in.inc();
-        let mut encode_error = None;
-        let result = meta.append_with(|incarnation, seq| {
-            let msg = FrameMeta {
-                header: shared.header(&camera, incarnation, seq, a.capture_ns, a.fps),
-                frame_seq: a.frame_seq,
-                width: a.width,
-                height: a.height,
-                format: venue_proto::PixelFormat::Nv12,
-                stats: a.stats,
-                detections: Vec::new(),
-                mask: mask.clone(),
-            };
-            venue_proto::encode(&msg).unwrap_or_else(|e| {
-                encode_error = Some(e.to_string());
-                Vec::new()
-            })
-        });
-        match (result, encode_error) {
-            (Ok(pos), None) => {
+    let thumbnails = if streams.tagged.is_some() {
+        uplink::publisher(&shared.session, shared.key(&camera, StreamKind::Thumbnail))
+            .await
+            .map_err(|error| warn!(camera = %camera, error = %format!("{error:#}"), "thumbnails disabled"))
+            .ok()
+    } else {
+        None
+    };
+    let mut thumbnail_seq = 0u64;
+    while let Some(t) = rx.recv().await {
+        let (capture_ns, fps) = t
+            .frame
+            .as_ref()
+            .map_or((shared.clock.unix_ns(), 30), |f| (f.capture_ns, f.fps));
+        if let Some(f) = &t.frame {
+            stats.spool.frames_in.inc();
+            let stored = store(
+                &streams.meta,
+                &camera,
+                "metadata",
+                &mut failures,
+                |incarnation, seq| {
+                    venue_proto::encode(&FrameMeta {
+                        header: shared.header(&camera, incarnation, seq, f.capture_ns, f.fps),
+                        frame_seq: f.frame_seq,
+                        width: f.width,
+                        height: f.height,
+                        format: venue_proto::PixelFormat::Nv12,
+                        stats: f.stats,
+                        detections: t.detections.clone(),
+                        mask: t.mask.clone(),
+                    })
+                },
+            );
+            if stored {
                 stats.spool.frames_out.inc();
-                trace!(camera = %camera, seq = pos.seq, "metadata spooled");
-            }
-            (Ok(_), Some(error)) | (Err(_), Some(error)) => {
+            } else {
                 stats.spool.errors.inc();
-                warn!(camera = %camera, %error, "metadata encoding failed");
             }
-            (Err(error), None) => {
-                stats.spool.errors.inc();
-                failures += 1;
-                // Log the first loss and then every 100th: a full disk must not flood the log.
-                if failures % 100 == 1 {
-                    warn!(camera = %camera, %error, lost = failures, "metadata not stored: counted as lost");
+        }
+        if let Some((events, composites)) = &streams.tagged {
+            for e in &t.events {
+                store(
+                    events,
+                    &camera,
+                    "event",
+                    &mut failures,
+                    |incarnation, seq| {
+                        venue_proto::encode(&e.to_proto(shared.header(
+                            &camera,
+                            incarnation,
+                            seq,
+                            capture_ns,
+                            fps,
+                        )))
+                    },
+                );
+            }
+            for c in &t.composites {
+                store(
+                    composites,
+                    &camera,
+                    "composite",
+                    &mut failures,
+                    |incarnation, seq| {
+                        venue_proto::encode(&tag_stage::composite_record(
+                            shared.header(&camera, incarnation, seq, capture_ns, fps),
+                            c,
+                        ))
+                    },
+                );
+            }
+        }
+        if let (Some(thumb), Some(publisher), Some(f)) = (&t.thumbnail, &thumbnails, &t.frame) {
+            let msg = tag_stage::thumbnail_record(
+                shared.header(
+                    &camera,
+                    shared.incarnation,
+                    thumbnail_seq,
+                    f.capture_ns,
+                    f.fps,
+                ),
+                f.frame_seq,
+                thumb,
+            );
+            thumbnail_seq += 1;
+            match venue_proto::encode(&msg) {
+                Ok(bytes) => {
+                    if let Err(error) = publisher.put(bytes).await {
+                        debug!(camera = %camera, %error, "thumbnail publish failed");
+                    }
                 }
+                Err(error) => warn!(camera = %camera, %error, "thumbnail encoding failed"),
             }
         }
     }
@@ -694,6 +862,7 @@ async fn report_health(
                 stats.capture.snapshot(),
                 stats.analyze.snapshot(),
                 stats.infer.snapshot(),
+                stats.tag.snapshot(),
                 stats.spool.snapshot(),
             ],
             restarts: stats.restarts.get(),

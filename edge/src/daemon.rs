@@ -122,6 +122,7 @@ pub async fn run(
         delivery: Arc::clone(&delivery),
         mqtt: mqtt.clone(),
         inference: std::sync::Mutex::new(inference),
+        tagging: config.tagging.clone(),
     });
     let cameras_cancel = CancellationToken::new();
     let mut cameras: BTreeMap<Id, CameraHandle> = BTreeMap::new();
@@ -270,6 +271,9 @@ async fn apply_reload(
     }
     if next.health != current.health || next.pipeline != current.pipeline {
         restart_needed.push("health/pipeline");
+    }
+    if next.tagging != current.tagging {
+        restart_needed.push("tagging");
     }
     if !restart_needed.is_empty() {
         warn!(sections = ?restart_needed, "these settings changed and take effect at the next restart");

@@ -24,6 +24,8 @@ use venue_drivers::{Frame, PixelFormat};
 use venue_models::{BackendChoice, Model, ModelError, ModelSource, rle};
 use venue_proto::MaskRle;
 
+use crate::tagging::Pixels;
+
 /// What the inference section of the configuration asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InferenceConfig {
@@ -45,11 +47,38 @@ impl Default for InferenceConfig {
     }
 }
 
+/// A segmented frame.
+#[derive(Debug)]
+pub struct Segmented {
+    /// The athlete mask at the model's resolution, for the wire.
+    pub rle: MaskRle,
+    /// The same mask, one byte per pixel (255 athlete), for the tagger.
+    pub mask: Vec<u8>,
+    /// A small RGB copy of the frame, when asked for (for composites, thumbnails).
+    pub preview: Option<Preview>,
+}
+
+/// A packed RGB copy of a frame at a reduced size.
+#[derive(Debug)]
+pub struct Preview {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+/// The size of the preview of a `width`×`height` frame at most `max_width` wide
+/// (the aspect kept, even sides, never larger than the frame).
+pub fn preview_size(width: u32, height: u32, max_width: u32) -> (u32, u32) {
+    let w = max_width.min(width).max(2) & !1;
+    let h = ((u64::from(height) * u64::from(w) / u64::from(width.max(1))) as u32).max(2) & !1;
+    (w, h)
+}
+
 /// The answer to one submitted frame.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The athlete mask at the model's resolution.
-    Mask(MaskRle),
+    /// The frame's masks (and preview).
+    Mask(Segmented),
     /// A newer frame of the same camera replaced this one before a worker took it.
     Busy,
     /// Inference failed (the reason is logged once per failure kind by the worker).
@@ -136,6 +165,8 @@ pub type SlotId = u64;
 
 struct Job {
     frame: Frame,
+    /// Width of the preview wanted with the mask; 0 for none.
+    preview_width: u32,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -214,9 +245,13 @@ impl Inference {
     /// Queues `frame` for `slot`. A frame of the same slot still waiting is answered
     /// [`Outcome::Busy`] and replaced (latest frame wins): `replaced` says so, for the
     /// camera to count. Never blocks on inference.
-    pub fn submit(&self, slot: SlotId, frame: Frame) -> Submitted {
+    pub fn submit(&self, slot: SlotId, frame: Frame, preview_width: u32) -> Submitted {
         let (reply, rx) = oneshot::channel();
-        let job = Job { frame, reply };
+        let job = Job {
+            frame,
+            preview_width,
+            reply,
+        };
         let refuse = |job: Job, why: &str| {
             let _ = job.reply.send(Outcome::Failed(why.into()));
         };
@@ -324,7 +359,7 @@ fn worker(inner: &Inner) {
             debug!(generation, "inference worker switched model");
         }
         let outcome = match current.as_mut() {
-            Some((_, model)) => run(model, &job.frame),
+            Some((_, model)) => run(model, &job.frame, job.preview_width),
             None => Outcome::Failed("no model".into()),
         };
         if let Outcome::Failed(why) = &outcome
@@ -337,7 +372,7 @@ fn worker(inner: &Inner) {
     }
 }
 
-fn run(model: &mut Model, frame: &Frame) -> Outcome {
+fn run(model: &mut Model, frame: &Frame, preview_width: u32) -> Outcome {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let mask = match frame.format {
         PixelFormat::Nv12 => model.segment_nv12(&frame.data, w, h),
@@ -347,14 +382,40 @@ fn run(model: &mut Model, frame: &Frame) -> Outcome {
             return Outcome::Failed(format!("frames in {other:?} cannot be segmented yet"));
         }
     };
-    match mask {
-        Ok(mask) => Outcome::Mask(MaskRle {
+    let mask = match mask {
+        Ok(mask) => mask,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let pixels = match frame.format {
+        PixelFormat::Nv12 => Some(Pixels::Nv12(&frame.data)),
+        PixelFormat::Rgb24 => Some(Pixels::Rgb(&frame.data)),
+        _ => None,
+    };
+    let preview = pixels.filter(|_| preview_width > 0).map(|px| {
+        let (pw, ph) = preview_size(frame.width, frame.height, preview_width);
+        let mut rgb = Vec::new();
+        px.sample(
+            frame.width,
+            frame.height,
+            pw as usize,
+            ph as usize,
+            &mut rgb,
+        );
+        Preview {
+            width: pw,
+            height: ph,
+            rgb,
+        }
+    });
+    Outcome::Mask(Segmented {
+        rle: MaskRle {
             width: mask.width as u32,
             height: mask.height as u32,
             runs: rle::rle_encode(&mask.data),
-        }),
-        Err(e) => Outcome::Failed(e.to_string()),
-    }
+        },
+        mask: mask.data,
+        preview,
+    })
 }
 
 /// When each camera's next frame is due for inference, at its configured rate.
@@ -445,11 +506,11 @@ mod tests {
     fn frames_get_masks_and_the_latest_frame_wins() {
         let pool = Inference::start(prepare(&InferenceConfig::default()).unwrap(), 1).unwrap();
         let slot = pool.slot();
-        let first = pool.submit(slot, frame(0, 320, 180)).rx;
+        let first = pool.submit(slot, frame(0, 320, 180), 0).rx;
         // The worker is busy with (or about to take) the first frame; of the next
         // two submitted at once, the older one is replaced.
-        let second = pool.submit(slot, frame(1, 320, 180)).rx;
-        let third = pool.submit(slot, frame(2, 320, 180));
+        let second = pool.submit(slot, frame(1, 320, 180), 0).rx;
+        let third = pool.submit(slot, frame(2, 320, 180), 64);
         let replaced = third.replaced;
         let third = third.rx;
         let outcomes: Vec<Outcome> = [first, second, third]
@@ -476,8 +537,12 @@ mod tests {
         let Outcome::Mask(m) = &outcomes[2] else {
             unreachable!()
         };
-        assert_eq!((m.width, m.height), (256, 144));
-        assert!(m.is_consistent());
+        assert_eq!((m.rle.width, m.rle.height), (256, 144));
+        assert!(m.rle.is_consistent());
+        assert_eq!(m.mask.len(), 256 * 144);
+        // The preview asked for: 64 wide, the frame's aspect.
+        let p = m.preview.as_ref().expect("preview");
+        assert_eq!((p.width, p.height, p.rgb.len()), (64, 36, 64 * 36 * 3));
     }
 
     #[test]
@@ -485,7 +550,7 @@ mod tests {
         let pool = Inference::start(prepare(&InferenceConfig::default()).unwrap(), 1).unwrap();
         let mut f = frame(0, 64, 64);
         f.format = PixelFormat::Mjpeg;
-        let out = pool.submit(pool.slot(), f).rx.blocking_recv().unwrap();
+        let out = pool.submit(pool.slot(), f, 0).rx.blocking_recv().unwrap();
         assert!(
             matches!(&out, Outcome::Failed(why) if why.contains("Mjpeg")),
             "{out:?}"
@@ -505,7 +570,7 @@ mod tests {
         let err = prepare(&bad).unwrap_err().to_string();
         assert!(err.contains("manifest.toml"), "{err}");
         let out = pool
-            .submit(pool.slot(), frame(0, 320, 180))
+            .submit(pool.slot(), frame(0, 320, 180), 0)
             .rx
             .blocking_recv();
         assert!(matches!(out, Ok(Outcome::Mask(_))));
@@ -528,7 +593,7 @@ mod tests {
             BackendChoice::Tract { threads: 2 }
         );
         let out = pool
-            .submit(pool.slot(), frame(0, 320, 180))
+            .submit(pool.slot(), frame(0, 320, 180), 0)
             .rx
             .blocking_recv();
         assert!(matches!(out, Ok(Outcome::Mask(_))));

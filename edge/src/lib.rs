@@ -13,6 +13,7 @@ pub mod segment;
 pub mod spool;
 pub mod stats;
 pub mod synth;
+pub mod tag_stage;
 pub mod tagging;
 pub mod tail;
 pub mod uplink;

@@ -35,6 +35,8 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     /// Segmentation: backend, model and workers (`[inference]`).
     pub inference: InferenceConfig,
+    /// Tagging of segmented frames (`[tagging]`); `None` when switched off.
+    pub tagging: Option<TaggingConfig>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -82,6 +84,7 @@ pub struct PipelineConfig {
 
 pub use crate::inference::InferenceConfig;
 pub use crate::spool::SpoolConfig;
+pub use crate::tagging::TaggingConfig;
 
 /// Where the spool lives when `[spool] dir` is not set (relative to the working
 /// directory; a box sets an absolute path such as /var/lib/venue-edge/spool).
@@ -125,6 +128,8 @@ pub struct CameraConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceConfig {
     Synthetic {
+        /// The venue drawn: an ice rink or a ski slope with a jump.
+        scene: venue_drivers::Scene,
         seed: u64,
         athletes: u32,
         fail_after_frames: Option<u64>,

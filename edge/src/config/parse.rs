@@ -2,6 +2,7 @@
 //! unknown key, wrong type, out-of-range value and duplicate id with its position.
 
 mod inference;
+mod tagging;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -506,6 +507,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
             "uplink",
             "mqtt",
             "inference",
+            "tagging",
             "cameras",
         ],
     )?;
@@ -666,6 +668,11 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         t.finish(ctx);
         inference
     });
+    let tagging = section(ctx, &mut top, "tagging", tagging::KEYS).and_then(|mut t| {
+        let tagging = tagging::tagging(ctx, &mut t);
+        t.finish(ctx);
+        tagging
+    });
     let cameras = match top.take("cameras") {
         Some((_, v)) => cameras(ctx, v),
         None => {
@@ -686,6 +693,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         uplink: uplink?,
         mqtt: mqtt?,
         inference: inference?,
+        tagging: tagging?,
         cameras: cameras?,
     })
 }
@@ -785,7 +793,7 @@ fn source(ctx: &mut Ctx<'_>, path: &str, v: &mut Value<'_>) -> Option<SourceConf
         ctx,
         path,
         v,
-        &["kind", "seed", "athletes", "fail_after_frames"],
+        &["kind", "scene", "seed", "athletes", "fail_after_frames"],
     )?;
     let kind = match string(ctx, &mut t, "kind") {
         None => {
@@ -796,6 +804,22 @@ fn source(ctx: &mut Ctx<'_>, path: &str, v: &mut Value<'_>) -> Option<SourceConf
     };
     let result = match kind {
         Some((k, _)) if k == "synthetic" => {
+            let scene = match string(ctx, &mut t, "scene") {
+                None => Some(venue_drivers::Scene::default()),
+                Some(None) => None,
+                Some(Some((s, span))) => {
+                    match s.parse::<venue_drivers::Scene>() {
+                        Ok(scene) => Some(scene),
+                        Err(_) => {
+                            ctx.error(
+                            span,
+                            format!("{path}.scene: \"{s}\" is not a scene; expected one of: rink, slope"),
+                        );
+                            None
+                        }
+                    }
+                }
+            };
             let seed = int_or(ctx, &mut t, "seed", 0..=i64::MAX, 1);
             let athletes = int_or(ctx, &mut t, "athletes", 0..=64, 4);
             let fail = int(ctx, &mut t, "fail_after_frames", 1..=i64::MAX);
@@ -805,6 +829,7 @@ fn source(ctx: &mut Ctx<'_>, path: &str, v: &mut Value<'_>) -> Option<SourceConf
                 Some(None) => None,
             };
             Some(SourceConfig::Synthetic {
+                scene: scene?,
                 seed: seed? as u64,
                 athletes: athletes? as u32,
                 fail_after_frames: fail?,
@@ -972,7 +997,7 @@ mod tests {
             (
                 format!("{BOX}{CAM}fps = \"30\"\n"),
                 vec![
-                    r#"t.toml:8:1: unknown key "fps" in [cameras[0].source]; expected one of: kind, seed, athletes, fail_after_frames"#,
+                    r#"t.toml:8:1: unknown key "fps" in [cameras[0].source]; expected one of: kind, scene, seed, athletes, fail_after_frames"#,
                 ],
             ),
             (

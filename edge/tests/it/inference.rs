@@ -179,3 +179,99 @@ fn a_model_that_cannot_load_stops_the_start_with_the_reason() {
         "{log}"
     );
 }
+
+#[test]
+fn segmented_frames_are_tagged_into_events_composites_and_thumbnails() {
+    use std::collections::BTreeMap;
+    use venue_proto::{AnyMessage, EventKind, EventPhase, StreamKind};
+
+    // A ski slope segmented at its full frame rate, with frequent thumbnails.
+    let cameras = "\n[[cameras]]\nid = \"slope\"\nwidth = 640\nheight = 360\nfps = 8\ninference_fps = 8\n[cameras.source]\nkind = \"synthetic\"\nscene = \"slope\"\nseed = 9005\nathletes = 3\n\n[tagging]\nthumbnail_interval_ms = 1000\n";
+    let (mut daemon, listener, _ports, _cfg) = start("tagging", cameras);
+    let mut log = MetaLog::default();
+    let mut events: BTreeMap<u64, Vec<venue_proto::Event>> = BTreeMap::new();
+    let mut composites = Vec::new();
+    let mut thumbnails = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let t = std::time::Instant::now();
+    while t.elapsed() < Duration::from_secs(90) {
+        let enough = events.len() >= 3 && thumbnails.len() >= 2 && log.count("slope") >= 40;
+        if enough {
+            break;
+        }
+        let Some((key, msg)) = listener.next(Duration::from_millis(200)) else {
+            continue;
+        };
+        match msg {
+            // Unacknowledged records are resent: keep the first copy of each.
+            AnyMessage::Event(e) => {
+                if seen.insert((StreamKind::Event, e.header.incarnation, e.header.seq)) {
+                    events.entry(e.event_id).or_default().push(e);
+                }
+            }
+            AnyMessage::Composite(c) => {
+                if seen.insert((StreamKind::Composite, c.header.incarnation, c.header.seq)) {
+                    composites.push(c);
+                }
+            }
+            AnyMessage::Thumbnail(th) => thumbnails.push(th),
+            other => log.push(key, other),
+        }
+    }
+    assert!(
+        events.len() >= 3,
+        "{} events; {}",
+        events.len(),
+        daemon.log()
+    );
+    assert!(thumbnails.len() >= 2, "{} thumbnails", thumbnails.len());
+    // Detections ride on segmented frames, in frame pixels.
+    let metas = &log.by_camera["slope"];
+    let detected = metas.iter().filter(|m| !m.detections.is_empty()).count();
+    assert!(detected > 0, "no frame carried detections");
+    for d in metas.iter().flat_map(|m| &m.detections) {
+        assert!(
+            d.bbox.x + d.bbox.w <= 640 && d.bbox.y + d.bbox.h <= 360,
+            "{d:?}"
+        );
+    }
+    // Every event's updates share its id and kind, start once, and end at most once.
+    for (id, updates) in &events {
+        let kinds: std::collections::BTreeSet<_> = updates.iter().map(|e| e.kind as u8).collect();
+        assert_eq!(kinds.len(), 1, "event {id} changed kind: {updates:?}");
+        let ended = updates
+            .iter()
+            .filter(|e| e.phase == EventPhase::Ended)
+            .count();
+        assert!(ended <= 1, "event {id} ended twice: {updates:?}");
+    }
+    assert!(
+        events
+            .values()
+            .flatten()
+            .any(|e| e.kind == EventKind::Enter),
+        "no enter event among {:?}",
+        events
+            .values()
+            .flatten()
+            .map(|e| e.kind)
+            .collect::<Vec<_>>()
+    );
+    // A composite belongs to a jump event and is a PNG.
+    for c in &composites {
+        assert!(c.image.starts_with(b"\x89PNG"), "composite is not a PNG");
+        let jump = events
+            .get(&c.event_id)
+            .expect("composite names a known event");
+        assert!(jump.iter().all(|e| e.kind == EventKind::Jump));
+    }
+    for th in &thumbnails {
+        assert!(
+            th.image.starts_with(&[0xFF, 0xD8]),
+            "thumbnail is not a JPEG"
+        );
+        assert_eq!(th.width, 320);
+    }
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
+}

@@ -1,0 +1,215 @@
+//! The `tag` stage of a camera pipeline (its own thread, between `analyze` and
+//! `spool`): waits for each frame's mask in capture order, runs the camera's
+//! [`Tagger`] on segmented frames, and hands the frame with its detections, events,
+//! composites and thumbnail to `spool`. Also turns those into wire records.
+
+use tokio::sync::oneshot;
+use venue_proto::{Detection, FrameStats, ImageFormat, MaskRle};
+
+use crate::config::CameraConfig;
+use crate::inference::{Outcome, Segmented, preview_size};
+use crate::tagging::{
+    CameraInfo, Composite, EventUpdate, Pixels, TagInput, TagOutput, Tagger, TaggingConfig,
+    TaggingError, Thumbnail,
+};
+
+/// What `analyze` knows of a frame.
+#[derive(Debug)]
+pub struct FrameInfo {
+    pub frame_seq: u64,
+    pub capture_ns: u64,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub stats: FrameStats,
+}
+
+/// A frame leaving `tag`: its mask and what the tagger made of it.
+#[derive(Debug, Default)]
+pub struct Tagged {
+    /// `None` for the last item of a pipeline run: only the events of tracks it
+    /// ended.
+    pub frame: Option<FrameInfo>,
+    pub mask: Option<MaskRle>,
+    pub detections: Vec<Detection>,
+    pub events: Vec<EventUpdate>,
+    pub composites: Vec<Composite>,
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// How a frame's mask arrives at `tag`.
+pub type PendingMask = oneshot::Receiver<Outcome>;
+
+/// A camera's tagger, fed segmented frames at the preview's size and reporting in
+/// the frame's pixels.
+#[derive(Debug)]
+pub struct CameraTagger {
+    tagger: Tagger,
+    preview: (u32, u32),
+    /// The camera's frame size, and frame pixels per preview pixel.
+    frame: (u32, u32),
+    scale: (f32, f32),
+}
+
+impl CameraTagger {
+    /// A tagger for `cam`, which segments `cam.inference_fps` frames a second.
+    /// `first_event_id` must grow between runs (event ids are unique per camera).
+    pub fn new(
+        config: &TaggingConfig,
+        cam: &CameraConfig,
+        first_event_id: u64,
+    ) -> Result<CameraTagger, TaggingError> {
+        let preview = preview_size(cam.width, cam.height, Self::preview_width_for(config));
+        let tagger = Tagger::new(
+            config,
+            CameraInfo {
+                width: preview.0,
+                height: preview.1,
+                fps: cam.inference_fps.max(1),
+                first_event_id,
+            },
+        )?;
+        Ok(CameraTagger {
+            tagger,
+            preview,
+            frame: (cam.width, cam.height),
+            scale: (
+                cam.width as f32 / preview.0 as f32,
+                cam.height as f32 / preview.1 as f32,
+            ),
+        })
+    }
+
+    /// Width of the frame copy the tagger needs: the larger of the composite and
+    /// the thumbnail.
+    pub fn preview_width_for(config: &TaggingConfig) -> u32 {
+        config.strobe_width.max(config.thumbnail_width)
+    }
+
+    /// The preview width to ask the inference workers for.
+    pub fn preview_width(&self) -> u32 {
+        self.preview.0
+    }
+
+    /// Tags one segmented frame.
+    pub fn push(&mut self, capture_ns: u64, s: &Segmented) -> Result<TagOutput, TaggingError> {
+        let pixels = s
+            .preview
+            .as_ref()
+            .filter(|p| (p.width, p.height) == self.preview)
+            .map(|p| Pixels::Rgb(&p.rgb));
+        let mut out = self.tagger.push(TagInput {
+            capture_ns,
+            mask: &s.mask,
+            mask_width: s.rle.width as usize,
+            mask_height: s.rle.height as usize,
+            pixels,
+        })?;
+        let (sx, sy) = self.scale;
+        let (fw, fh) = self.frame;
+        // Scale both corners, so rounding never pushes a box past the frame.
+        let scale = |v: u32, k: f32, max: u32| ((v as f32 * k).round() as u32).min(max);
+        for d in &mut out.detections {
+            let (x0, y0) = (scale(d.bbox.x, sx, fw), scale(d.bbox.y, sy, fh));
+            let x1 = scale(d.bbox.x + d.bbox.w, sx, fw);
+            let y1 = scale(d.bbox.y + d.bbox.h, sy, fh);
+            d.bbox.x = x0;
+            d.bbox.y = y0;
+            d.bbox.w = x1 - x0;
+            d.bbox.h = y1 - y0;
+            d.area_px = (d.area_px as f32 * sx * sy).round() as u32;
+        }
+        Ok(out)
+    }
+
+    /// Ends every track (the pipeline stops): the events that closes.
+    pub fn finish(&mut self) -> Vec<EventUpdate> {
+        self.tagger.finish()
+    }
+}
+
+/// Counters the stage reports into (the camera's `infer` and `tag` stages).
+#[derive(Debug)]
+pub struct TagCounters<'a> {
+    pub infer_out: &'a prometheus_client::metrics::counter::Counter,
+    pub infer_errors: &'a prometheus_client::metrics::counter::Counter,
+    pub tag_in: &'a prometheus_client::metrics::counter::Counter,
+    pub tag_out: &'a prometheus_client::metrics::counter::Counter,
+    pub tag_errors: &'a prometheus_client::metrics::counter::Counter,
+}
+
+/// Resolves a frame's mask and tags it.
+pub fn tag_frame(
+    frame: FrameInfo,
+    pending: Option<PendingMask>,
+    tagger: Option<&mut CameraTagger>,
+    counters: &TagCounters<'_>,
+    last_error: &mut String,
+) -> Tagged {
+    let segmented = match pending.map(oneshot::Receiver::blocking_recv) {
+        None => None,
+        Some(Ok(Outcome::Mask(s))) => {
+            counters.infer_out.inc();
+            Some(s)
+        }
+        // Counted as dropped by `analyze` when a newer frame replaced it.
+        Some(Ok(Outcome::Busy)) => None,
+        Some(Ok(Outcome::Failed(_)) | Err(_)) => {
+            counters.infer_errors.inc();
+            None
+        }
+    };
+    let mut tagged = Tagged::default();
+    if let (Some(tagger), Some(s)) = (tagger, segmented.as_ref()) {
+        counters.tag_in.inc();
+        match tagger.push(frame.capture_ns, s) {
+            Ok(out) => {
+                counters.tag_out.inc();
+                tagged.detections = out.detections;
+                tagged.events = out.events;
+                tagged.composites = out.composites;
+                tagged.thumbnail = out.thumbnail;
+            }
+            Err(e) => {
+                counters.tag_errors.inc();
+                let e = e.to_string();
+                if e != *last_error {
+                    tracing::warn!(error = %e, "tagging failed for a frame");
+                    *last_error = e;
+                }
+            }
+        }
+    }
+    tagged.mask = segmented.map(|s| s.rle);
+    tagged.frame = Some(frame);
+    tagged
+}
+
+/// The wire form of a composite.
+pub fn composite_record(header: venue_proto::Header, c: &Composite) -> venue_proto::Composite {
+    venue_proto::Composite {
+        header,
+        event_id: c.event_id,
+        width: c.width,
+        height: c.height,
+        format: ImageFormat::Png,
+        cutouts: c.cutouts.len() as u32,
+        image: c.png.clone(),
+    }
+}
+
+/// The wire form of a thumbnail.
+pub fn thumbnail_record(
+    header: venue_proto::Header,
+    frame_seq: u64,
+    t: &Thumbnail,
+) -> venue_proto::Thumbnail {
+    venue_proto::Thumbnail {
+        header,
+        frame_seq,
+        width: t.width,
+        height: t.height,
+        format: ImageFormat::Jpeg,
+        image: t.jpeg.clone(),
+    }
+}
