@@ -330,7 +330,6 @@ fn open_source(shared: &Shared, cam: &CameraConfig) -> Result<Box<dyn Source>, S
                 seed: *seed,
                 athletes: *athletes,
                 fail_after_frames: *fail_after_frames,
-                ..SyntheticConfig::default()
             };
             // Frames in flight: the queue, one being captured and one being analysed,
             // and with inference one waiting for a worker and one being segmented.
