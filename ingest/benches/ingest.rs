@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sqlx::{Any, QueryBuilder};
 use venue_ingest::api::{AppState, router};
-use venue_ingest::db::Db;
+use venue_ingest::db::{Db, Param, Sql};
 use venue_ingest::ingest::{Counters, Incoming, Ingest};
 use venue_ingest::objects::Objects;
 use venue_proto::{
@@ -205,38 +204,45 @@ async fn load_events(db: &Db, n: usize) {
     let mut tx = db.pool.begin().await.unwrap();
     for start in (0..n).step_by(1000) {
         let rows: Vec<usize> = (start..(start + 1000).min(n)).collect();
-        let mut q: QueryBuilder<Any> = QueryBuilder::new(
+        let mut q = Sql::new(
             "INSERT INTO events (id, camera_ref, event_id, kind, phase, start_ns, end_ns, confidence, \
-             tracks, updates, incarnation, last_seq, capture_ns, stored_ns) ",
+             tracks, updates, incarnation, last_seq, capture_ns, stored_ns) VALUES ",
         );
-        q.push_values(&rows, |mut b, i| {
+        for (k, i) in rows.iter().enumerate() {
             let i64i = *i as i64;
             let start_ns = t0 + i64i * 10_000_000;
-            b.push_bind(i64i + 1)
-                .push_bind(cams[i % cams.len()])
-                .push_bind(i64i)
-                .push_bind((i64i / 3) % 8)
-                .push_bind(2i64)
-                .push_bind(start_ns)
-                .push_bind(start_ns + 500_000_000)
-                .push_bind(0.9f64)
-                .push_bind(format!("[{},{}]", i % 50, 50 + i % 7))
-                .push_bind(2i64)
-                .push_bind(1i64)
-                .push_bind(i64i)
-                .push_bind(start_ns)
-                .push_bind(start_ns);
-        });
-        q.build().execute(&mut *tx).await.unwrap();
-        let mut q: QueryBuilder<Any> = QueryBuilder::new("INSERT INTO event_tracks (track, event_ref) ");
-        let pairs: Vec<(i64, i64)> = rows
-            .iter()
-            .flat_map(|i| [((i % 50) as i64, *i as i64 + 1), ((50 + i % 7) as i64, *i as i64 + 1)])
-            .collect();
-        q.push_values(&pairs, |mut b, (t, e)| {
-            b.push_bind(*t).push_bind(*e);
-        });
-        q.build().execute(&mut *tx).await.unwrap();
+            if k > 0 {
+                q.push(", ");
+            }
+            q.bind_list([
+                Param::Int(i64i + 1),
+                Param::Int(cams[i % cams.len()]),
+                Param::Int(i64i),
+                Param::Int((i64i / 3) % 8),
+                Param::Int(2),
+                Param::Int(start_ns),
+                Param::Int(start_ns + 500_000_000),
+                Param::Float(0.9),
+                Param::Text(format!("[{},{}]", i % 50, 50 + i % 7)),
+                Param::Int(2),
+                Param::Int(1),
+                Param::Int(i64i),
+                Param::Int(start_ns),
+                Param::Int(start_ns),
+            ]);
+        }
+        q.query().execute(&mut *tx).await.unwrap();
+        let mut q = Sql::new("INSERT INTO event_tracks (track, event_ref) VALUES ");
+        for (k, i) in rows.iter().enumerate() {
+            let e = *i as i64 + 1;
+            if k > 0 {
+                q.push(", ");
+            }
+            q.bind_list([Param::Int((i % 50) as i64), Param::Int(e)]);
+            q.push(", ");
+            q.bind_list([Param::Int((50 + i % 7) as i64), Param::Int(e)]);
+        }
+        q.query().execute(&mut *tx).await.unwrap();
     }
     tx.commit().await.unwrap();
 }

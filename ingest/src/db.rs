@@ -189,3 +189,89 @@ mod tests {
         assert_eq!(redact("postgres://u@h:5/d"), "postgres://u@h:5/d");
     }
 }
+
+/// A value bound to a statement built at run time.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<i64> for Param {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+impl From<f64> for Param {
+    fn from(v: f64) -> Self {
+        Self::Float(v)
+    }
+}
+impl From<String> for Param {
+    fn from(v: String) -> Self {
+        Self::Text(v)
+    }
+}
+impl From<Vec<u8>> for Param {
+    fn from(v: Vec<u8>) -> Self {
+        Self::Bytes(v)
+    }
+}
+
+/// A statement built at run time with numbered `$n` parameters, which both
+/// servers read (sqlx's `QueryBuilder` writes `?` for the `Any` driver, which
+/// PostgreSQL does not).
+#[derive(Debug, Default)]
+pub struct Sql {
+    text: String,
+    params: Vec<Param>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Self {
+        Self {
+            text: text.to_string(),
+            params: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    pub fn bind(&mut self, p: impl Into<Param>) -> &mut Self {
+        self.params.push(p.into());
+        self.text.push('$');
+        self.text.push_str(&self.params.len().to_string());
+        self
+    }
+
+    /// `(a, b, ...)` with one parameter per value.
+    pub fn bind_list(&mut self, values: impl IntoIterator<Item = Param>) -> &mut Self {
+        self.text.push('(');
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(v);
+        }
+        self.text.push(')');
+        self
+    }
+
+    pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for p in &self.params {
+            q = match p {
+                Param::Int(v) => q.bind(*v),
+                Param::Float(v) => q.bind(*v),
+                Param::Text(v) => q.bind(v.as_str()),
+                Param::Bytes(v) => q.bind(v.as_slice()),
+            };
+        }
+        q
+    }
+}

@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::{Any, QueryBuilder, Row as _};
+use sqlx::Row as _;
 use venue_proto::{EventKind, EventPhase, FrameMeta, Health};
 
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Param, Sql};
 
 /// A camera (or a box's `_box` slot) that has sent something.
 #[derive(Debug, Serialize)]
@@ -57,17 +57,17 @@ async fn camera_refs(db: &Db, f: &CameraFilter) -> Result<Option<Vec<i64>>, DbEr
     if f.is_any() {
         return Ok(None);
     }
-    let mut q: QueryBuilder<Any> = QueryBuilder::new("SELECT id FROM cameras WHERE 1 = 1");
+    let mut q = Sql::new("SELECT id FROM cameras WHERE 1 = 1");
     if let Some(v) = &f.venue {
-        q.push(" AND venue = ").push_bind(v.clone());
+        q.push(" AND venue = ").bind(v.clone());
     }
     if let Some(v) = &f.box_id {
-        q.push(" AND box = ").push_bind(v.clone());
+        q.push(" AND box = ").bind(v.clone());
     }
     if let Some(v) = &f.camera {
-        q.push(" AND camera = ").push_bind(v.clone());
+        q.push(" AND camera = ").bind(v.clone());
     }
-    let rows = q.build().fetch_all(&db.pool).await?;
+    let rows = q.query().fetch_all(&db.pool).await?;
     Ok(Some(
         rows.iter()
             .map(|r| r.try_get::<i64, _>(0))
@@ -75,13 +75,9 @@ async fn camera_refs(db: &Db, f: &CameraFilter) -> Result<Option<Vec<i64>>, DbEr
     ))
 }
 
-fn push_in(q: &mut QueryBuilder<'_, Any>, column: &str, ids: &[i64]) {
-    q.push(" AND ").push(column).push(" IN (");
-    let mut sep = q.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
-    }
-    q.push(")");
+fn push_in(q: &mut Sql, column: &str, ids: &[i64]) {
+    q.push(" AND ").push(column).push(" IN ");
+    q.bind_list(ids.iter().map(|id| Param::Int(*id)));
 }
 
 /// An event as the API returns it.
@@ -184,36 +180,36 @@ pub async fn events(db: &Db, f: &EventFilter) -> Result<Vec<EventOut>, DbError> 
     if refs.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Vec::new());
     }
-    let mut q: QueryBuilder<Any> = QueryBuilder::new(EVENT_COLUMNS);
+    let mut q = Sql::new(EVENT_COLUMNS);
     q.push(" WHERE 1 = 1");
     if let Some(refs) = &refs {
         push_in(&mut q, "e.camera_ref", refs);
     }
     if let Some(k) = f.kind {
-        q.push(" AND e.kind = ").push_bind(k as i64);
+        q.push(" AND e.kind = ").bind(k as i64);
     }
     if let Some(t) = f.track {
         q.push(" AND e.id IN (SELECT event_ref FROM event_tracks WHERE track = ")
-            .push_bind(t)
+            .bind(t)
             .push(")");
     }
     if let Some(v) = f.from_ns {
-        q.push(" AND e.start_ns >= ").push_bind(v);
+        q.push(" AND e.start_ns >= ").bind(v);
     }
     if let Some(v) = f.to_ns {
-        q.push(" AND e.start_ns < ").push_bind(v);
+        q.push(" AND e.start_ns < ").bind(v);
     }
     if let Some((start, id)) = f.after {
         q.push(" AND (e.start_ns > ")
-            .push_bind(start)
+            .bind(start)
             .push(" OR (e.start_ns = ")
-            .push_bind(start)
+            .bind(start)
             .push(" AND e.id > ")
-            .push_bind(id)
+            .bind(id)
             .push("))");
     }
-    q.push(" ORDER BY e.start_ns, e.id LIMIT ").push_bind(f.limit);
-    let rows = q.build().fetch_all(&db.pool).await?;
+    q.push(" ORDER BY e.start_ns, e.id LIMIT ").bind(f.limit);
+    let rows = q.query().fetch_all(&db.pool).await?;
     rows.iter().map(event_row).collect()
 }
 
@@ -268,20 +264,19 @@ pub async fn frames(
     if refs.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Vec::new());
     }
-    let mut q: QueryBuilder<Any> =
-        QueryBuilder::new("SELECT f.payload FROM frames f WHERE 1 = 1");
+    let mut q = Sql::new("SELECT f.payload FROM frames f WHERE 1 = 1");
     if let Some(refs) = &refs {
         push_in(&mut q, "f.camera_ref", refs);
     }
     if let Some(v) = from_ns {
-        q.push(" AND f.capture_ns >= ").push_bind(v);
+        q.push(" AND f.capture_ns >= ").bind(v);
     }
     if let Some(v) = to_ns {
-        q.push(" AND f.capture_ns < ").push_bind(v);
+        q.push(" AND f.capture_ns < ").bind(v);
     }
     q.push(" ORDER BY f.capture_ns, f.stream_ref, f.seq LIMIT ")
-        .push_bind(limit);
-    let rows = q.build().fetch_all(&db.pool).await?;
+        .bind(limit);
+    let rows = q.query().fetch_all(&db.pool).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let payload: Vec<u8> = r.try_get(0)?;
@@ -345,7 +340,7 @@ pub struct CameraStats {
 
 pub async fn stats(db: &Db, cameras: &CameraFilter) -> Result<Vec<CameraStats>, DbError> {
     let refs = camera_refs(db, cameras).await?;
-    let mut q: QueryBuilder<Any> = QueryBuilder::new(
+    let mut q = Sql::new(
         "SELECT c.id, c.venue, c.box, c.camera, h.payload FROM cameras c \
          LEFT JOIN health h ON h.camera_ref = c.id WHERE 1 = 1",
     );
@@ -356,7 +351,7 @@ pub async fn stats(db: &Db, cameras: &CameraFilter) -> Result<Vec<CameraStats>, 
         push_in(&mut q, "c.id", refs);
     }
     q.push(" ORDER BY c.venue, c.box, c.camera");
-    let cams = q.build().fetch_all(&db.pool).await?;
+    let cams = q.query().fetch_all(&db.pool).await?;
     let mut out = Vec::with_capacity(cams.len());
     for c in &cams {
         let id: i64 = c.try_get(0)?;

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use sqlx::{Any, QueryBuilder, Row as _};
+use sqlx::Row as _;
 use venue_proto::{Id, StreamKind};
 
-use crate::db::{Db, DbError, to_i64};
+use crate::db::{Db, DbError, Param, Sql, to_i64};
 
 /// Rows per multi-row `INSERT` (7 parameters each stays far below both servers'
 /// parameter limits).
@@ -209,21 +209,26 @@ pub async fn write(db: &Db, batch: &Batch, stored_ns: i64) -> Result<(), DbError
     }
     let mut tx = db.pool.begin().await?;
     for chunk in batch.frames.chunks(ROWS_PER_INSERT) {
-        let mut q: QueryBuilder<Any> = QueryBuilder::new(
-            "INSERT INTO frames (stream_ref, seq, camera_ref, capture_ns, frame_seq, detections, payload) ",
+        let mut q = Sql::new(
+            "INSERT INTO frames (stream_ref, seq, camera_ref, capture_ns, frame_seq, detections, payload) VALUES ",
         );
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(r.stream_ref)
-                .push_bind(r.seq)
-                .push_bind(r.camera_ref)
-                .push_bind(r.capture_ns)
-                .push_bind(r.frame_seq)
-                .push_bind(r.detections)
-                .push_bind(r.payload.to_vec());
-        });
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind_list([
+                Param::Int(r.stream_ref),
+                Param::Int(r.seq),
+                Param::Int(r.camera_ref),
+                Param::Int(r.capture_ns),
+                Param::Int(r.frame_seq),
+                Param::Int(r.detections),
+                Param::Bytes(r.payload.to_vec()),
+            ]);
+        }
         // The primary key is the last line of defence against storing a record twice.
         q.push(" ON CONFLICT DO NOTHING");
-        q.build().execute(&mut *tx).await?;
+        q.query().execute(&mut *tx).await?;
     }
     for e in &batch.events {
         let tracks = serde_json::to_string(&e.tracks).unwrap_or_else(|_| "[]".into());
