@@ -64,7 +64,12 @@ fn frames(n: usize) -> Vec<Incoming> {
         let round = (i / cameras.len()) as u64;
         let (venue, box_id, camera) = cameras[i % cameras.len()].clone();
         let capture_ns = t0 + round * 33_333_333;
-        let key = StreamKey::new(venue.clone(), box_id.clone(), camera.clone(), StreamKind::Meta);
+        let key = StreamKey::new(
+            venue.clone(),
+            box_id.clone(),
+            camera.clone(),
+            StreamKind::Meta,
+        );
         let meta = FrameMeta {
             header: Header {
                 schema: SCHEMA_VERSION,
@@ -89,7 +94,12 @@ fn frames(n: usize) -> Vec<Incoming> {
             detections: (0..4)
                 .map(|d| Detection {
                     class: 0,
-                    bbox: venue_proto::BBox { x: 100 * d, y: 200, w: 40, h: 90 },
+                    bbox: venue_proto::BBox {
+                        x: 100 * d,
+                        y: 200,
+                        w: 40,
+                        h: 90,
+                    },
                     score: 0.9,
                     track: Some(u64::from(d)),
                     area_px: 2400,
@@ -158,16 +168,41 @@ fn postgres(dir: &Path) -> Pg {
         }
     };
     if root {
-        assert!(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir).status().unwrap().success());
+        assert!(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir)
+                .status()
+                .unwrap()
+                .success()
+        );
     }
     let data = dir.join("data");
-    let out = cmd("initdb").args(["-A", "trust", "-U", "postgres", "-D"]).arg(&data).output().unwrap();
-    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = cmd("initdb")
+        .args(["-A", "trust", "-U", "postgres", "-D"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = cmd("postgres")
         .arg("-D")
         .arg(&data)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-k",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -175,7 +210,10 @@ fn postgres(dir: &Path) -> Pg {
         .unwrap();
     let t = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(30), "PostgreSQL did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "PostgreSQL did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -200,7 +238,11 @@ async fn load_events(db: &Db, n: usize) {
         .unwrap();
         cams.push(id);
     }
-    assert_eq!(cams, (1..=20).collect::<Vec<i64>>(), "a fresh database numbers cameras 1-20");
+    assert_eq!(
+        cams,
+        (1..=20).collect::<Vec<i64>>(),
+        "a fresh database numbers cameras 1-20"
+    );
     // Generated inside SQLite (a recursive CTE): the bench measures queries, and
     // a million rows through the client would only measure the load.
     let t0 = 1_800_000_000_000_000_000i64;
@@ -228,15 +270,24 @@ fn get(port: u16, path: &str) -> (u16, usize) {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let head = String::from_utf8_lossy(&raw[..raw.len().min(20)]).to_string();
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (code, raw.len())
 }
 
 async fn api_latency(dir: &Path, n: usize, queries: usize) {
-    let db = Db::connect(&format!("sqlite:{}", dir.join("events.db").display())).await.unwrap();
+    let db = Db::connect(&format!("sqlite:{}", dir.join("events.db").display()))
+        .await
+        .unwrap();
     let t = Instant::now();
     load_events(&db, n).await;
-    println!("api: loaded {n} events in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "api: loaded {n} events in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let state = AppState {
         db,
         objects: Objects::local(&dir.join("objects")).unwrap(),
@@ -247,7 +298,16 @@ async fn api_latency(dir: &Path, n: usize, queries: usize) {
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     let t0 = 1_800_000_000_000_000_000i64;
     let span = n as i64 * 10_000_000;
-    let kinds = ["enter", "exit", "take_off", "landing", "fall", "speed_peak", "line_cross", "jump"];
+    let kinds = [
+        "enter",
+        "exit",
+        "take_off",
+        "landing",
+        "fall",
+        "speed_peak",
+        "line_cross",
+        "jump",
+    ];
     let mut lat = Vec::with_capacity(queries);
     for q in 0..queries {
         // A mix of the API's filters, over pseudo-random windows of 60 s.
@@ -255,18 +315,31 @@ async fn api_latency(dir: &Path, n: usize, queries: usize) {
         let to = from + 60_000_000_000;
         let path = match q % 4 {
             0 => format!("/api/v1/events?from_ns={from}&to_ns={to}&limit=100"),
-            1 => format!("/api/v1/events?venue=bench&box=box-{}&camera=cam-{}&from_ns={from}&to_ns={to}&limit=100", q % 5, q % 4),
-            2 => format!("/api/v1/events?kind={}&from_ns={from}&to_ns={to}&limit=100", kinds[q % 8]),
-            _ => format!("/api/v1/events?track={}&from_ns={from}&to_ns={to}&limit=100", q % 57),
+            1 => format!(
+                "/api/v1/events?venue=bench&box=box-{}&camera=cam-{}&from_ns={from}&to_ns={to}&limit=100",
+                q % 5,
+                q % 4
+            ),
+            2 => format!(
+                "/api/v1/events?kind={}&from_ns={from}&to_ns={to}&limit=100",
+                kinds[q % 8]
+            ),
+            _ => format!(
+                "/api/v1/events?track={}&from_ns={from}&to_ns={to}&limit=100",
+                q % 57
+            ),
         };
         let t = Instant::now();
-        let (code, len) = tokio::task::spawn_blocking(move || get(port, &path)).await.unwrap();
+        let (code, len) = tokio::task::spawn_blocking(move || get(port, &path))
+            .await
+            .unwrap();
         lat.push(t.elapsed());
         assert_eq!(code, 200);
         assert!(len > 0);
     }
     lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
     println!(
         "api: {queries} event queries over {n} events (time window, camera, kind, track; 100 per page): p50 {:.2} ms, p99 {:.2} ms (target p99 <= 50 ms)",
         pct(0.50),
@@ -277,10 +350,15 @@ async fn api_latency(dir: &Path, n: usize, queries: usize) {
 fn main() {
     let messages = env_or("INGEST_BENCH_MESSAGES", 120_000, 4_000);
     let events = env_or("INGEST_BENCH_EVENTS", 1_000_000, 10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let dir = temp_dir("sqlite");
-        let db = Db::connect(&format!("sqlite:{}", dir.join("ingest.db").display())).await.unwrap();
+        let db = Db::connect(&format!("sqlite:{}", dir.join("ingest.db").display()))
+            .await
+            .unwrap();
         ingest_rate("sqlite", db, &dir, messages).await;
 
         let dir = temp_dir("pg");
@@ -291,6 +369,8 @@ fn main() {
 
         let dir = temp_dir("api");
         api_latency(&dir, events, if smoke() { 50 } else { 2000 }).await;
-        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("venue-ingest-bench-sqlite-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("venue-ingest-bench-sqlite-{}", std::process::id())),
+        );
     });
 }

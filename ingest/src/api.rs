@@ -36,7 +36,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ingest", get(ingest_counters))
         .route("/api/v1/venues", get(venues))
         .route("/api/v1/events", get(events))
-        .route("/api/v1/events/{venue}/{box}/{camera}/{event_id}", get(event))
+        .route(
+            "/api/v1/events/{venue}/{box}/{camera}/{event_id}",
+            get(event),
+        )
         .route(
             "/api/v1/events/{venue}/{box}/{camera}/{event_id}/clip",
             get(clip),
@@ -174,7 +177,11 @@ fn int_param(name: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
             .ok()
             .filter(|n| *n >= 0)
             .map(Some)
-            .ok_or_else(|| ApiError::bad(format!("{name}: expected a non-negative integer, got {s:?}"))),
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "{name}: expected a non-negative integer, got {s:?}"
+                ))
+            }),
     }
 }
 
@@ -191,7 +198,9 @@ impl ListParams {
         match int_param("limit", &self.limit)? {
             None => Ok(default),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::bad(format!("limit: {n} is not within 1-{MAX_LIMIT}"))),
+            Some(n) => Err(ApiError::bad(format!(
+                "limit: {n} is not within 1-{MAX_LIMIT}"
+            ))),
         }
     }
 }
@@ -209,7 +218,10 @@ async fn events(
                 .map(|(_, kind)| *kind)
                 .ok_or_else(|| {
                     let names: Vec<&str> = EVENT_KINDS.iter().map(|(n, _)| *n).collect();
-                    ApiError::bad(format!("kind: unknown {k:?}; expected one of {}", names.join(", ")))
+                    ApiError::bad(format!(
+                        "kind: unknown {k:?}; expected one of {}",
+                        names.join(", ")
+                    ))
                 })?,
         ),
     };
@@ -218,7 +230,11 @@ async fn events(
         Some(a) => Some(
             a.split_once(':')
                 .and_then(|(x, y)| Some((x.parse().ok()?, y.parse().ok()?)))
-                .ok_or_else(|| ApiError::bad(format!("after: expected the `next` value of a previous page, got {a:?}")))?,
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "after: expected the `next` value of a previous page, got {a:?}"
+                    ))
+                })?,
         ),
     };
     let f = EventFilter {
@@ -241,7 +257,10 @@ async fn events(
 
 type EventPath = Path<(String, String, String, String)>;
 
-async fn find_event(s: &AppState, path: (String, String, String, String)) -> ApiResult<query::EventOut> {
+async fn find_event(
+    s: &AppState,
+    path: (String, String, String, String),
+) -> ApiResult<query::EventOut> {
     let (venue, box_id, camera, event_id) = path;
     for (name, v) in [("venue", &venue), ("box", &box_id), ("camera", &camera)] {
         Id::new(v).map_err(|e| ApiError::bad(format!("{name}: {e}")))?;
@@ -252,7 +271,10 @@ async fn find_event(s: &AppState, path: (String, String, String, String)) -> Api
         .ok_or_else(|| ApiError::not_found(format!("no event {id} from {venue}/{box_id}/{camera}")))
 }
 
-async fn event(State(s): State<AppState>, Path(path): EventPath) -> ApiResult<Json<query::EventOut>> {
+async fn event(
+    State(s): State<AppState>,
+    Path(path): EventPath,
+) -> ApiResult<Json<query::EventOut>> {
     Ok(Json(find_event(&s, path).await?))
 }
 
@@ -300,7 +322,9 @@ async fn frames(
 ) -> ApiResult<Json<serde_json::Value>> {
     let cameras = p.cameras()?;
     if cameras.camera.is_none() {
-        return Err(ApiError::bad("camera: required (with venue and box) for frame queries"));
+        return Err(ApiError::bad(
+            "camera: required (with venue and box) for frame queries",
+        ));
     }
     let limit = p.limit(1000)?;
     let list = query::frames(
@@ -317,7 +341,9 @@ async fn frames(
     } else {
         None
     };
-    Ok(Json(serde_json::json!({ "frames": list, "next_from_ns": next_from_ns })))
+    Ok(Json(
+        serde_json::json!({ "frames": list, "next_from_ns": next_from_ns }),
+    ))
 }
 
 async fn stats(

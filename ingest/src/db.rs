@@ -132,9 +132,16 @@ fn redact(url: &str) -> String {
 #[derive(Debug)]
 struct Embedded(Backend);
 
-const SQLITE: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(
@@ -180,12 +187,21 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(matches!(Backend::from_str("postgres://u@h/db"), Ok(Backend::Postgres)));
-        assert!(matches!(Backend::from_str("mysql://u@h/db"), Err(DbError::Url(_))));
+        assert!(matches!(
+            Backend::from_str("postgres://u@h/db"),
+            Ok(Backend::Postgres)
+        ));
+        assert!(matches!(
+            Backend::from_str("mysql://u@h/db"),
+            Err(DbError::Url(_))
+        ));
         assert!(matches!(Backend::from_str("sqlite:"), Err(DbError::Url(_))));
         let (_, u) = normalise("sqlite::memory:").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(u, "sqlite::memory:?mode=rwc");
-        assert_eq!(redact("postgres://u:secret@h:5/d"), "postgres://u:***@h:5/d");
+        assert_eq!(
+            redact("postgres://u:secret@h:5/d"),
+            "postgres://u:***@h:5/d"
+        );
         assert_eq!(redact("postgres://u@h:5/d"), "postgres://u@h:5/d");
     }
 }

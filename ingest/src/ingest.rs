@@ -249,7 +249,9 @@ impl Ingest {
         let stored_ns = now_ns();
         let result = self.build(items, &mut batch, stored_ns).await;
         let result = match result {
-            Ok(()) => store::write(&self.db, &batch, stored_ns).await.map_err(BatchError::from),
+            Ok(()) => store::write(&self.db, &batch, stored_ns)
+                .await
+                .map_err(BatchError::from),
             Err(e) => Err(e),
         };
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -314,7 +316,11 @@ impl Ingest {
             };
             let h = msg.header();
             if h.venue != key.venue || h.box_id != key.box_id || h.camera != key.camera {
-                self.reject(Reject::KeyMismatch, &item.key, &"header ids differ from the key");
+                self.reject(
+                    Reject::KeyMismatch,
+                    &item.key,
+                    &"header ids differ from the key",
+                );
                 continue;
             }
             if let Err(e) = self.accept(&item, msg, batch, stored_ns).await {
@@ -358,12 +364,17 @@ impl Ingest {
             }
             AnyMessage::Gap(g) => {
                 self.counters.gaps.fetch_add(1, Ordering::Relaxed);
-                if !matches!(g.stream, StreamKind::Meta | StreamKind::Event | StreamKind::Video) {
+                if !matches!(
+                    g.stream,
+                    StreamKind::Meta | StreamKind::Event | StreamKind::Video
+                ) {
                     return Ok(());
                 }
                 let first = to_i64(g.first_seq, "first_seq")?;
                 let end = to_i64(g.end_seq, "end_seq")?;
-                let s = self.stream(camera_ref, &camera, g.stream, g.incarnation).await?;
+                let s = self
+                    .stream(camera_ref, &camera, g.stream, g.incarnation)
+                    .await?;
                 let applied = if g.first_seq <= s.pending && s.pending < g.end_seq {
                     let lost = g.end_seq - s.pending;
                     s.pending = g.end_seq;
@@ -392,7 +403,9 @@ impl Ingest {
         }
         let kind = msg.stream();
         let counters = Arc::clone(&self.counters);
-        let s = self.stream(camera_ref, &camera, kind, h.incarnation).await?;
+        let s = self
+            .stream(camera_ref, &camera, kind, h.incarnation)
+            .await?;
         if h.seq < s.pending {
             counters.duplicates.fetch_add(1, Ordering::Relaxed);
             // The box resends what it has no ack for: say again that it is stored.

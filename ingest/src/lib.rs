@@ -3,11 +3,11 @@
 //! record, stores it once (SQLite or PostgreSQL, objects on disk), acknowledges what
 //! it stored, and serves the data over an HTTP API (`docs/api.yaml`).
 
+pub mod api;
 pub mod db;
 pub mod ingest;
-pub mod objects;
-pub mod store;
-pub mod api;
 pub mod mqtt;
+pub mod objects;
 pub mod query;
 pub mod service;
+pub mod store;

@@ -100,8 +100,16 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
     if cli.mode != "peer" && cli.mode != "client" {
         bail!("--mode {:?}: expected peer or client", cli.mode);
     }
-    let connect: Vec<String> = cli.connect.iter().map(|e| check_endpoint(e)).collect::<Result<_, _>>()?;
-    let listen: Vec<String> = cli.listen.iter().map(|e| check_endpoint(e)).collect::<Result<_, _>>()?;
+    let connect: Vec<String> = cli
+        .connect
+        .iter()
+        .map(|e| check_endpoint(e))
+        .collect::<Result<_, _>>()?;
+    let listen: Vec<String> = cli
+        .listen
+        .iter()
+        .map(|e| check_endpoint(e))
+        .collect::<Result<_, _>>()?;
     if cli.mode == "client" && connect.is_empty() {
         bail!("--mode client needs --connect tcp/ROUTER:PORT");
     }
@@ -114,7 +122,11 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         },
         listen,
     };
-    s.keys = cli.keys.iter().map(|k| check_key(k)).collect::<Result<_, _>>()?;
+    s.keys = cli
+        .keys
+        .iter()
+        .map(|k| check_key(k))
+        .collect::<Result<_, _>>()?;
     s.mqtt = cli
         .mqtt
         .as_deref()

@@ -1,8 +1,8 @@
 //! The read side of the schema: the queries behind the HTTP API.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
 use sqlx::Row as _;
+use sqlx::any::AnyRow;
 use venue_proto::{EventKind, EventPhase, FrameMeta, Health};
 
 use crate::db::{Db, DbError, Param, Sql};

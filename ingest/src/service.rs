@@ -174,7 +174,11 @@ impl Service {
             }));
         }
         if let Some(m) = settings.mqtt.clone() {
-            tasks.push(tokio::spawn(crate::mqtt::run(m, tx.clone(), cancel.clone())));
+            tasks.push(tokio::spawn(crate::mqtt::run(
+                m,
+                tx.clone(),
+                cancel.clone(),
+            )));
         }
         drop(tx);
 
@@ -330,8 +334,7 @@ impl Acker {
     async fn flush(&mut self, counters: &Counters) {
         self.last = tokio::time::Instant::now();
         let now = now_ns();
-        for ((venue, box_id, camera, stream, inc), acked_seq) in std::mem::take(&mut self.pending)
-        {
+        for ((venue, box_id, camera, stream, inc), acked_seq) in std::mem::take(&mut self.pending) {
             let seq = self
                 .seq
                 .entry((venue.clone(), box_id.clone(), camera.clone()))

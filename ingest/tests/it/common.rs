@@ -29,8 +29,7 @@ pub fn free_port() -> u16 {
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("venue-ingest-test-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("venue-ingest-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
@@ -242,7 +241,14 @@ pub fn edge_bin() -> PathBuf {
 }
 
 /// A box daemon config on free ports: `cameras` × 640×360 synthetic at `fps`.
-pub fn edge_config(dir: &Path, venue: &str, box_id: &str, cameras: &[&str], fps: u32, zenoh: &str) -> PathBuf {
+pub fn edge_config(
+    dir: &Path,
+    venue: &str,
+    box_id: &str,
+    cameras: &[&str],
+    fps: u32,
+    zenoh: &str,
+) -> PathBuf {
     let mut cams = String::new();
     for (i, c) in cameras.iter().enumerate() {
         cams.push_str(&format!(
@@ -346,7 +352,13 @@ impl Postgres {
         let mut cmd = as_pg(&bin.join("postgres"));
         cmd.arg("-D")
             .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-k",
+            ])
             .arg(&dir)
             .args(["-c", "fsync=off", "-c", "max_connections=50"])
             .stdin(Stdio::null());
@@ -473,7 +485,14 @@ pub fn id(s: &str) -> Id {
     Id::new(s).expect("id")
 }
 
-pub fn header(venue: &str, box_id: &str, camera: &str, incarnation: u64, seq: u64, capture_ns: u64) -> Header {
+pub fn header(
+    venue: &str,
+    box_id: &str,
+    camera: &str,
+    incarnation: u64,
+    seq: u64,
+    capture_ns: u64,
+) -> Header {
     Header {
         schema: SCHEMA_VERSION,
         venue: id(venue),

@@ -35,7 +35,12 @@ pub fn spooled(ingest: &Ingest, venue: &str, cameras: &[&str]) -> BTreeMap<Strin
 /// unacknowledged meta record belongs to that next run (`ack_lag` counts an older
 /// run's records on top of the new run's, so it is then below the new run's
 /// spooled count), and the ingest has stored records of the next run.
-pub fn wait_all_acked(ingest: &Ingest, venue: &str, cameras: &[&str], first_run: &BTreeMap<String, u64>) {
+pub fn wait_all_acked(
+    ingest: &Ingest,
+    venue: &str,
+    cameras: &[&str],
+    first_run: &BTreeMap<String, u64>,
+) {
     wait_for(Duration::from_secs(60), "the first run delivered", || {
         let stats = ingest.get(&format!("/api/v1/stats?venue={venue}"));
         cameras.iter().all(|cam| {
@@ -178,7 +183,10 @@ fn e2e(name: &str, db: String) {
         // Everything the box had spooled when asked, plus what it captured until
         // the stop (at most a couple of seconds).
         let spooled = before_stop[cam];
-        assert!(spooled >= u64::from(FPS) * secs * 7 / 10, "{cam}: {spooled} spooled");
+        assert!(
+            spooled >= u64::from(FPS) * secs * 7 / 10,
+            "{cam}: {spooled} spooled"
+        );
         assert!(
             n >= spooled && n <= spooled + 3 * u64::from(FPS),
             "{cam}: {n} stored, {spooled} spooled before the stop"
@@ -200,7 +208,10 @@ fn e2e(name: &str, db: String) {
 #[test]
 fn daemon_to_ingest_sqlite_every_record_once() {
     let dir = temp_dir("e2e-sqlite-db");
-    e2e("e2e-sqlite", format!("sqlite:{}", dir.join("ingest.db").display()));
+    e2e(
+        "e2e-sqlite",
+        format!("sqlite:{}", dir.join("ingest.db").display()),
+    );
 }
 
 #[test]

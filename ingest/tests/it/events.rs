@@ -121,7 +121,15 @@ fn chunk(camera: &str, seq: u64, start: u64) -> VideoChunk {
                 frame_seq: seq * 30 + i,
                 capture_ns: start + i * 33_333_333,
                 keyframe: i == 0,
-                data: vec![0, 0, 0, 1, if i == 0 { 0x65 } else { 0x41 }, seq as u8, i as u8],
+                data: vec![
+                    0,
+                    0,
+                    0,
+                    1,
+                    if i == 0 { 0x65 } else { 0x41 },
+                    seq as u8,
+                    i as u8,
+                ],
             })
             .collect(),
     }
@@ -192,7 +200,10 @@ fn check_events(ingest: &Ingest, zport: u16) {
     // Video around the first events of cam-1: one chunk per second.
     let vkey = key(VENUE, BOX, "cam-1", StreamKind::Video);
     for s in 0..5u64 {
-        bus.put(&vkey, venue_proto::encode(&chunk("cam-1", s, T0 + s * 1_000_000_000)).unwrap());
+        bus.put(
+            &vkey,
+            venue_proto::encode(&chunk("cam-1", s, T0 + s * 1_000_000_000)).unwrap(),
+        );
         sent += 1;
     }
     // A gap notice for cam-2's video: records 0-2 were evicted on the box.
@@ -204,7 +215,10 @@ fn check_events(ingest: &Ingest, zport: u16) {
         end_seq: 3,
         reason: GapReason::Evicted,
     };
-    bus.put(&key(VENUE, BOX, "cam-2", StreamKind::Gap), venue_proto::encode(&gap).unwrap());
+    bus.put(
+        &key(VENUE, BOX, "cam-2", StreamKind::Gap),
+        venue_proto::encode(&gap).unwrap(),
+    );
     sent += 1;
     wait_for(Duration::from_secs(30), "every record handled", || {
         ingest.counter("received") >= sent
@@ -237,7 +251,13 @@ fn check_events(ingest: &Ingest, zport: u16) {
     let all = ingest.get("/api/v1/events?venue=ev&limit=10000");
     assert_eq!(parse(&all["events"]), truth);
     assert!(all["next"].is_null());
-    assert!(all["events"].as_array().unwrap().iter().all(|e| e["phase"] == "ended"));
+    assert!(
+        all["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["phase"] == "ended")
+    );
 
     // Filters, each against the truth filtered the same way.
     let check = |q: &str, keep: &dyn Fn(&Truth) -> bool| {
@@ -252,14 +272,17 @@ fn check_events(ingest: &Ingest, zport: u16) {
     });
     check("kind=take_off", &|t| t.kind == "take_off");
     check("track=3", &|t| t.tracks.contains(&3));
-    check("track=11&camera=cam-1", &|t| t.tracks.contains(&11) && t.camera == "cam-1");
+    check("track=11&camera=cam-1", &|t| {
+        t.tracks.contains(&11) && t.camera == "cam-1"
+    });
     let (from, to) = (T0 + 10_000_000_000, T0 + 20_000_000_000);
     check(&format!("from_ns={from}&to_ns={to}"), &|t| {
         t.start_ns >= from && t.start_ns < to
     });
-    check(&format!("from_ns={from}&to_ns={to}&kind=fall&camera=cam-2"), &|t| {
-        t.start_ns >= from && t.start_ns < to && t.kind == "fall" && t.camera == "cam-2"
-    });
+    check(
+        &format!("from_ns={from}&to_ns={to}&kind=fall&camera=cam-2"),
+        &|t| t.start_ns >= from && t.start_ns < to && t.kind == "fall" && t.camera == "cam-2",
+    );
     // Nothing matches: empty, not an error.
     let none = ingest.get("/api/v1/events?venue=nowhere");
     assert_eq!(none["events"].as_array().unwrap().len(), 0);
@@ -281,7 +304,10 @@ fn check_events(ingest: &Ingest, zport: u16) {
     let one = ingest.get("/api/v1/events/ev/box-1/cam-1/100");
     assert_eq!(one["event_id"], 100);
     assert_eq!(one["updates"], 3);
-    assert_eq!(http(ingest.http, "/api/v1/events/ev/box-1/cam-1/99999").0, 404);
+    assert_eq!(
+        http(ingest.http, "/api/v1/events/ev/box-1/cam-1/99999").0,
+        404
+    );
 
     // The clip of cam-1's first event: the chunks around it, from a keyframe.
     let (code, clip) = http(ingest.http, "/api/v1/events/ev/box-1/cam-1/100/clip");
@@ -295,8 +321,14 @@ fn check_events(ingest: &Ingest, zport: u16) {
     assert_eq!(clip, want);
     assert_eq!(&clip[..5], &[0, 0, 0, 1, 0x65]);
     // No video for cam-2.
-    assert_eq!(http(ingest.http, "/api/v1/events/ev/box-1/cam-2/100/clip").0, 404);
-    assert_eq!(http(ingest.http, "/api/v1/events/ev/box-1/cam-1/100/thumbnail").0, 501);
+    assert_eq!(
+        http(ingest.http, "/api/v1/events/ev/box-1/cam-2/100/clip").0,
+        404
+    );
+    assert_eq!(
+        http(ingest.http, "/api/v1/events/ev/box-1/cam-1/100/thumbnail").0,
+        501
+    );
 
     // Statistics: the gap is counted as lost on cam-2's video.
     let stats = ingest.get("/api/v1/stats?venue=ev&camera=cam-2");
@@ -306,5 +338,9 @@ fn check_events(ingest: &Ingest, zport: u16) {
     assert_eq!(video["next_seq"], 3, "{stats}");
     assert_eq!(video["gap_notices"], 1, "{stats}");
     let ev = streams.iter().find(|s| s["stream"] == "event").unwrap();
-    assert_eq!(ev["stored"].as_u64(), Some(records["cam-2"].len() as u64), "{stats}");
+    assert_eq!(
+        ev["stored"].as_u64(),
+        Some(records["cam-2"].len() as u64),
+        "{stats}"
+    );
 }

@@ -9,7 +9,14 @@ use crate::common::*;
 
 fn meta(camera: &str, seq: u64) -> FrameMeta {
     FrameMeta {
-        header: header("pv", "box-1", camera, 7, seq, 1_800_000_000_000_000_000 + seq),
+        header: header(
+            "pv",
+            "box-1",
+            camera,
+            7,
+            seq,
+            1_800_000_000_000_000_000 + seq,
+        ),
         frame_seq: seq,
         width: 64,
         height: 32,
@@ -59,13 +66,28 @@ fn malformed_payloads_are_counted_logged_and_ignored() {
         // A health message on a meta key.
         (good_key.clone(), health_bytes),
         // A schema version this build does not read.
-        (good_key.clone(), venue_proto::encode(&wrong_schema).unwrap()),
+        (
+            good_key.clone(),
+            venue_proto::encode(&wrong_schema).unwrap(),
+        ),
         // Unknown key shapes: too few chunks, unknown stream, bad id.
-        ("venue/pv/box-1/meta".into(), venue_proto::encode(&meta("cam-1", 0)).unwrap()),
-        ("venue/pv/box-1/cam-1/blob".into(), venue_proto::encode(&meta("cam-1", 0)).unwrap()),
-        ("venue/PV/box-1/cam-1/meta".into(), venue_proto::encode(&meta("cam-1", 0)).unwrap()),
+        (
+            "venue/pv/box-1/meta".into(),
+            venue_proto::encode(&meta("cam-1", 0)).unwrap(),
+        ),
+        (
+            "venue/pv/box-1/cam-1/blob".into(),
+            venue_proto::encode(&meta("cam-1", 0)).unwrap(),
+        ),
+        (
+            "venue/PV/box-1/cam-1/meta".into(),
+            venue_proto::encode(&meta("cam-1", 0)).unwrap(),
+        ),
         // Header says cam-2, key says cam-1.
-        (good_key.clone(), venue_proto::encode(&meta("cam-2", 0)).unwrap()),
+        (
+            good_key.clone(),
+            venue_proto::encode(&meta("cam-2", 0)).unwrap(),
+        ),
     ];
     let n_bad = bad.len() as u64;
     for (k, b) in bad {
@@ -125,7 +147,10 @@ fn malformed_payloads_are_counted_logged_and_ignored() {
 #[test]
 fn bad_command_lines_are_refused_clearly() {
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(INGEST).args(args).output().unwrap();
+        let out = std::process::Command::new(INGEST)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{args:?} accepted");
         String::from_utf8_lossy(&out.stderr).to_string()
     };

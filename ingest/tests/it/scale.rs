@@ -85,7 +85,10 @@ fn two_instances_partitioned_restart_complete_and_duplicate_free() {
             let runs = stored_runs(&b, venue, box_id, cam);
             assert_eq!(runs.len(), 2, "{venue}/{cam}: {runs:?}");
             assert_eq!(Some(runs[0].0), first.get(cam).copied());
-            assert!(runs[0].1 >= spooled[cam], "{venue}/{cam}: {runs:?} < {spooled:?}");
+            assert!(
+                runs[0].1 >= spooled[cam],
+                "{venue}/{cam}: {runs:?} < {spooled:?}"
+            );
             check_stats(&b, venue, cam, &runs);
             if *venue == "bravo" {
                 bravo_stored += runs.iter().map(|r| r.1).sum::<u64>();
