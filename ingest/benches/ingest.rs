@@ -256,9 +256,10 @@ async fn load_events(db: &Db, n: usize) {
     );
     sqlx::query(&events).execute(&db.pool).await.unwrap();
     let tracks = format!(
-        "INSERT INTO event_tracks (track, event_ref) \
+        "INSERT INTO event_tracks (track, start_ns, event_ref) \
          WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {last}) \
-         SELECT i % 50, i + 1 FROM s UNION ALL SELECT 50 + i % 7, i + 1 FROM s",
+         SELECT i % 50, {t0} + i * 10000000, i + 1 FROM s \
+         UNION ALL SELECT 50 + i % 7, {t0} + i * 10000000, i + 1 FROM s",
         last = n as i64 - 1
     );
     sqlx::query(&tracks).execute(&db.pool).await.unwrap();
@@ -309,6 +310,7 @@ async fn api_latency(dir: &Path, n: usize, queries: usize) {
         "jump",
     ];
     let mut lat = Vec::with_capacity(queries);
+    let mut by_type: [Vec<Duration>; 4] = Default::default();
     for q in 0..queries {
         // A mix of the API's filters, over pseudo-random windows of 60 s.
         let from = t0 + (q as i64 * 7_919_000_000_007) % span.max(1);
@@ -334,8 +336,14 @@ async fn api_latency(dir: &Path, n: usize, queries: usize) {
             .await
             .unwrap();
         lat.push(t.elapsed());
+        by_type[q % 4].push(t.elapsed());
         assert_eq!(code, 200);
         assert!(len > 0);
+    }
+    for (name, l) in ["time", "camera", "kind", "track"].iter().zip(&mut by_type) {
+        l.sort();
+        let p99 = l[((l.len() as f64 * 0.99) as usize).min(l.len() - 1)];
+        println!("api: {name} filter p99 {:.2} ms", p99.as_secs_f64() * 1e3);
     }
     lat.sort();
     let pct =

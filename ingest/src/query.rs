@@ -189,9 +189,16 @@ pub async fn events(db: &Db, f: &EventFilter) -> Result<Vec<EventOut>, DbError> 
         q.push(" AND e.kind = ").bind(k as i64);
     }
     if let Some(t) = f.track {
+        // The time bounds are repeated inside so the track index reads one range.
         q.push(" AND e.id IN (SELECT event_ref FROM event_tracks WHERE track = ")
-            .bind(t)
-            .push(")");
+            .bind(t);
+        if let Some(v) = f.from_ns {
+            q.push(" AND start_ns >= ").bind(v);
+        }
+        if let Some(v) = f.to_ns {
+            q.push(" AND start_ns < ").bind(v);
+        }
+        q.push(")");
     }
     if let Some(v) = f.from_ns {
         q.push(" AND e.start_ns >= ").bind(v);

@@ -266,9 +266,11 @@ pub async fn write(db: &Db, batch: &Batch, stored_ns: i64) -> Result<(), DbError
             .await?;
         for t in &e.tracks {
             sqlx::query(
-                "INSERT INTO event_tracks (track, event_ref) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                "INSERT INTO event_tracks (track, start_ns, event_ref) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
             )
             .bind(*t)
+            .bind(e.start_ns)
             .bind(id)
             .execute(&mut *tx)
             .await?;

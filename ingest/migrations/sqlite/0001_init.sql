@@ -61,11 +61,14 @@ CREATE INDEX events_by_start ON events (start_ns, id);
 CREATE INDEX events_by_camera ON events (camera_ref, start_ns, id);
 CREATE INDEX events_by_kind ON events (kind, start_ns, id);
 
+-- start_ns is the event's, repeated here so a track query reads one index range.
 CREATE TABLE event_tracks (
     track BIGINT NOT NULL,
+    start_ns BIGINT NOT NULL,
     event_ref BIGINT NOT NULL,
-    PRIMARY KEY (track, event_ref)
+    PRIMARY KEY (track, start_ns, event_ref)
 );
+CREATE INDEX event_tracks_by_event ON event_tracks (event_ref);
 
 CREATE TABLE video_chunks (
     stream_ref BIGINT NOT NULL,
