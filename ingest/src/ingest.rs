@@ -169,6 +169,9 @@ pub struct Ingest {
     objects: Objects,
     counters: Arc<Counters>,
     cameras: HashMap<CameraKey, i64>,
+    /// When each camera's `last_seen_ns` was last written (at most once a second,
+    /// so a batch does not rewrite a row per camera).
+    camera_touched: HashMap<i64, Instant>,
     streams: HashMap<StreamIdent, StreamState>,
 }
 
@@ -186,6 +189,7 @@ impl Ingest {
             objects,
             counters,
             cameras: HashMap::new(),
+            camera_touched: HashMap::new(),
             streams: HashMap::new(),
         }
     }
@@ -349,7 +353,15 @@ impl Ingest {
         let capture_ns = to_i64(h.capture_ns, "capture_ns")?;
         to_i64(h.incarnation, "incarnation")?;
         let camera_ref = self.camera_ref(&h).await?;
-        batch.touch_camera(camera_ref, stored_ns);
+        let now = Instant::now();
+        let due = self
+            .camera_touched
+            .get(&camera_ref)
+            .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(1));
+        if due {
+            self.camera_touched.insert(camera_ref, now);
+            batch.touch_camera(camera_ref, stored_ns);
+        }
         match msg {
             AnyMessage::Health(_) => {
                 self.counters.health.fetch_add(1, Ordering::Relaxed);

@@ -5,5 +5,6 @@
 mod common;
 mod e2e;
 mod events;
+mod mqtt;
 mod payloads;
 mod scale;
