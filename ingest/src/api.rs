@@ -291,8 +291,7 @@ async fn clip(State(s): State<AppState>, Path(path): EventPath) -> ApiResult<Res
     )
     .await?;
     let mut out = Vec::new();
-    for (object, keyframe) in chunks.iter().skip_while(|(_, k)| !k) {
-        let _ = keyframe;
+    for (object, _) in chunks.iter().skip_while(|(_, keyframe)| !keyframe) {
         if let Some(b) = s.objects.get(object).await? {
             out.extend_from_slice(&b);
         }

@@ -413,6 +413,7 @@ impl Ingest {
             AnyMessage::Ack(_) => return Ok(()),
             _ => {}
         }
+        check_ranges(&msg)?;
         let kind = msg.stream();
         let counters = Arc::clone(&self.counters);
         let s = self
@@ -526,4 +527,33 @@ impl Batch {
     fn cursor(&mut self, stream_ref: i64) -> &mut CursorUpdate {
         self.cursors.entry(stream_ref).or_default()
     }
+}
+
+/// Every number of a record that becomes a database integer fits one, checked
+/// before the record moves a watermark (so a refused record is never acknowledged
+/// as stored).
+fn check_ranges(msg: &AnyMessage) -> Result<(), DbError> {
+    match msg {
+        AnyMessage::Meta(m) => {
+            to_i64(m.frame_seq, "frame_seq")?;
+        }
+        AnyMessage::Event(e) => {
+            to_i64(e.event_id, "event_id")?;
+            to_i64(e.start_ns, "start_ns")?;
+            if let Some(end) = e.end_ns {
+                to_i64(end, "end_ns")?;
+            }
+            for t in &e.tracks {
+                to_i64(*t, "track")?;
+            }
+        }
+        AnyMessage::Video(v) => {
+            for u in &v.units {
+                to_i64(u.frame_seq, "frame_seq")?;
+                to_i64(u.capture_ns, "capture_ns")?;
+            }
+        }
+        AnyMessage::Health(_) | AnyMessage::Gap(_) | AnyMessage::Ack(_) => {}
+    }
+    Ok(())
 }

@@ -224,7 +224,8 @@ impl Service {
         })
     }
 
-    /// Stores what is queued, sends the last acks and stops, waiting at most `grace`.
+    /// Stops receiving, sends the acks due and stops, waiting at most `grace`.
+    /// Records still queued are not acknowledged, so the boxes send them again.
     pub async fn stop(self, grace: Duration) {
         self.cancel.cancel();
         let all = async {

@@ -88,6 +88,11 @@ fn malformed_payloads_are_counted_logged_and_ignored() {
             good_key.clone(),
             venue_proto::encode(&meta("cam-2", 0)).unwrap(),
         ),
+        // A sequence number no database integer holds.
+        (
+            good_key.clone(),
+            venue_proto::encode(&meta("cam-1", u64::MAX)).unwrap(),
+        ),
     ];
     let n_bad = bad.len() as u64;
     for (k, b) in bad {
@@ -109,6 +114,7 @@ fn malformed_payloads_are_counted_logged_and_ignored() {
     assert_eq!(r["schema"], 1, "{c}");
     assert_eq!(r["bad_key"], 3, "{c}");
     assert_eq!(r["key_mismatch"], 1, "{c}");
+    assert_eq!(r["out_of_range"], 1, "{c}");
     assert_eq!(c["stored"], 5, "{c}");
 
     // Nothing of the bad input was stored: one camera, five frames.
