@@ -15,7 +15,7 @@ fn meta(camera: &str, seq: u64) -> FrameMeta {
             camera,
             7,
             seq,
-            1_800_000_000_000_000_000 + seq,
+            1_800_000_000_000_000_000 + seq % 1_000_000,
         ),
         frame_seq: seq,
         width: 64,
