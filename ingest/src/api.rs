@@ -352,3 +352,22 @@ async fn stats(
     let list = query::stats(&s.db, &p.cameras()?).await?;
     Ok(Json(serde_json::json!({ "cameras": list })))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route of the router is specified in `docs/api.yaml`.
+    #[test]
+    fn openapi_lists_every_route() {
+        let spec = include_str!("../../docs/api.yaml");
+        let source = include_str!("api.rs");
+        let routes: Vec<&str> = source
+            .match_indices("\"/")
+            .filter_map(|(i, _)| source[i + 1..].split('"').next())
+            .filter(|r| (r.starts_with("/api/v1/") && r.len() > 8) || *r == "/healthz")
+            .collect();
+        assert!(routes.len() >= 9, "{routes:?}");
+        for r in routes {
+            assert!(spec.contains(&format!("  {r}:")), "docs/api.yaml lacks {r}");
+        }
+    }
+}

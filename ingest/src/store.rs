@@ -364,3 +364,57 @@ pub async fn write(db: &Db, batch: &Batch, stored_ns: i64) -> Result<(), DbError
     tx.commit().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_id: i64, seq: i64, phase: i64, end_ns: Option<i64>) -> EventRow {
+        EventRow {
+            camera_ref: 1,
+            event_id,
+            kind: 7,
+            phase,
+            start_ns: 10,
+            end_ns,
+            confidence: 0.5,
+            tracks: vec![3],
+            incarnation: 1,
+            seq,
+            capture_ns: 10,
+            updates: 1,
+        }
+    }
+
+    #[test]
+    fn an_events_records_collapse_into_its_latest_state() {
+        let mut b = Batch::default();
+        b.event(event(5, 0, 0, None));
+        b.event(event(6, 1, 0, None));
+        b.event(event(5, 2, 2, Some(99)));
+        b.event(event(5, 3, 1, None));
+        assert_eq!(b.events.len(), 2);
+        let e = &b.events[0];
+        assert_eq!((e.event_id, e.seq, e.phase, e.updates), (5, 3, 1, 3));
+        // An update without an end keeps the end already known.
+        assert_eq!(e.end_ns, Some(99));
+    }
+
+    #[test]
+    fn newest_health_wins() {
+        let mut b = Batch::default();
+        let h = |incarnation, seq| HealthRow {
+            camera_ref: 1,
+            incarnation,
+            seq,
+            capture_ns: 0,
+            payload: Bytes::new(),
+        };
+        b.health(h(2, 5));
+        b.health(h(2, 4));
+        b.health(h(1, 9));
+        assert_eq!(b.health[&1].seq, 5);
+        b.health(h(3, 0));
+        assert_eq!((b.health[&1].incarnation, b.health[&1].seq), (3, 0));
+    }
+}
