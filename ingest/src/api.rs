@@ -1,0 +1,399 @@
+//! The HTTP API (JSON; specified in `docs/api.yaml`): cameras seen, events,
+//! per-frame metadata, clips and stream statistics. Read-only.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use venue_proto::Id;
+
+use crate::db::{Db, DbError};
+use crate::ingest::Counters;
+use crate::objects::{ObjectError, Objects};
+use crate::query::{self, CameraFilter, EVENT_KINDS, EventFilter};
+
+/// Largest page any list endpoint returns.
+pub const MAX_LIMIT: i64 = 10_000;
+/// Video before an event's start and after its end that a clip includes.
+const CLIP_PREROLL_NS: i64 = 2_000_000_000;
+const CLIP_POSTROLL_NS: i64 = 1_000_000_000;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub objects: Objects,
+    pub counters: Arc<Counters>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/v1/ingest", get(ingest_counters))
+        .route("/api/v1/venues", get(venues))
+        .route("/api/v1/events", get(events))
+        .route(
+            "/api/v1/events/{venue}/{box}/{camera}/{event_id}",
+            get(event),
+        )
+        .route(
+            "/api/v1/events/{venue}/{box}/{camera}/{event_id}/clip",
+            get(clip),
+        )
+        .route(
+            "/api/v1/events/{venue}/{box}/{camera}/{event_id}/thumbnail",
+            get(thumbnail),
+        )
+        .route(
+            "/api/v1/events/{venue}/{box}/{camera}/{event_id}/composite",
+            get(composite),
+        )
+        .route("/api/v1/frames", get(frames))
+        .route("/api/v1/stats", get(stats))
+        .with_state(state)
+}
+
+/// An error answer: a status and `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad(msg: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, msg.into())
+    }
+    fn not_found(msg: impl Into<String>) -> Self {
+        Self(StatusCode::NOT_FOUND, msg.into())
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        tracing::warn!(error = %e, "query failed");
+        Self(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}"))
+    }
+}
+
+impl From<ObjectError> for ApiError {
+    fn from(e: ObjectError) -> Self {
+        tracing::warn!(error = %e, "object read failed");
+        Self(StatusCode::SERVICE_UNAVAILABLE, format!("objects: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "venue-ingest: the data API (docs/api.yaml)\n\
+         GET /api/v1/venues   venues, boxes and cameras seen\n\
+         GET /api/v1/events   key-moment events (?venue&box&camera&kind&track&from_ns&to_ns&limit&after)\n\
+         GET /api/v1/frames   per-frame metadata (?venue&box&camera&from_ns&to_ns&limit)\n\
+         GET /api/v1/stats    stream statistics (?venue&box&camera)\n\
+         GET /api/v1/ingest   this instance's counters\n",
+    )
+}
+
+async fn ingest_counters(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(s.counters.snapshot())
+}
+
+#[derive(Serialize)]
+struct BoxOut {
+    #[serde(rename = "box")]
+    box_id: String,
+    cameras: Vec<query::CameraSeen>,
+}
+
+#[derive(Serialize)]
+struct VenueOut {
+    venue: String,
+    boxes: Vec<BoxOut>,
+}
+
+async fn venues(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let mut venues: Vec<VenueOut> = Vec::new();
+    for c in query::cameras(&s.db).await? {
+        if venues.last().is_none_or(|v| v.venue != c.venue) {
+            venues.push(VenueOut {
+                venue: c.venue.clone(),
+                boxes: Vec::new(),
+            });
+        }
+        let Some(v) = venues.last_mut() else { continue };
+        if v.boxes.last().is_none_or(|b| b.box_id != c.box_id) {
+            v.boxes.push(BoxOut {
+                box_id: c.box_id.clone(),
+                cameras: Vec::new(),
+            });
+        }
+        if let Some(b) = v.boxes.last_mut() {
+            b.cameras.push(c);
+        }
+    }
+    Ok(Json(serde_json::json!({ "venues": venues })))
+}
+
+/// Query parameters shared by the list endpoints. Everything arrives as text and
+/// is checked here, so every mistake gets a message naming the parameter.
+#[derive(Debug, Deserialize, Default)]
+pub struct ListParams {
+    venue: Option<String>,
+    #[serde(rename = "box")]
+    box_id: Option<String>,
+    camera: Option<String>,
+    kind: Option<String>,
+    track: Option<String>,
+    from_ns: Option<String>,
+    to_ns: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+fn id_param(name: &str, v: &Option<String>) -> ApiResult<Option<String>> {
+    match v {
+        None => Ok(None),
+        Some(s) => Id::new(s)
+            .map(|_| Some(s.clone()))
+            .map_err(|e| ApiError::bad(format!("{name}: {e}"))),
+    }
+}
+
+fn int_param(name: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
+    match v {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "{name}: expected a non-negative integer, got {s:?}"
+                ))
+            }),
+    }
+}
+
+impl ListParams {
+    fn cameras(&self) -> ApiResult<CameraFilter> {
+        Ok(CameraFilter {
+            venue: id_param("venue", &self.venue)?,
+            box_id: id_param("box", &self.box_id)?,
+            camera: id_param("camera", &self.camera)?,
+        })
+    }
+
+    fn limit(&self, default: i64) -> ApiResult<i64> {
+        match int_param("limit", &self.limit)? {
+            None => Ok(default),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad(format!(
+                "limit: {n} is not within 1-{MAX_LIMIT}"
+            ))),
+        }
+    }
+}
+
+async fn events(
+    State(s): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let kind = match &p.kind {
+        None => None,
+        Some(k) => Some(
+            EVENT_KINDS
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, kind)| *kind)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = EVENT_KINDS.iter().map(|(n, _)| *n).collect();
+                    ApiError::bad(format!(
+                        "kind: unknown {k:?}; expected one of {}",
+                        names.join(", ")
+                    ))
+                })?,
+        ),
+    };
+    let after = match &p.after {
+        None => None,
+        Some(a) => Some(
+            a.split_once(':')
+                .and_then(|(x, y)| Some((x.parse().ok()?, y.parse().ok()?)))
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "after: expected the `next` value of a previous page, got {a:?}"
+                    ))
+                })?,
+        ),
+    };
+    let f = EventFilter {
+        cameras: p.cameras()?,
+        kind,
+        track: int_param("track", &p.track)?,
+        from_ns: int_param("from_ns", &p.from_ns)?,
+        to_ns: int_param("to_ns", &p.to_ns)?,
+        after,
+        limit: p.limit(1000)?,
+    };
+    let list = query::events(&s.db, &f).await?;
+    let next = if list.len() as i64 == f.limit {
+        list.last().map(|e| format!("{}:{}", e.start_ns, e.row_id))
+    } else {
+        None
+    };
+    Ok(Json(serde_json::json!({ "events": list, "next": next })))
+}
+
+type EventPath = Path<(String, String, String, String)>;
+
+async fn find_event(
+    s: &AppState,
+    path: (String, String, String, String),
+) -> ApiResult<query::EventOut> {
+    let (venue, box_id, camera, event_id) = path;
+    for (name, v) in [("venue", &venue), ("box", &box_id), ("camera", &camera)] {
+        Id::new(v).map_err(|e| ApiError::bad(format!("{name}: {e}")))?;
+    }
+    let id = int_param("event_id", &Some(event_id))?.unwrap_or(0);
+    query::event(&s.db, &venue, &box_id, &camera, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {id} from {venue}/{box_id}/{camera}")))
+}
+
+async fn event(
+    State(s): State<AppState>,
+    Path(path): EventPath,
+) -> ApiResult<Json<query::EventOut>> {
+    Ok(Json(find_event(&s, path).await?))
+}
+
+/// The event's video: the H.264/H.265 Annex-B stream of the chunks around it,
+/// starting at the first chunk that opens with a keyframe (so it plays).
+async fn clip(State(s): State<AppState>, Path(path): EventPath) -> ApiResult<Response> {
+    let e = find_event(&s, path).await?;
+    let end = e.end_ns.unwrap_or(e.start_ns);
+    let chunks = query::video_objects(
+        &s.db,
+        e.camera_ref,
+        e.start_ns.saturating_sub(CLIP_PREROLL_NS),
+        end.saturating_add(CLIP_POSTROLL_NS),
+    )
+    .await?;
+    let mut out = Vec::new();
+    for (object, _) in chunks.iter().skip_while(|(_, keyframe)| !keyframe) {
+        if let Some(b) = s.objects.get(object).await? {
+            out.extend_from_slice(&b);
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no video stored around event {} of {}/{}/{}",
+            e.event_id, e.venue, e.box_id, e.camera
+        )));
+    }
+    Ok(([(header::CONTENT_TYPE, "video/h264")], out).into_response())
+}
+
+/// The event's strobe composite (jumps), as the box made it.
+async fn composite(State(s): State<AppState>, Path(path): EventPath) -> ApiResult<Response> {
+    let e = find_event(&s, path).await?;
+    let key = crate::ingest::composite_object(&e.venue, &e.box_id, &e.camera, e.event_id as u64);
+    match s.objects.get(&key).await? {
+        Some(png) => Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no composite stored for event {} of {}/{}/{} (the box makes them for jumps)",
+            e.event_id, e.venue, e.box_id, e.camera
+        ))),
+    }
+}
+
+/// The camera's thumbnail of the event's moment: the first taken at or after the
+/// event's start, else the last before it.
+async fn thumbnail(State(s): State<AppState>, Path(path): EventPath) -> ApiResult<Response> {
+    let e = find_event(&s, path).await?;
+    let prefix = crate::ingest::thumbnail_prefix(&e.venue, &e.box_id, &e.camera);
+    let mut keys = s.objects.list(&prefix).await?;
+    keys.sort();
+    let start =
+        crate::ingest::thumbnail_object(&e.venue, &e.box_id, &e.camera, e.start_ns.max(0) as u64);
+    let chosen = keys.iter().find(|k| **k >= start).or_else(|| keys.last());
+    let found = match chosen {
+        Some(k) => s.objects.get(k).await?,
+        None => None,
+    };
+    match found {
+        Some(jpeg) => Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no thumbnail stored for {}/{}/{}",
+            e.venue, e.box_id, e.camera
+        ))),
+    }
+}
+
+async fn frames(
+    State(s): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let cameras = p.cameras()?;
+    if cameras.camera.is_none() {
+        return Err(ApiError::bad(
+            "camera: required (with venue and box) for frame queries",
+        ));
+    }
+    let limit = p.limit(1000)?;
+    let list = query::frames(
+        &s.db,
+        &cameras,
+        int_param("from_ns", &p.from_ns)?,
+        int_param("to_ns", &p.to_ns)?,
+        limit,
+    )
+    .await?;
+    // The next page starts after the last frame's capture time.
+    let next_from_ns = if list.len() as i64 == limit {
+        list.last().map(|f| f.capture_ns + 1)
+    } else {
+        None
+    };
+    Ok(Json(
+        serde_json::json!({ "frames": list, "next_from_ns": next_from_ns }),
+    ))
+}
+
+async fn stats(
+    State(s): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let list = query::stats(&s.db, &p.cameras()?).await?;
+    Ok(Json(serde_json::json!({ "cameras": list })))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every route of the router is specified in `docs/api.yaml`.
+    #[test]
+    fn openapi_lists_every_route() {
+        let spec = include_str!("../../docs/api.yaml");
+        let source = include_str!("api.rs");
+        let routes: Vec<&str> = source
+            .match_indices("\"/")
+            .filter_map(|(i, _)| source[i + 1..].split('"').next())
+            .filter(|r| (r.starts_with("/api/v1/") && r.len() > 8) || *r == "/healthz")
+            .collect();
+        assert!(routes.len() >= 9, "{routes:?}");
+        for r in routes {
+            assert!(spec.contains(&format!("  {r}:")), "docs/api.yaml lacks {r}");
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! What the integration tests share: the ingest and the box daemon as child
+//! processes, a PostgreSQL server and a zenoh router of their own, a zenoh session
+//! that publishes like a box and watches the acks, and a small HTTP client.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use venue_proto::{Ack, Header, Id, SCHEMA_VERSION, StreamKey, StreamKind, Timecode};
+
+pub const INGEST: &str = env!("CARGO_BIN_EXE_venue-ingest");
+
+/// The workspace root (for `.venv` and `tests/python`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("venue-ingest-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Seconds to run the daemon in the end-to-end tests (`INGEST_E2E_SECS`; the issue's
+/// full run is 120).
+pub fn e2e_secs() -> u64 {
+    std::env::var("INGEST_E2E_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(8)
+}
+
+pub fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(done(), "timed out after {limit:?} waiting for {what}");
+}
+
+/// A child process killed when the test ends (also on failure).
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Self {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Self { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("process did not stop within 10 s:\n{}", self.log());
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `venue-ingest`.
+pub struct Ingest {
+    pub proc: Proc,
+    pub http: u16,
+    pub args: Vec<String>,
+}
+
+impl Ingest {
+    /// Starts the ingest with `args` on a free HTTP port and waits for its API.
+    pub fn start(args: &[String], log: PathBuf) -> Self {
+        let http = free_port();
+        let mut all: Vec<String> = vec!["--http".into(), format!("127.0.0.1:{http}")];
+        all.extend(args.iter().cloned());
+        let mut i = Self::spawn(all, log);
+        i.http = http;
+        i
+    }
+
+    fn spawn(args: Vec<String>, log: PathBuf) -> Self {
+        let mut cmd = Command::new(INGEST);
+        cmd.args(&args).env("RUST_LOG", "info,zenoh=warn");
+        let proc = Proc::spawn(cmd, log);
+        let http = args
+            .iter()
+            .position(|a| a == "--http")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .expect("http port");
+        let mut me = Self { proc, http, args };
+        me.wait_ready();
+        me
+    }
+
+    fn wait_ready(&mut self) {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(s)) = self.proc.child.try_wait() {
+                panic!("venue-ingest exited ({s}):\n{}", self.proc.log());
+            }
+            if try_http(self.http, "/healthz").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("venue-ingest API not up:\n{}", self.proc.log());
+    }
+
+    /// Kills the process (no clean shutdown) and starts it again with the same
+    /// arguments.
+    pub fn crash_and_restart(&mut self) {
+        self.proc.kill9();
+        let log = self.proc.log.clone();
+        let args = self.args.clone();
+        *self = Self::spawn(args, log);
+    }
+
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        get_json(self.http, path)
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        self.get("/api/v1/ingest")[name].as_u64().unwrap_or(0)
+    }
+}
+
+/// GET over HTTP/1.0; returns the status code and body.
+pub fn try_http(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, raw[split + 4..].to_vec()))
+}
+
+pub fn http(port: u16, path: &str) -> (u16, Vec<u8>) {
+    try_http(port, path).unwrap_or_else(|| panic!("GET {path} failed"))
+}
+
+pub fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let (code, body) = http(port, path);
+    assert_eq!(code, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+}
+
+/// The `venue-edge` binary, built on first use. Cargo builds a binary only for its
+/// own package's tests (`CARGO_BIN_EXE_*`), so this runs `cargo build -p
+/// venue-edge` with the cargo that runs the tests (same profile and target
+/// directory) and takes the binary from beside this test executable's `deps/`.
+pub fn edge_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target profile directory")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "venue-edge", "--bin", "venue-edge"])
+            .current_dir(root());
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(other) => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let status = cmd.status().expect("run cargo build -p venue-edge");
+        assert!(status.success(), "cargo build -p venue-edge failed");
+        let bin = profile_dir.join("venue-edge");
+        assert!(bin.exists(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A box daemon config on free ports: `cameras` × 640×360 synthetic at `fps`.
+pub fn edge_config(
+    dir: &Path,
+    venue: &str,
+    box_id: &str,
+    cameras: &[&str],
+    fps: u32,
+    zenoh: &str,
+) -> PathBuf {
+    let mut cams = String::new();
+    for (i, c) in cameras.iter().enumerate() {
+        cams.push_str(&format!(
+            "\n[[cameras]]\nid = \"{c}\"\nwidth = 640\nheight = 360\nfps = {fps}\n[cameras.source]\nkind = \"synthetic\"\nseed = {}\n",
+            i + 1
+        ));
+    }
+    let text = format!(
+        r#"
+[box]
+venue = "{venue}"
+id = "{box_id}"
+
+[zenoh]
+{zenoh}
+
+[metrics]
+listen = "off"
+
+[health]
+interval_ms = 200
+
+[spool]
+dir = "{spool}"
+
+[uplink]
+resend_after_ms = 300
+{cams}
+"#,
+        spool = dir.join("spool").display()
+    );
+    let path = dir.join("edge.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+pub fn start_edge(config: &Path, log: PathBuf) -> Proc {
+    let mut cmd = Command::new(edge_bin());
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info,zenoh=warn");
+    Proc::spawn(cmd, log)
+}
+
+/// A PostgreSQL server of the test's own, in a temporary directory on a free port.
+/// As root it runs as the `postgres` system user (the server refuses root).
+pub struct Postgres {
+    pub url: String,
+    _proc: Proc,
+}
+
+impl Postgres {
+    pub fn start(name: &str) -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| {
+                d.flatten()
+                    .map(|e| e.path().join("bin"))
+                    .filter(|p| p.join("initdb").exists())
+                    .max()
+            })
+            .unwrap_or_else(|| {
+                panic!("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb); run scripts/setup.sh")
+            });
+        let dir = temp_dir(&format!("pg-{name}"));
+        let data = dir.join("data");
+        let root_user = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let as_pg = |program: &Path| {
+            if root_user {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(program);
+                c
+            } else {
+                Command::new(program)
+            }
+        };
+        if root_user {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(ok.success(), "cannot chown {} to postgres", dir.display());
+        }
+        let out = as_pg(&bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let mut cmd = as_pg(&bin.join("postgres"));
+        cmd.arg("-D")
+            .arg(&data)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-k",
+            ])
+            .arg(&dir)
+            .args(["-c", "fsync=off", "-c", "max_connections=50"])
+            .stdin(Stdio::null());
+        let log = dir.join("postgres.log");
+        let proc = Proc::spawn(cmd, log);
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let t = Instant::now();
+        loop {
+            let ready = Command::new(bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "PostgreSQL did not start:\n{}",
+                proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { url, _proc: proc }
+    }
+}
+
+/// The zenoh router of `tests/python/router.py` (eclipse-zenoh in `.venv`).
+pub fn start_router(dir: &Path) -> (Proc, u16) {
+    let python = root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/setup.sh (it installs eclipse-zenoh into .venv)",
+        python.display()
+    );
+    let port = free_port();
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("tests/python/router.py"))
+        .arg(port.to_string());
+    let p = Proc::spawn(cmd, dir.join("router.log"));
+    wait_for(Duration::from_secs(30), "the zenoh router", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (p, port)
+}
+
+/// A zenoh session that publishes like a box and records the acks it sees.
+pub struct Bus {
+    pub session: zenoh::Session,
+    pub acks: Arc<Mutex<Vec<Ack>>>,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Bus {
+    pub fn connect(endpoint: &str) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
+        let sink = Arc::clone(&acks);
+        let session = rt.block_on(async {
+            let mut c = zenoh::Config::default();
+            c.insert_json5("mode", r#""peer""#).expect("mode");
+            c.insert_json5("connect/endpoints", &format!(r#"["{endpoint}"]"#))
+                .expect("connect");
+            c.insert_json5("listen/endpoints", "[]").expect("listen");
+            c.insert_json5("scouting/multicast/enabled", "false")
+                .expect("scouting");
+            let session = zenoh::open(c).await.expect("zenoh open");
+            session
+                .declare_subscriber("venue/*/*/*/ack")
+                .callback(move |s| {
+                    if let Ok(a) = venue_proto::decode::<Ack>(&s.payload().to_bytes()) {
+                        sink.lock().expect("acks").push(a);
+                    }
+                })
+                .background()
+                .await
+                .expect("subscribe");
+            session
+        });
+        Self { session, acks, rt }
+    }
+
+    /// Waits until a subscriber (the ingest) matches `key`.
+    pub fn wait_subscriber(&self, key: &str) {
+        let publisher = self
+            .rt
+            .block_on(async { self.session.declare_publisher(key.to_string()).await })
+            .expect("publisher");
+        wait_for(Duration::from_secs(20), "the ingest's subscription", || {
+            self.rt
+                .block_on(async { publisher.matching_status().await })
+                .map(|m| m.matching())
+                .unwrap_or(false)
+        });
+    }
+
+    pub fn put(&self, key: &str, bytes: Vec<u8>) {
+        self.rt
+            .block_on(async { self.session.put(key, bytes).await })
+            .expect("put");
+    }
+
+    /// The highest sequence acknowledged for (camera, stream, incarnation).
+    pub fn acked(&self, camera: &str, stream: StreamKind, incarnation: u64) -> Option<u64> {
+        self.acks
+            .lock()
+            .expect("acks")
+            .iter()
+            .filter(|a| {
+                a.header.camera.as_str() == camera
+                    && a.stream == stream
+                    && a.acked_incarnation == incarnation
+            })
+            .map(|a| a.acked_seq)
+            .max()
+    }
+}
+
+pub fn id(s: &str) -> Id {
+    Id::new(s).expect("id")
+}
+
+pub fn header(
+    venue: &str,
+    box_id: &str,
+    camera: &str,
+    incarnation: u64,
+    seq: u64,
+    capture_ns: u64,
+) -> Header {
+    Header {
+        schema: SCHEMA_VERSION,
+        venue: id(venue),
+        box_id: id(box_id),
+        camera: id(camera),
+        incarnation,
+        seq,
+        capture_ns,
+        timecode: Timecode::from_unix_ns(capture_ns, 30),
+    }
+}
+
+pub fn key(venue: &str, box_id: &str, camera: &str, stream: StreamKind) -> String {
+    StreamKey::new(id(venue), id(box_id), id(camera), stream).to_string()
+}

@@ -1,0 +1,10 @@
+//! Integration tests of `venue-ingest`: real zenoh sessions, the real box daemon,
+//! SQLite and a real PostgreSQL server, a zenoh router.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+mod e2e;
+mod events;
+mod mqtt;
+mod payloads;
+mod scale;

@@ -1,0 +1,81 @@
+//! The MQTT input against a real broker (mosquitto on a free loopback port): the
+//! real box daemon publishes health there, and an ingest that takes nothing from
+//! zenoh (its key matches no box) stores it from MQTT alone.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+fn mosquitto_bin() -> PathBuf {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join("mosquitto"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("mosquitto is not installed: run scripts/setup.sh"))
+}
+
+#[test]
+fn health_from_mqtt_is_stored() {
+    let dir = temp_dir("mqtt");
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let mut cmd = Command::new(mosquitto_bin());
+    cmd.arg("-c").arg(&conf);
+    let _broker = Proc::spawn(cmd, dir.join("mosquitto.log"));
+    wait_for(Duration::from_secs(10), "mosquitto", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    let zport = free_port();
+    let ingest = Ingest::start(
+        &[
+            "--db".into(),
+            format!("sqlite:{}", dir.join("ingest.db").display()),
+            "--objects".into(),
+            dir.join("objects").display().to_string(),
+            "--connect".into(),
+            format!("tcp/127.0.0.1:{zport}"),
+            // Nothing from zenoh: only what MQTT brings is stored.
+            "--key".into(),
+            "venue/no-such-venue/**".into(),
+            "--mqtt".into(),
+            format!("mqtt://127.0.0.1:{port}"),
+        ],
+        dir.join("ingest.log"),
+    );
+    let config = edge_config(
+        &dir,
+        "mq",
+        "box-1",
+        &["cam-1"],
+        10,
+        &format!(
+            "listen = [\"tcp/127.0.0.1:{zport}\"]\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\""
+        ),
+    );
+    let _edge = start_edge(&config, dir.join("edge.log"));
+    wait_for(Duration::from_secs(30), "health from MQTT", || {
+        let s = ingest.get("/api/v1/stats?venue=mq");
+        s["cameras"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["camera"] == "cam-1" && c["health"]["state"] == "running")
+                && c.iter()
+                    .any(|c| c["camera"] == "_box" && !c["health"].is_null())
+        })
+    });
+    // Health only: no metadata came through MQTT or zenoh.
+    let f = ingest.get("/api/v1/frames?venue=mq&box=box-1&camera=cam-1");
+    assert_eq!(f["frames"].as_array().unwrap().len(), 0);
+    assert!(ingest.counter("health") > 0);
+    assert_eq!(ingest.counter("stored"), 0);
+}
