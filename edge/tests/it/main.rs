@@ -8,6 +8,7 @@ mod common;
 mod consumer;
 mod daemon;
 mod delivery;
+mod feeds;
 mod mqtt;
 mod segment;
 mod synth;
