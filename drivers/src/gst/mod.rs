@@ -42,12 +42,24 @@ pub enum FeedKind {
 }
 
 impl FeedKind {
-    /// The feed's location for logs and health details.
+    /// The feed's location for logs and health details, without credentials
+    /// (`rtsp://user:secret@host/…` reads `rtsp://host/…`).
     pub fn location(&self) -> String {
         match self {
-            Self::Rtsp { url } | Self::Srt { url } => url.clone(),
+            Self::Rtsp { url } | Self::Srt { url } => without_userinfo(url),
             Self::File { path, .. } => path.display().to_string(),
         }
+    }
+}
+
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
@@ -81,6 +93,19 @@ impl FeedConfig {
             fallback_fps: 30,
             access_unit_queue: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_hide_credentials() {
+        let rtsp = |url: &str| FeedKind::Rtsp { url: url.into() }.location();
+        assert_eq!(rtsp("rtsp://admin:pw@10.0.0.5:554/s?a=b@c"), "rtsp://10.0.0.5:554/s?a=b@c");
+        assert_eq!(rtsp("rtsp://10.0.0.5/s"), "rtsp://10.0.0.5/s");
+        assert_eq!(rtsp("not a url"), "not a url");
     }
 }
 

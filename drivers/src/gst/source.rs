@@ -234,7 +234,8 @@ impl GstSource {
             retry_in_ms = wait.as_millis() as u64,
             "feed interrupted; reconnecting"
         );
-        self.status.set(self.machine.state(), Some(reason));
+        let detail = format!("{}: {reason}", self.cfg.kind.location());
+        self.status.set(self.machine.state(), Some(detail));
     }
 
     /// Drains the bus (so it never grows) and returns the first error or end.

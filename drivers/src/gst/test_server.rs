@@ -133,11 +133,13 @@ fn serve(
         };
         let factory = rtsp::RTSPMediaFactory::new();
         let Pattern { width, height, fps } = pattern;
-        // One keyframe a second; SPS/PPS in band so late joiners decode at once.
+        // One keyframe a second; SPS/PPS in band so late joiners decode at once. The
+        // valve sits after the encoder so a held-back stream still has caps (and an
+        // SDP) for new clients: they connect and receive nothing.
         factory.set_launch(&format!(
             "( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 \
-             ! valve name=gate drop-mode=forward-sticky-events ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} \
-             ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+             ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} \
+             ! valve name=gate drop-mode=forward-sticky-events ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
         ));
         // One media per client, so a reconnecting client gets a fresh stream.
         factory.set_shared(false);
@@ -179,7 +181,10 @@ fn serve(
             v.clear();
         }
         mounts.remove_factory(PATH);
-        source.remove();
+        // The listener's source lives in this thread's context, not the default one.
+        if let Some(listener) = context.find_source_by_id(&source) {
+            listener.destroy();
+        }
         while context.iteration(false) {}
         Ok(())
     });
