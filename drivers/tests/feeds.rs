@@ -49,7 +49,7 @@ fn encode(path: &Path, frames: u32, fps: u32, mux: Option<&str>) -> Vec<Vec<u8>>
         .unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut units = Vec::new();
-    while let Some(sample) = sink.pull_sample().ok() {
+    while let Ok(sample) = sink.pull_sample() {
         let buf = sample.buffer().unwrap();
         units.push(buf.map_readable().unwrap().to_vec());
     }
