@@ -55,7 +55,10 @@ fn encode(path: &Path, frames: u32, fps: u32, mux: Option<&str>) -> Vec<Vec<u8>>
     }
     let bus = pipeline.bus().unwrap();
     let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
         .expect("encoder finished");
     assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
     pipeline.set_state(gst::State::Null).unwrap();
@@ -162,7 +165,10 @@ fn an_mp4_file_replays_every_frame_with_its_timestamps() {
     assert_eq!(frames.len(), 45);
     assert_spacing(&frames, 25);
     let f = &frames[0];
-    assert_eq!((f.width, f.height, f.fps, f.format), (160, 120, 25, PixelFormat::Nv12));
+    assert_eq!(
+        (f.width, f.height, f.fps, f.format),
+        (160, 120, 25, PixelFormat::Nv12)
+    );
     assert_eq!(f.len, 160 * 120 * 3 / 2);
     assert_eq!(src.status().state().0, FeedState::Ended);
     let _ = std::fs::remove_dir_all(dir);
@@ -220,7 +226,10 @@ fn a_missing_file_is_retried_not_fatal() {
     assert!(failures >= 3, "{failures} failures");
     assert_eq!(state, FeedState::Reconnecting);
     let detail = detail.unwrap_or_default();
-    assert!(detail.contains("clip.mp4"), "detail names the file: {detail}");
+    assert!(
+        detail.contains("clip.mp4"),
+        "detail names the file: {detail}"
+    );
 }
 
 fn rtsp_feed(url: String) -> FeedConfig {
@@ -236,17 +245,24 @@ fn rtsp_feed(url: String) -> FeedConfig {
 
 /// Runs the source on its own thread (as the daemon does) and reports each frame's
 /// arrival; the thread ends when the source is stopped.
-fn run_source(mut src: GstSource) -> (Receiver<(u64, Instant)>, std::thread::JoinHandle<Option<SourceError>>) {
+fn run_source(
+    mut src: GstSource,
+) -> (
+    Receiver<(u64, Instant)>,
+    std::thread::JoinHandle<Option<SourceError>>,
+) {
     let (tx, rx) = channel();
-    let t = std::thread::spawn(move || loop {
-        match src.next_frame() {
-            Ok(f) => {
-                if tx.send((f.seq, Instant::now())).is_err() {
-                    return None;
+    let t = std::thread::spawn(move || {
+        loop {
+            match src.next_frame() {
+                Ok(f) => {
+                    if tx.send((f.seq, Instant::now())).is_err() {
+                        return None;
+                    }
                 }
+                Err(SourceError::Stopped) => return None,
+                Err(e) => return Some(e),
             }
-            Err(SourceError::Stopped) => return None,
-            Err(e) => return Some(e),
         }
     });
     (rx, t)
@@ -284,9 +300,14 @@ fn an_rtsp_camera_runs_stalls_and_comes_back_after_a_server_restart() {
     let src = GstSource::new(rtsp_feed(server.url()), clock, stop.clone()).unwrap();
     let status = src.status();
     let (frames, thread) = run_source(src);
-    let first = frames.recv_timeout(Duration::from_secs(10)).expect("first frame");
+    let first = frames
+        .recv_timeout(Duration::from_secs(10))
+        .expect("first frame");
     assert_eq!(first.0, 0);
-    assert!(drain(&frames, Duration::from_secs(1)) >= 15, "about 25 frames a second");
+    assert!(
+        drain(&frames, Duration::from_secs(1)) >= 15,
+        "about 25 frames a second"
+    );
     assert_eq!(status.state().0, FeedState::Running);
 
     // Frames stop, the connection stays: stalled within the stall timeout.
@@ -299,7 +320,9 @@ fn an_rtsp_camera_runs_stalls_and_comes_back_after_a_server_restart() {
     assert_eq!(status.state().0, FeedState::Stalled);
     assert!(drain(&frames, Duration::from_millis(500)) == 0);
     server.set_flowing(true);
-    frames.recv_timeout(Duration::from_secs(10)).expect("frames resume");
+    frames
+        .recv_timeout(Duration::from_secs(10))
+        .expect("frames resume");
     assert_eq!(status.state().0, FeedState::Running);
 
     // The server dies and comes back on the same port.
@@ -310,12 +333,20 @@ fn an_rtsp_camera_runs_stalls_and_comes_back_after_a_server_restart() {
     let _ = drain(&frames, Duration::from_secs(2));
     let server = RtspTestServer::start(port, Pattern::default()).unwrap();
     let back = Instant::now();
-    frames.recv_timeout(Duration::from_secs(10)).expect("frames after the restart");
+    frames
+        .recv_timeout(Duration::from_secs(10))
+        .expect("frames after the restart");
     let resumed = back.elapsed();
     println!("frames resumed {resumed:?} after the server's return");
-    assert!(resumed < Duration::from_secs(5), "resumed after {resumed:?}");
+    assert!(
+        resumed < Duration::from_secs(5),
+        "resumed after {resumed:?}"
+    );
     assert_eq!(status.state().0, FeedState::Running);
     stop.stop();
-    assert!(thread.join().unwrap().is_none(), "ended by the stop request");
+    assert!(
+        thread.join().unwrap().is_none(),
+        "ended by the stop request"
+    );
     drop(server);
 }

@@ -708,8 +708,8 @@ fn open_feed(
         pool_buffers: shared.pipeline.queue_depth + 2,
         ..FeedConfig::new(feed.kind.clone())
     };
-    let source = GstSource::new(cfg, Arc::clone(&shared.clock), stop.clone())
-        .map_err(|e| e.to_string())?;
+    let source =
+        GstSource::new(cfg, Arc::clone(&shared.clock), stop.clone()).map_err(|e| e.to_string())?;
     let status = source.status();
     Ok((Box::new(source), status))
 }

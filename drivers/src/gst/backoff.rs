@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(r.state(), FeedState::Connecting);
         assert_eq!(r.next_action(ms(0)), Action::Open);
         r.opened(ms(10));
-        assert_eq!(r.next_action(ms(20)), Action::AwaitFrames { stall_at: ms(2010) });
+        assert_eq!(
+            r.next_action(ms(20)),
+            Action::AwaitFrames { stall_at: ms(2010) }
+        );
         r.frame(ms(500));
         assert_eq!(r.state(), FeedState::Running);
         assert_eq!(

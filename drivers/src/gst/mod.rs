@@ -96,6 +96,12 @@ impl FeedConfig {
     }
 }
 
+/// Initialises GStreamer once per process; safe to call repeatedly.
+#[cfg(feature = "gstreamer")]
+pub fn init() -> Result<(), crate::SourceError> {
+    gstreamer::init().map_err(|e| crate::SourceError::Unsupported(format!("GStreamer: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,14 +109,11 @@ mod tests {
     #[test]
     fn locations_hide_credentials() {
         let rtsp = |url: &str| FeedKind::Rtsp { url: url.into() }.location();
-        assert_eq!(rtsp("rtsp://admin:pw@10.0.0.5:554/s?a=b@c"), "rtsp://10.0.0.5:554/s?a=b@c");
+        assert_eq!(
+            rtsp("rtsp://admin:pw@10.0.0.5:554/s?a=b@c"),
+            "rtsp://10.0.0.5:554/s?a=b@c"
+        );
         assert_eq!(rtsp("rtsp://10.0.0.5/s"), "rtsp://10.0.0.5/s");
         assert_eq!(rtsp("not a url"), "not a url");
     }
-}
-
-/// Initialises GStreamer once per process; safe to call repeatedly.
-#[cfg(feature = "gstreamer")]
-pub fn init() -> Result<(), crate::SourceError> {
-    gstreamer::init().map_err(|e| crate::SourceError::Unsupported(format!("GStreamer: {e}")))
 }

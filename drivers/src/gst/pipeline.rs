@@ -166,7 +166,10 @@ impl AuOutput {
             v.extend_from_slice(map.as_slice());
         }) else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            trace!(seq = this_seq, "access unit dropped: every buffer still held");
+            trace!(
+                seq = this_seq,
+                "access unit dropped: every buffer still held"
+            );
             return;
         };
         drop(guard);
@@ -233,7 +236,9 @@ pub(crate) fn build(
             src.set_property("uri", url.as_str());
             src.set_property("latency", i32::try_from(latency_ms).unwrap_or(i32::MAX));
             let demux = make("tsdemux")?;
-            pipeline.add_many([&src, &demux]).map_err(|e| e.to_string())?;
+            pipeline
+                .add_many([&src, &demux])
+                .map_err(|e| e.to_string())?;
             src.link(&demux).map_err(|e| e.to_string())?;
             (demux, false, false)
         }
@@ -241,7 +246,9 @@ pub(crate) fn build(
             let src = make("filesrc")?;
             src.set_property("location", path.to_string_lossy().as_ref());
             let parse = make("parsebin")?;
-            pipeline.add_many([&src, &parse]).map_err(|e| e.to_string())?;
+            pipeline
+                .add_many([&src, &parse])
+                .map_err(|e| e.to_string())?;
             src.link(&parse).map_err(|e| e.to_string())?;
             (parse, false, *realtime)
         }
@@ -294,7 +301,9 @@ impl Attach {
         let (is_video, encoding) = if self.rtp {
             (
                 s.get::<&str>("media").ok() == Some("video"),
-                s.get::<&str>("encoding-name").unwrap_or("").to_ascii_uppercase(),
+                s.get::<&str>("encoding-name")
+                    .unwrap_or("")
+                    .to_ascii_uppercase(),
             )
         } else {
             (
@@ -323,11 +332,17 @@ impl Attach {
         };
         if let Err(error) = result {
             warn!(%error, "cannot attach the feed's branch");
-            self.fatal.set(format!("cannot build the pipeline: {error}"));
+            self.fatal
+                .set(format!("cannot build the pipeline: {error}"));
         }
     }
 
-    fn attach_branch(&self, pipeline: &gst::Pipeline, pad: &gst::Pad, codec: Codec) -> Result<(), String> {
+    fn attach_branch(
+        &self,
+        pipeline: &gst::Pipeline,
+        pad: &gst::Pad,
+        codec: Codec,
+    ) -> Result<(), String> {
         let c = codec.name();
         let depay = if self.rtp {
             format!("rtp{c}depay ! ")
@@ -376,7 +391,8 @@ impl Attach {
         let sink = bin
             .static_pad("sink")
             .ok_or_else(|| "the branch has no sink pad".to_string())?;
-        pad.link(&sink).map_err(|e| format!("cannot link the {c} stream: {e:?}"))?;
+        pad.link(&sink)
+            .map_err(|e| format!("cannot link the {c} stream: {e:?}"))?;
         debug!(codec = c, "feed branch attached");
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! `next_frame`, which touches nothing shared with other cameras.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,18 +81,12 @@ impl AccessUnits {
     /// The next access unit, waiting up to `timeout`; `None` on timeout or when the
     /// source is gone.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Frame> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(f) => Some(f),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// The next access unit if one is queued.
     pub fn try_recv(&self) -> Option<Frame> {
-        match self.rx.try_recv() {
-            Ok(f) => Some(f),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.rx.try_recv().ok()
     }
 
     /// Access units dropped because the queue or its buffers were full.
@@ -156,10 +150,7 @@ impl GstSource {
                 cfg.access_unit_queue + 2,
                 Arc::clone(&clock),
             ));
-            (
-                Some(Arc::clone(&out)),
-                Some(AccessUnits { rx, out }),
-            )
+            (Some(Arc::clone(&out)), Some(AccessUnits { rx, out }))
         } else {
             (None, None)
         };
@@ -244,10 +235,7 @@ impl GstSource {
         while let Some(msg) = bus.pop() {
             match msg.view() {
                 gst::MessageView::Error(err) if event.is_none() => {
-                    let src = msg
-                        .src()
-                        .map(|s| s.name().to_string())
-                        .unwrap_or_default();
+                    let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
                     event = Some(BusEvent::Error(format!("{src}: {}", err.error())));
                     debug!(debug = ?err.debug(), "feed error details");
                 }
@@ -262,7 +250,11 @@ impl GstSource {
     }
 
     /// Copies a decoded sample into a pooled buffer as a tightly packed NV12 frame.
-    fn frame_from(&mut self, sample: &gst::Sample, time: &pipeline::TimeBase) -> Result<Frame, SourceError> {
+    fn frame_from(
+        &mut self,
+        sample: &gst::Sample,
+        time: &pipeline::TimeBase,
+    ) -> Result<Frame, SourceError> {
         let seq = self.seq;
         self.seq += 1;
         let caps = sample
@@ -286,7 +278,9 @@ impl GstSource {
         let strides = video.plane_stride();
         let planes = (video.plane_data(0), video.plane_data(1));
         let (Ok(y), Ok(uv)) = planes else {
-            return Err(SourceError::Feed("decoded frame is not two-plane NV12".into()));
+            return Err(SourceError::Feed(
+                "decoded frame is not two-plane NV12".into(),
+            ));
         };
         let (ys, uvs) = (
             strides.first().copied().unwrap_or(0).max(0) as usize,
@@ -295,7 +289,9 @@ impl GstSource {
         let y_needed = ys * h.saturating_sub(1) + w;
         let uv_needed = uvs * uv_rows.saturating_sub(1) + uv_row;
         if ys < w || uvs < uv_row || y.len() < y_needed || uv.len() < uv_needed {
-            return Err(SourceError::Feed("decoded frame smaller than its caps".into()));
+            return Err(SourceError::Feed(
+                "decoded frame smaller than its caps".into(),
+            ));
         }
         let Some(data) = self.pool.fill(|dst| {
             dst.resize(len, 0);
@@ -403,7 +399,8 @@ impl GstSource {
             FeedKind::File { .. } => {
                 self.close();
                 self.machine.ended();
-                self.status.set(FeedState::Ended, Some("end of file".into()));
+                self.status
+                    .set(FeedState::Ended, Some("end of file".into()));
                 info!(feed = %self.cfg.kind.location(), frames = self.seq, "file played to its end");
                 Some(Err(SourceError::Ended))
             }

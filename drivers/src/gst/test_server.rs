@@ -60,7 +60,9 @@ impl RtspTestServer {
             std::thread::Builder::new()
                 .name("rtsp-test-server".into())
                 .spawn(move || {
-                    serve(port, pattern, &context, &main_loop, &flowing, &valves, &ready_tx);
+                    serve(
+                        port, pattern, &context, &main_loop, &flowing, &valves, &ready_tx,
+                    );
                 })
                 .map_err(|e| e.to_string())?
         };

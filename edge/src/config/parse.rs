@@ -837,7 +837,9 @@ fn feed_url(ctx: &mut Ctx<'_>, path: &str, kind: &str, url: &str, span: Span) ->
                 Some("names no host".to_string())
             } else if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 Some("contains whitespace".to_string())
-            } else if kind == "srt" && port.is_none_or(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+            } else if kind == "srt"
+                && port.is_none_or(|p| p.parse::<u16>().map_or(true, |p| p == 0))
+            {
                 Some("needs a port (srt://HOST:PORT)".to_string())
             } else if port.is_some_and(|p| !p.ends_with(']') && p.parse::<u16>().is_err()) {
                 Some("has an invalid port".to_string())
@@ -960,10 +962,18 @@ mod feed_tests {
             })
         );
         let srt = source("kind = \"srt\"\nurl = \"srt://[::1]:9000?mode=caller\"\nlatency_ms = 120\nstall_timeout_ms = 900\n").unwrap();
-        let SourceConfig::Feed(f) = srt else { panic!("feed") };
-        assert_eq!((f.latency, f.stall_timeout), (Duration::from_millis(120), Duration::from_millis(900)));
-        let file = source("kind = \"file\"\npath = \"a.mp4\"\nrepeat = true\nrealtime = false\n").unwrap();
-        let SourceConfig::Feed(f) = file else { panic!("feed") };
+        let SourceConfig::Feed(f) = srt else {
+            panic!("feed")
+        };
+        assert_eq!(
+            (f.latency, f.stall_timeout),
+            (Duration::from_millis(120), Duration::from_millis(900))
+        );
+        let file =
+            source("kind = \"file\"\npath = \"a.mp4\"\nrepeat = true\nrealtime = false\n").unwrap();
+        let SourceConfig::Feed(f) = file else {
+            panic!("feed")
+        };
         assert_eq!(
             f.kind,
             FeedKind::File {
@@ -977,25 +987,48 @@ mod feed_tests {
     #[test]
     fn bad_feeds_are_explained() {
         let cases: &[(&str, &str)] = &[
-            ("kind = \"rtsp\"\n", "missing required key \"url\" in [cameras[0].source]"),
-            ("kind = \"rtsp\"\nurl = \"http://x/y\"\n", "\"http://x/y\" must start with rtsp://"),
+            (
+                "kind = \"rtsp\"\n",
+                "missing required key \"url\" in [cameras[0].source]",
+            ),
+            (
+                "kind = \"rtsp\"\nurl = \"http://x/y\"\n",
+                "\"http://x/y\" must start with rtsp://",
+            ),
             ("kind = \"rtsp\"\nurl = \"rtsp:///y\"\n", "names no host"),
-            ("kind = \"rtsp\"\nurl = \"rtsp://h:99999/y\"\n", "has an invalid port"),
+            (
+                "kind = \"rtsp\"\nurl = \"rtsp://h:99999/y\"\n",
+                "has an invalid port",
+            ),
             ("kind = \"srt\"\nurl = \"srt://host\"\n", "needs a port"),
             ("kind = \"file\"\npath = \" \"\n", "path: must not be empty"),
-            ("kind = \"file\"\npath = \"a\"\nurl = \"x\"\n", "unknown key \"url\""),
-            ("kind = \"rtsp\"\nurl = \"rtsp://h/\"\nseed = 1\n", "unknown key \"seed\""),
-            ("kind = \"rtsp\"\nurl = \"rtsp://h/\"\nstall_timeout_ms = 5\n", "5 is out of range"),
+            (
+                "kind = \"file\"\npath = \"a\"\nurl = \"x\"\n",
+                "unknown key \"url\"",
+            ),
+            (
+                "kind = \"rtsp\"\nurl = \"rtsp://h/\"\nseed = 1\n",
+                "unknown key \"seed\"",
+            ),
+            (
+                "kind = \"rtsp\"\nurl = \"rtsp://h/\"\nstall_timeout_ms = 5\n",
+                "5 is out of range",
+            ),
             (
                 "kind = \"rtsp\"\nurl = \"rtsp://h/\"\nreconnect_min_ms = 5000\nreconnect_max_ms = 100\n",
                 "reconnect_min_ms: 5000 is above reconnect_max_ms (100)",
             ),
-            ("kind = \"file\"\npath = \"a\"\nrepeat = 1\n", "expected a boolean"),
+            (
+                "kind = \"file\"\npath = \"a\"\nrepeat = 1\n",
+                "expected a boolean",
+            ),
         ];
         for (body, want) in cases {
             let errors = source(body).expect_err(body);
             assert!(
-                errors.iter().any(|e| e.contains(want) && e.starts_with("t.toml:")),
+                errors
+                    .iter()
+                    .any(|e| e.contains(want) && e.starts_with("t.toml:")),
                 "{body:?}: {errors:?} lacks {want:?}"
             );
         }
@@ -1008,14 +1041,28 @@ mod feed_tests {
         let start = text.find("# Network and file feeds").expect("feed example");
         let example: String = text[start..]
             .lines()
-            .filter_map(|l| l.strip_prefix("#  ").or_else(|| l.strip_prefix("# [")).map(|r| {
-                if l.starts_with("# [") { format!("[{r}") } else { r.to_string() }
-            }))
+            .filter_map(|l| {
+                l.strip_prefix("#  ")
+                    .or_else(|| l.strip_prefix("# ["))
+                    .map(|r| {
+                        if l.starts_with("# [") {
+                            format!("[{r}")
+                        } else {
+                            r.to_string()
+                        }
+                    })
+            })
             .map(|l| l.split(" #").next().unwrap_or("").to_string() + "\n")
             .collect();
-        let config = parse(&format!("{BOX}{example}"), "t.toml").unwrap_or_else(|e| panic!("{e}\n{example}"));
+        let config = parse(&format!("{BOX}{example}"), "t.toml")
+            .unwrap_or_else(|e| panic!("{e}\n{example}"));
         assert_eq!(config.cameras.len(), 2);
-        assert!(config.cameras.iter().all(|c| matches!(c.source, SourceConfig::Feed(_))));
+        assert!(
+            config
+                .cameras
+                .iter()
+                .all(|c| matches!(c.source, SourceConfig::Feed(_)))
+        );
     }
 }
 

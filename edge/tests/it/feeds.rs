@@ -40,9 +40,18 @@ fn rtsp_camera_reconnects_after_its_server_restarts_and_the_other_camera_misses_
     let ok = log.collect_until(&listener, Duration::from_secs(20), |l| {
         l.count("net") >= 25 && health_since(l, 0, "net", CameraState::Running).is_some()
     });
-    assert!(ok, "net {} frames; log:\n{}", log.count("net"), daemon.log());
+    assert!(
+        ok,
+        "net {} frames; log:\n{}",
+        log.count("net"),
+        daemon.log()
+    );
     let first = &log.by_camera["net"][0];
-    assert_eq!((first.width, first.height), (320, 240), "the stream's own size");
+    assert_eq!(
+        (first.width, first.height),
+        (320, 240),
+        "the stream's own size"
+    );
 
     // The server goes away: the camera reports reconnecting.
     server.stop();
@@ -69,7 +78,10 @@ fn rtsp_camera_reconnects_after_its_server_restarts_and_the_other_camera_misses_
         "rtsp down {:?}; frames resumed {resumed:?} after the server's return",
         back - killed
     );
-    assert!(resumed < Duration::from_secs(5), "resumed after {resumed:?}");
+    assert!(
+        resumed < Duration::from_secs(5),
+        "resumed after {resumed:?}"
+    );
     let ok = log.collect_until(&listener, Duration::from_secs(5), |l| {
         health_since(l, health_mark, "net", CameraState::Running).is_some()
     });
@@ -79,7 +91,11 @@ fn rtsp_camera_reconnects_after_its_server_restarts_and_the_other_camera_misses_
     let steady = &log.by_camera["steady"];
     assert!(steady.len() > 100, "{} steady frames", steady.len());
     for w in steady.windows(2) {
-        assert_eq!(w[1].frame_seq, w[0].frame_seq + 1, "steady camera lost a frame");
+        assert_eq!(
+            w[1].frame_seq,
+            w[0].frame_seq + 1,
+            "steady camera lost a frame"
+        );
     }
     assert!(
         log.health
@@ -123,7 +139,10 @@ fn an_rtsp_server_that_stops_sending_frames_is_reported_stalled() {
     assert!(ok, "never reported stalled; log:\n{}", daemon.log());
     println!("stalled reported {took:?} after frames stopped (stall timeout 1.5 s)");
     // Within the stall timeout plus one health interval and some slack.
-    assert!(took < Duration::from_millis(1500 + 200 + 1500), "took {took:?}");
+    assert!(
+        took < Duration::from_millis(1500 + 200 + 1500),
+        "took {took:?}"
+    );
     let i = health_since(&log, mark, "net", CameraState::Stalled).expect("stalled");
     let detail = log.health[i].1.detail.clone().unwrap_or_default();
     assert!(detail.contains("no frame"), "detail: {detail}");
