@@ -1,14 +1,15 @@
 //! Network feeds in the real daemon: an RTSP camera (GStreamer's RTSP server serving
 //! a test pattern, started here on loopback) survives its server being stopped and
 //! restarted while a synthetic camera in the same daemon misses no frame, and a
-//! server that stops sending frames is reported `stalled`.
+//! server that stops sending frames is reported `stalled`; a recorded file replays
+//! at its own frame spacing and the camera stops at its end.
 
 use std::time::{Duration, Instant};
 
 use venue_drivers::gst::test_server::{Pattern, RtspTestServer};
 use venue_proto::CameraState;
 
-use crate::common::{MetaLog, camera, http_get, start};
+use crate::common::{MetaLog, camera, http_get, start, temp_dir};
 
 fn rtsp_camera(id: &str, url: &str) -> String {
     format!(
@@ -161,4 +162,60 @@ fn an_rtsp_server_that_stops_sending_frames_is_reported_stalled() {
     assert!(ok, "not running again; log:\n{}", daemon.log());
     daemon.signal("-TERM");
     assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
+}
+
+#[test]
+fn a_recorded_file_replays_at_its_frame_spacing_and_the_camera_stops_at_its_end() {
+    let dir = temp_dir("file-feed-clip");
+    let clip = dir.join("clip.mp4");
+    // 75 frames at 25 fps, H.264 in MP4, made with GStreamer's command-line tool.
+    let made = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "num-buffers=75", "pattern=ball", "!"])
+        .args([
+            "video/x-raw,width=160,height=120,framerate=25/1",
+            "!",
+            "x264enc",
+            "!",
+        ])
+        .args(["h264parse", "!", "mp4mux", "!", "filesink"])
+        .arg(format!("location={}", clip.display()))
+        .status()
+        .expect("gst-launch-1.0");
+    assert!(made.success());
+    let cam = format!(
+        "\n[[cameras]]\nid = \"replay\"\nfps = 25\n[cameras.source]\nkind = \"file\"\npath = \"{}\"\n",
+        clip.display()
+    );
+    let (mut daemon, listener, _, _) = start("file-feed", &cam);
+    let mut log = MetaLog::default();
+    let ok = log.collect_until(&listener, Duration::from_secs(20), |l| {
+        l.by_camera
+            .get("replay")
+            .and_then(|m| m.last())
+            .is_some_and(|m| m.frame_seq == 74)
+            && l.health.iter().any(|(c, h)| {
+                c == "replay"
+                    && h.state == CameraState::Stopped
+                    && h.detail.as_deref() == Some("end of file")
+            })
+    });
+    assert!(ok, "replay incomplete; log:\n{}", daemon.log());
+    let metas = &log.by_camera["replay"];
+    // Played in real time: the listener sees most of it (it connects as playing starts).
+    assert!(metas.len() >= 40, "{} records", metas.len());
+    for w in metas.windows(2) {
+        assert_eq!(w[1].frame_seq, w[0].frame_seq + 1);
+        let gap = w[1].header.capture_ns - w[0].header.capture_ns;
+        assert!(
+            gap.abs_diff(40_000_000) <= 1_000,
+            "frames {gap} ns apart, recorded 40 ms"
+        );
+    }
+    assert!(
+        daemon.log().contains("file played to its end")
+            || daemon.log().contains("played to its end")
+    );
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
+    let _ = std::fs::remove_dir_all(dir);
 }
