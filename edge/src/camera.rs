@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, trace, warn};
-use venue_drivers::gst::{FeedState, StopSignal};
+use venue_drivers::gst::StopSignal;
 use venue_drivers::{Clock, Frame, Source, SourceError, SyntheticCamera, SyntheticConfig};
 use venue_proto::{
     CameraState, FrameMeta, FrameStats, Header, Health, Id, SCHEMA_VERSION, StageCounters,
@@ -147,6 +147,8 @@ struct CameraStats {
     state: Mutex<(CameraState, Option<String>)>,
     /// The feed's own state (network and file feeds), read by the health reporter.
     feed: Mutex<Option<FeedHandle>>,
+    // Only feeds reconnect; without GStreamer the counter stays registered at 0.
+    #[cfg_attr(not(feature = "gstreamer"), allow(dead_code))]
     feed_reconnects: Counter,
 }
 
@@ -731,6 +733,7 @@ fn open_feed(
 /// feed's reconnects into the metrics as a side effect.
 #[cfg(feature = "gstreamer")]
 fn feed_state(stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
+    use venue_drivers::gst::FeedState;
     let slot = stats.feed.lock().ok()?;
     let feed = slot.as_ref()?;
     let failures = feed.failures();

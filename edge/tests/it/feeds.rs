@@ -138,8 +138,10 @@ fn an_rtsp_server_that_stops_sending_frames_is_reported_stalled() {
     });
     let took = stopped.elapsed();
     assert!(ok, "never reported stalled; log:\n{}", daemon.log());
-    println!("stalled reported {took:?} after frames stopped (stall timeout 1.5 s)");
-    // Within the stall timeout plus one health interval and some slack.
+    println!(
+        "stalled reported {took:?} after frames stopped (camera stall timeout 1 s, feed 1.5 s)"
+    );
+    // Within the (feed) stall timeout plus one health interval and some slack.
     assert!(
         took < Duration::from_millis(1500 + 200 + 1500),
         "took {took:?}"
