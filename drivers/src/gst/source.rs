@@ -135,7 +135,9 @@ pub struct GstSource {
 
 impl GstSource {
     /// A source for `cfg`; nothing is opened before the first `next_frame`. `stop`
-    /// ends any wait inside `next_frame` with [`SourceError::Stopped`].
+    /// ends any wait inside `next_frame` with [`SourceError::Stopped`]. `clock` must
+    /// follow real time (GStreamer and the network do): backoff and stall deadlines
+    /// are read from it while the waits themselves are real.
     pub fn new(
         cfg: FeedConfig,
         clock: Arc<dyn Clock>,
