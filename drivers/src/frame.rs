@@ -28,8 +28,10 @@ impl PixelFormat {
     }
 }
 
-/// One captured frame. The pixels sit behind an `Arc` from a [`crate::BufferPool`]:
-/// cloning a frame to fan it out to several stages never copies them.
+/// One captured frame: raw pixels (NV12, YUYV, RGB), a JPEG image (MJPEG), or one
+/// compressed H.264/H.265 access unit (Annex-B, as received: no re-encode). The
+/// bytes sit behind an `Arc` from a [`crate::BufferPool`]: cloning a frame to fan it
+/// out to several stages never copies them.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// Capture sequence number of this source incarnation, gap-free from 0.
@@ -43,7 +45,16 @@ pub struct Frame {
     pub format: PixelFormat,
     /// Nominal frame rate of the source.
     pub fps: u32,
+    /// A frame decodable on its own: every raw frame; an IDR/IRAP access unit.
+    pub keyframe: bool,
     pub data: Arc<Vec<u8>>,
+}
+
+impl PixelFormat {
+    /// Whether frames of this format carry compressed video (access units).
+    pub fn is_video_codec(self) -> bool {
+        matches!(self, Self::H264 | Self::H265)
+    }
 }
 
 impl Frame {

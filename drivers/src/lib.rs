@@ -1,9 +1,11 @@
 //! Media sources for Venue Edge: the frame type, its buffer pool, the clock sources
-//! read time from, and the synthetic venue camera with its scenes and ground truth.
+//! read time from, the synthetic venue camera with its scenes and ground truth, and
+//! (feature `gstreamer`) network and file feeds.
 //! Knows nothing about the wire format, zenoh or MQTT.
 
 pub mod clock;
 pub mod frame;
+pub mod gst;
 pub mod pool;
 pub mod synthetic;
 pub mod venue;
@@ -30,6 +32,12 @@ pub enum SourceError {
     /// Shutdown was requested while waiting for a frame.
     #[error("source stopped")]
     Stopped,
+    /// The source has no more frames (a file played to its end).
+    #[error("end of the feed")]
+    Ended,
+    /// The feed delivered something unusable (a frame that cannot be mapped).
+    #[error("feed error: {0}")]
+    Feed(String),
 }
 
 /// A camera: blocking, one frame at a time. Implementations run on their own thread,

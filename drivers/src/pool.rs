@@ -43,6 +43,20 @@ impl BufferPool {
         self.buffers.get_mut(idx)
     }
 
+    /// Fills a free buffer with `fill` and hands it out shared, or `None` when every
+    /// buffer is held downstream. The buffer keeps its capacity between uses, so
+    /// variable-size contents (access units) stop allocating once the largest fits.
+    pub fn fill(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> Option<Arc<Vec<u8>>> {
+        let slot = self.acquire()?;
+        fill(Arc::get_mut(slot)?);
+        Some(Arc::clone(slot))
+    }
+
+    /// Size of a fresh buffer.
+    pub fn buf_len(&self) -> usize {
+        self.buf_len
+    }
+
     /// How many buffers were ever allocated (stays flat in steady state).
     pub fn allocations(&self) -> u64 {
         self.allocations
@@ -50,6 +64,7 @@ impl BufferPool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -65,5 +80,24 @@ mod tests {
         drop(a);
         assert!(pool.acquire().is_some());
         assert_eq!(pool.allocations(), 2);
+    }
+
+    #[test]
+    fn fill_reuses_capacity_for_variable_sizes() {
+        let mut pool = BufferPool::new(0, 1);
+        let a = pool.fill(|v| v.extend_from_slice(&[1, 2, 3])).unwrap();
+        assert_eq!(*a, [1, 2, 3]);
+        assert!(pool.fill(|_| {}).is_none(), "held downstream");
+        let ptr = a.as_ptr();
+        drop(a);
+        let b = pool
+            .fill(|v| {
+                v.clear();
+                v.extend_from_slice(&[9, 8]);
+            })
+            .unwrap();
+        assert_eq!(*b, [9, 8]);
+        assert_eq!(b.as_ptr(), ptr, "same storage, no new allocation");
+        assert_eq!(pool.allocations(), 1);
     }
 }

@@ -179,6 +179,7 @@ impl SyntheticCamera {
             height: self.cfg.height,
             format: PixelFormat::Nv12,
             fps: self.cfg.fps,
+            keyframe: true,
             data,
         };
         self.seq += 1;

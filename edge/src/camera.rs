@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, trace, warn};
+use venue_drivers::gst::StopSignal;
 use venue_drivers::{Clock, Frame, Source, SourceError, SyntheticCamera, SyntheticConfig};
 use venue_proto::{
     CameraState, FrameMeta, FrameStats, Header, Health, Id, SCHEMA_VERSION, StageCounters,
@@ -156,6 +157,11 @@ struct CameraStats {
     last_frame_ns: AtomicU64,
     /// Supervisor's view of the camera, refined by the health reporter.
     state: Mutex<(CameraState, Option<String>)>,
+    /// The feed's own state (network and file feeds), read by the health reporter.
+    feed: Mutex<Option<FeedHandle>>,
+    // Only feeds reconnect; without GStreamer the counter stays registered at 0.
+    #[cfg_attr(not(feature = "gstreamer"), allow(dead_code))]
+    feed_reconnects: Counter,
 }
 
 impl CameraStats {
@@ -180,6 +186,13 @@ impl CameraStats {
                 .clone(),
             last_frame_ns: AtomicU64::new(0),
             state: Mutex::new((CameraState::Stopped, None)),
+            feed: Mutex::new(None),
+            feed_reconnects: m
+                .feed_reconnects
+                .get_or_create(&CameraLabels {
+                    camera: camera.to_string(),
+                })
+                .clone(),
         }
     }
 
@@ -232,6 +245,8 @@ enum Ended {
     Cancelled,
     /// The configuration cannot be met: do not restart until it changes.
     Fatal(String),
+    /// The source has no more frames (a file played to its end): do not restart.
+    Finished,
     /// A transient failure: restart with backoff.
     Failed(String),
 }
@@ -267,6 +282,13 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
         let started = shared.clock.monotonic();
         match run_pipeline(&shared, &cam, &stats, &streams, &next_frame_seq, &cancel).await {
             Ended::Cancelled => break,
+            Ended::Finished => {
+                info!(camera = %id, "source played to its end; camera idle until a config change");
+                stats.set_state(CameraState::Stopped, Some("end of file".into()));
+                shared.metrics.set_state(id.as_str(), CameraState::Stopped);
+                cancel.cancelled().await;
+                break;
+            }
             Ended::Fatal(reason) => {
                 error!(camera = %id, %reason, "camera cannot run with this configuration; waiting for a config change");
                 stats.set_state(CameraState::Failed, Some(reason));
@@ -314,8 +336,13 @@ struct Analyzed {
     mask: Option<PendingMask>,
 }
 
-fn open_source(shared: &Shared, cam: &CameraConfig) -> Result<Box<dyn Source>, String> {
+fn open_source(
+    shared: &Shared,
+    cam: &CameraConfig,
+    stop: &StopSignal,
+) -> Result<(Box<dyn Source>, Option<FeedHandle>), String> {
     match &cam.source {
+        SourceConfig::Feed(feed) => open_feed(shared, feed, stop).map(|(s, h)| (s, Some(h))),
         SourceConfig::Synthetic {
             scene,
             seed,
@@ -336,7 +363,7 @@ fn open_source(shared: &Shared, cam: &CameraConfig) -> Result<Box<dyn Source>, S
             let inference = if cam.inference_fps > 0 { 2 } else { 0 };
             let buffers = shared.pipeline.queue_depth + 2 + inference;
             SyntheticCamera::new(cfg, Arc::clone(&shared.clock), buffers)
-                .map(|c| Box::new(c) as Box<dyn Source>)
+                .map(|c| (Box::new(c) as Box<dyn Source>, None))
                 .map_err(|e| e.to_string())
         }
     }
@@ -350,8 +377,15 @@ async fn run_pipeline(
     next_frame_seq: &Arc<AtomicU64>,
     cancel: &CancellationToken,
 ) -> Ended {
-    let source = match open_source(shared, cam) {
-        Ok(s) => s,
+    // A source blocked in a reconnect wait hears the shutdown through this.
+    let stop_source = StopSignal::new();
+    let source = match open_source(shared, cam, &stop_source) {
+        Ok((source, feed)) => {
+            if let Ok(mut slot) = stats.feed.lock() {
+                *slot = feed;
+            }
+            source
+        }
         Err(reason) => return Ended::Fatal(reason),
     };
     let depth = shared.pipeline.queue_depth;
@@ -398,6 +432,13 @@ async fn run_pipeline(
     let (capture_done_tx, capture_done) = oneshot::channel();
     // Stopping the capture thread ends the pipeline; the other stages drain and end.
     let stop_capture = cancel.child_token();
+    let forward_stop = {
+        let (token, signal) = (stop_capture.clone(), stop_source.clone());
+        tokio::spawn(async move {
+            token.cancelled().await;
+            signal.stop();
+        })
+    };
 
     let capture = {
         let stats = Arc::clone(stats);
@@ -462,6 +503,7 @@ async fn run_pipeline(
     ));
 
     let result = capture_done.await;
+    forward_stop.abort();
     // Capture has ended: analysis, tagging and spooling drain what is queued, then end.
     let joined = tokio::task::spawn_blocking(move || {
         let ok = capture.join().is_ok() & analyze.join().is_ok();
@@ -478,6 +520,7 @@ async fn run_pipeline(
     match result {
         Ok(Ok(())) => Ended::Cancelled,
         Ok(Err(SourceError::Unsupported(reason))) => Ended::Fatal(reason),
+        Ok(Err(SourceError::Ended)) => Ended::Finished,
         Ok(Err(e)) => Ended::Failed(e.to_string()),
         Err(_) => Ended::Failed("the capture thread ended without a result".into()),
     }
@@ -524,6 +567,7 @@ fn capture_loop(
                 trace!(camera = %id, seq, "frame dropped: no free buffer");
             }
             Err(SourceError::Stopped) => return Ok(()),
+            Err(SourceError::Ended) => return Err(SourceError::Ended),
             Err(e) => {
                 stats.capture.errors.inc();
                 return Err(e);
@@ -820,6 +864,12 @@ async fn report_health(
             0.0
         };
         let (mut state, mut detail) = stats.state();
+        if state == CameraState::Running
+            && let Some((feed_state, feed_detail)) = feed_state(&stats)
+        {
+            // A network or file feed knows best why no frames come.
+            (state, detail) = (feed_state, feed_detail);
+        }
         if state == CameraState::Running {
             let last = Duration::from_nanos(stats.last_frame_ns.load(Ordering::Relaxed));
             let since = if last.is_zero() {
@@ -837,8 +887,8 @@ async fn report_health(
                     drops - last_drops
                 ));
             }
-            shared.metrics.set_state(cam.id.as_str(), state);
         }
+        shared.metrics.set_state(cam.id.as_str(), state);
         let uplink_health = {
             let (d, camera) = (Arc::clone(&shared.delivery), cam.id.clone());
             // Reads the oldest unacked record, maybe from disk: off the async workers.
@@ -887,4 +937,76 @@ async fn report_health(
         last_drops = drops;
         last_report = now;
     }
+}
+
+// Network and file feeds (GStreamer): opening one and reading its state for health.
+
+/// A feed's state handle (absent when built without GStreamer).
+#[cfg(feature = "gstreamer")]
+type FeedHandle = venue_drivers::gst::FeedStatus;
+#[cfg(not(feature = "gstreamer"))]
+type FeedHandle = std::convert::Infallible;
+
+#[cfg(feature = "gstreamer")]
+fn open_feed(
+    shared: &Shared,
+    feed: &crate::config::FeedSource,
+    stop: &StopSignal,
+) -> Result<(Box<dyn Source>, FeedHandle), String> {
+    use venue_drivers::gst::{BackoffConfig, FeedConfig, GstSource};
+    let cfg = FeedConfig {
+        latency: feed.latency,
+        stall_timeout: feed.stall_timeout,
+        backoff: BackoffConfig {
+            min: feed.reconnect_min,
+            max: feed.reconnect_max,
+        },
+        // Frames in flight: the queue, one being captured and one being analysed.
+        pool_buffers: shared.pipeline.queue_depth + 2,
+        ..FeedConfig::new(feed.kind.clone())
+    };
+    let source =
+        GstSource::new(cfg, Arc::clone(&shared.clock), stop.clone()).map_err(|e| e.to_string())?;
+    let status = source.status();
+    Ok((Box::new(source), status))
+}
+
+#[cfg(not(feature = "gstreamer"))]
+fn open_feed(
+    _shared: &Shared,
+    feed: &crate::config::FeedSource,
+    _stop: &StopSignal,
+) -> Result<(Box<dyn Source>, FeedHandle), String> {
+    Err(format!(
+        "{}: this build has no GStreamer support (feature \"gstreamer\")",
+        feed.kind.location()
+    ))
+}
+
+/// The camera state a feed's own state implies, or `None` while it runs (then the
+/// camera-level checks decide: stalled by `[health]`, blocked by drops). Counts the
+/// feed's reconnects into the metrics as a side effect.
+#[cfg(feature = "gstreamer")]
+fn feed_state(stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
+    use venue_drivers::gst::FeedState;
+    let slot = stats.feed.lock().ok()?;
+    let feed = slot.as_ref()?;
+    let failures = feed.failures();
+    let counted = stats.feed_reconnects.get();
+    if failures > counted {
+        stats.feed_reconnects.inc_by(failures - counted);
+    }
+    let (state, detail) = feed.state();
+    match state {
+        FeedState::Running => None,
+        FeedState::Stalled => Some((CameraState::Stalled, detail)),
+        FeedState::Reconnecting => Some((CameraState::Reconnecting, detail)),
+        FeedState::Connecting => Some((CameraState::Reconnecting, Some("connecting".into()))),
+        FeedState::Ended => Some((CameraState::Stopped, detail)),
+    }
+}
+
+#[cfg(not(feature = "gstreamer"))]
+fn feed_state(_stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
+    None
 }

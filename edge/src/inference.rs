@@ -474,6 +474,7 @@ mod tests {
             height: h,
             format: PixelFormat::Nv12,
             fps: 30,
+            keyframe: true,
             data: Arc::new(vec![128u8; (w * h * 3 / 2) as usize]),
         }
     }

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub latency: Family<CameraLabels, Histogram, fn() -> Histogram>,
     pub camera_state: Family<StateLabels, Gauge>,
     pub restarts: Family<CameraLabels, Counter>,
+    /// Network/file feed reconnects (errors, stalls, ends), inside a running pipeline.
+    pub feed_reconnects: Family<CameraLabels, Counter>,
     pub uplink_sent: Family<StreamLabels, Counter>,
     pub uplink_resent: Family<StreamLabels, Counter>,
     pub gaps_sent: Family<StreamLabels, Counter>,
@@ -103,6 +105,7 @@ impl Metrics {
         );
         let camera_state = Family::<StateLabels, Gauge>::default();
         let restarts = Family::<CameraLabels, Counter>::default();
+        let feed_reconnects = Family::<CameraLabels, Counter>::default();
         let uplink_sent = Family::<StreamLabels, Counter>::default();
         let uplink_resent = Family::<StreamLabels, Counter>::default();
         let gaps_sent = Family::<StreamLabels, Counter>::default();
@@ -145,6 +148,11 @@ impl Metrics {
             "pipeline_restarts",
             "Camera pipeline restarts after a failure",
             restarts.clone(),
+        );
+        registry.register(
+            "feed_reconnects",
+            "Network or file feed reconnects after an error, a stall or an end of stream",
+            feed_reconnects.clone(),
         );
         registry.register(
             "uplink_sent",
@@ -215,6 +223,7 @@ impl Metrics {
             latency,
             camera_state,
             restarts,
+            feed_reconnects,
             uplink_sent,
             uplink_resent,
             gaps_sent,

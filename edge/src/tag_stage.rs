@@ -41,15 +41,23 @@ pub struct Tagged {
 pub type PendingMask = oneshot::Receiver<Outcome>;
 
 /// A camera's tagger, fed segmented frames at the preview's size and reporting in
-/// the frame's pixels.
+/// the frame's pixels. It is built for the configured frame size and rebuilt when
+/// frames arrive at another size (a network feed sends its stream's own size).
 #[derive(Debug)]
 pub struct CameraTagger {
     tagger: Tagger,
+    config: TaggingConfig,
+    fps: u32,
+    /// First event id of the current tagger; a rebuild moves past its ids.
+    first_event_id: u64,
     preview: (u32, u32),
-    /// The camera's frame size, and frame pixels per preview pixel.
+    /// The frame size the tagger is built for, and frame pixels per preview pixel.
     frame: (u32, u32),
     scale: (f32, f32),
 }
+
+/// Event ids one tagger may hand out before a rebuild starts past them.
+const IDS_PER_TAGGER: u64 = 1 << 16;
 
 impl CameraTagger {
     /// A tagger for `cam`, which segments `cam.inference_fps` frames a second.
@@ -59,23 +67,40 @@ impl CameraTagger {
         cam: &CameraConfig,
         first_event_id: u64,
     ) -> Result<CameraTagger, TaggingError> {
-        let preview = preview_size(cam.width, cam.height, Self::preview_width_for(config));
+        Self::build(
+            config,
+            cam.inference_fps.max(1),
+            (cam.width, cam.height),
+            first_event_id,
+        )
+    }
+
+    fn build(
+        config: &TaggingConfig,
+        fps: u32,
+        frame: (u32, u32),
+        first_event_id: u64,
+    ) -> Result<CameraTagger, TaggingError> {
+        let preview = preview_size(frame.0, frame.1, Self::preview_width_for(config));
         let tagger = Tagger::new(
             config,
             CameraInfo {
                 width: preview.0,
                 height: preview.1,
-                fps: cam.inference_fps.max(1),
+                fps,
                 first_event_id,
             },
         )?;
         Ok(CameraTagger {
             tagger,
+            config: config.clone(),
+            fps,
+            first_event_id,
             preview,
-            frame: (cam.width, cam.height),
+            frame,
             scale: (
-                cam.width as f32 / preview.0 as f32,
-                cam.height as f32 / preview.1 as f32,
+                frame.0 as f32 / preview.0 as f32,
+                frame.1 as f32 / preview.1 as f32,
             ),
         })
     }
@@ -88,7 +113,23 @@ impl CameraTagger {
 
     /// The preview width to ask the inference workers for.
     pub fn preview_width(&self) -> u32 {
-        self.preview.0
+        Self::preview_width_for(&self.config)
+    }
+
+    /// Frames of `width`×`height` from now on: a new tagger when the size changed
+    /// (open tracks end; their events are returned).
+    pub fn resize(&mut self, width: u32, height: u32) -> Result<Vec<EventUpdate>, TaggingError> {
+        if (width, height) == self.frame {
+            return Ok(Vec::new());
+        }
+        let ended = self.tagger.finish();
+        *self = Self::build(
+            &self.config,
+            self.fps,
+            (width, height),
+            self.first_event_id + IDS_PER_TAGGER,
+        )?;
+        Ok(ended)
     }
 
     /// Tags one segmented frame.
@@ -162,11 +203,13 @@ pub fn tag_frame(
     let mut tagged = Tagged::default();
     if let (Some(tagger), Some(s)) = (tagger, segmented.as_ref()) {
         counters.tag_in.inc();
-        match tagger.push(frame.capture_ns, s) {
-            Ok(out) => {
+        let resized = tagger.resize(frame.width, frame.height);
+        match resized.and_then(|ended| tagger.push(frame.capture_ns, s).map(|out| (ended, out))) {
+            Ok((mut ended, out)) => {
                 counters.tag_out.inc();
                 tagged.detections = out.detections;
-                tagged.events = out.events;
+                ended.extend(out.events);
+                tagged.events = ended;
                 tagged.composites = out.composites;
                 tagged.thumbnail = out.thumbnail;
             }
@@ -211,5 +254,86 @@ pub fn thumbnail_record(
         height: t.height,
         format: ImageFormat::Jpeg,
         image: t.jpeg.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::SourceConfig;
+    use crate::inference::Preview;
+    use venue_proto::Id;
+
+    fn camera(width: u32, height: u32) -> CameraConfig {
+        CameraConfig {
+            id: Id::new("c").unwrap(),
+            width,
+            height,
+            fps: 10,
+            inference_fps: 10,
+            source: SourceConfig::Synthetic {
+                scene: venue_drivers::Scene::Rink,
+                seed: 1,
+                athletes: 1,
+                fail_after_frames: None,
+            },
+        }
+    }
+
+    /// A 256x144 mask with one athlete-sized blob, and a preview of `w`x`h`.
+    fn segmented(w: u32, h: u32) -> Segmented {
+        let (mw, mh) = (256usize, 144usize);
+        let mut mask = vec![0u8; mw * mh];
+        for y in 60..100 {
+            for x in 200..215 {
+                mask[y * mw + x] = 255;
+            }
+        }
+        let (pw, ph) = preview_size(w, h, 512);
+        Segmented {
+            rle: MaskRle {
+                width: mw as u32,
+                height: mh as u32,
+                runs: venue_models::rle::rle_encode(&mask),
+            },
+            mask,
+            preview: Some(Preview {
+                width: pw,
+                height: ph,
+                rgb: vec![90; (pw * ph * 3) as usize],
+            }),
+        }
+    }
+
+    #[test]
+    fn detections_are_in_frame_pixels_and_follow_a_size_change() {
+        let config = TaggingConfig::default();
+        let mut t = CameraTagger::new(&config, &camera(1280, 720), 1 << 20).unwrap();
+        let mut last = None;
+        for i in 0..5u64 {
+            let out = t
+                .push(1_000 + i * 100_000_000, &segmented(1280, 720))
+                .unwrap();
+            last = out.detections.last().cloned().or(last);
+        }
+        // The blob spans mask x 200..215 of 256, y 60..100 of 144: in 1280x720 pixels.
+        let d = last.expect("a detection");
+        assert!((995..=1005).contains(&d.bbox.x), "{d:?}");
+        assert!((295..=305).contains(&d.bbox.y), "{d:?}");
+        assert!(d.bbox.x + d.bbox.w <= 1280 && d.bbox.y + d.bbox.h <= 720);
+        // The feed switches to 640x360: a new tagger, boxes in the new size.
+        assert!(t.resize(640, 360).is_ok());
+        let mut last = None;
+        for i in 5..10u64 {
+            let out = t
+                .push(1_000 + i * 100_000_000, &segmented(640, 360))
+                .unwrap();
+            last = out.detections.last().cloned().or(last);
+        }
+        let d = last.expect("a detection after the resize");
+        assert!((495..=505).contains(&d.bbox.x), "{d:?}");
+        assert!(d.bbox.x + d.bbox.w <= 640 && d.bbox.y + d.bbox.h <= 360);
     }
 }

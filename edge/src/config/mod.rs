@@ -134,6 +134,22 @@ pub enum SourceConfig {
         athletes: u32,
         fail_after_frames: Option<u64>,
     },
+    /// An RTSP or SRT camera, or a recorded file, through GStreamer.
+    Feed(FeedSource),
+}
+
+/// A network or file feed (`kind = "rtsp" | "srt" | "file"`). The frame size is the
+/// stream's own; the camera's `width`/`height` apply to synthetic sources only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSource {
+    pub kind: venue_drivers::gst::FeedKind,
+    /// Jitter-buffer (RTSP) or receive (SRT) latency.
+    pub latency: Duration,
+    /// No frame for this long: `stalled`, then the feed is reopened.
+    pub stall_timeout: Duration,
+    /// Reconnect backoff: starts at `reconnect_min`, doubles up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
 }
 
 /// One problem in a configuration file.

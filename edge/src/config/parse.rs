@@ -835,10 +835,11 @@ fn source(ctx: &mut Ctx<'_>, path: &str, v: &mut Value<'_>) -> Option<SourceConf
                 fail_after_frames: fail?,
             })
         }
+        Some((k, _)) if FEED_KINDS.contains(&k.as_str()) => feed_source(ctx, path, &mut t, &k),
         Some((k, span)) => {
             ctx.error(
                 span,
-                format!("{path}.kind: unknown source kind \"{k}\"; expected one of: synthetic"),
+                format!("{path}.kind: unknown source kind \"{k}\"; expected one of: synthetic, rtsp, srt, file"),
             );
             // The keys of an unknown kind are not reported as unknown on top of that.
             return None;
@@ -847,6 +848,269 @@ fn source(ctx: &mut Ctx<'_>, path: &str, v: &mut Value<'_>) -> Option<SourceConf
     };
     t.finish(ctx);
     result
+}
+
+// Network and file feeds: `kind = "rtsp" | "srt" | "file"` in [cameras.source].
+
+const FEED_KINDS: &[&str] = &["rtsp", "srt", "file"];
+const RTSP_KEYS: &[&str] = &[
+    "kind",
+    "url",
+    "latency_ms",
+    "stall_timeout_ms",
+    "reconnect_min_ms",
+    "reconnect_max_ms",
+];
+const FILE_KEYS: &[&str] = &[
+    "kind",
+    "path",
+    "realtime",
+    "repeat",
+    "stall_timeout_ms",
+    "reconnect_min_ms",
+    "reconnect_max_ms",
+];
+
+/// Checks a feed URL's scheme and that it names a host (and, for SRT, a port).
+fn feed_url(ctx: &mut Ctx<'_>, path: &str, kind: &str, url: &str, span: Span) -> Option<String> {
+    let scheme = format!("{kind}://");
+    let problem = match url.strip_prefix(&scheme) {
+        None => Some(format!("must start with {scheme}")),
+        Some(rest) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            let host_port = authority.rsplit('@').next().unwrap_or("");
+            let port = host_port.rsplit_once(':').map(|(_, p)| p);
+            if host_port.is_empty() || host_port.starts_with(':') {
+                Some("names no host".to_string())
+            } else if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Some("contains whitespace".to_string())
+            } else if kind == "srt"
+                && port.is_none_or(|p| p.parse::<u16>().map_or(true, |p| p == 0))
+            {
+                Some("needs a port (srt://HOST:PORT)".to_string())
+            } else if port.is_some_and(|p| !p.ends_with(']') && p.parse::<u16>().is_err()) {
+                Some("has an invalid port".to_string())
+            } else {
+                None
+            }
+        }
+    };
+    match problem {
+        None => Some(url.to_string()),
+        Some(p) => {
+            ctx.error(span, format!("{path}.url: \"{url}\" {p}"));
+            None
+        }
+    }
+}
+
+fn feed_source(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    t: &mut TableWalk<'_>,
+    kind: &str,
+) -> Option<SourceConfig> {
+    use venue_drivers::gst::FeedKind;
+    t.known = if kind == "file" { FILE_KEYS } else { RTSP_KEYS };
+    let feed_kind = if kind == "file" {
+        let file = match string(ctx, t, "path") {
+            None => {
+                t.missing(ctx, "path");
+                None
+            }
+            Some(Some((p, span))) if p.trim().is_empty() => {
+                ctx.error(span, format!("{path}.path: must not be empty"));
+                None
+            }
+            Some(p) => p.map(|(p, _)| p),
+        };
+        let realtime = boolean(ctx, t, "realtime", true);
+        let repeat = boolean(ctx, t, "repeat", false);
+        Some(FeedKind::File {
+            path: file?.into(),
+            realtime: realtime?,
+            repeat: repeat?,
+        })
+    } else {
+        let url = match string(ctx, t, "url") {
+            None => {
+                t.missing(ctx, "url");
+                None
+            }
+            Some(Some((u, span))) => feed_url(ctx, path, kind, &u, span),
+            Some(None) => None,
+        };
+        url.map(|url| {
+            if kind == "rtsp" {
+                FeedKind::Rtsp { url }
+            } else {
+                FeedKind::Srt { url }
+            }
+        })
+    };
+    let latency = if kind == "file" {
+        Some(0)
+    } else {
+        int_or(ctx, t, "latency_ms", 0..=10_000, 200)
+    };
+    let stall = int_or(ctx, t, "stall_timeout_ms", 100..=600_000, 5_000);
+    let min_span = t.value_span("reconnect_min_ms");
+    let min = int_or(ctx, t, "reconnect_min_ms", 10..=600_000, 500);
+    let max = int_or(ctx, t, "reconnect_max_ms", 10..=600_000, 10_000);
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        ctx.error(
+            min_span,
+            format!("{path}.reconnect_min_ms: {lo} is above reconnect_max_ms ({hi})"),
+        );
+        return None;
+    }
+    Some(SourceConfig::Feed(super::FeedSource {
+        kind: feed_kind?,
+        latency: ms(latency?),
+        stall_timeout: ms(stall?),
+        reconnect_min: ms(min?),
+        reconnect_max: ms(max?),
+    }))
+}
+
+#[cfg(test)]
+mod feed_tests {
+    use std::time::Duration;
+
+    use venue_drivers::gst::FeedKind;
+
+    use super::super::{FeedSource, SourceConfig};
+    use super::parse;
+
+    const BOX: &str = "[box]\nvenue = \"v\"\nid = \"b\"\n";
+
+    fn source(body: &str) -> Result<SourceConfig, Vec<String>> {
+        let text = format!("{BOX}[[cameras]]\nid = \"c1\"\n[cameras.source]\n{body}");
+        parse(&text, "t.toml")
+            .map(|c| c.cameras[0].source.clone())
+            .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn feeds_parse_with_defaults() {
+        let rtsp = source("kind = \"rtsp\"\nurl = \"rtsp://10.0.0.5:554/s1\"\n").unwrap();
+        assert_eq!(
+            rtsp,
+            SourceConfig::Feed(FeedSource {
+                kind: FeedKind::Rtsp {
+                    url: "rtsp://10.0.0.5:554/s1".into()
+                },
+                latency: Duration::from_millis(200),
+                stall_timeout: Duration::from_secs(5),
+                reconnect_min: Duration::from_millis(500),
+                reconnect_max: Duration::from_secs(10),
+            })
+        );
+        let srt = source("kind = \"srt\"\nurl = \"srt://[::1]:9000?mode=caller\"\nlatency_ms = 120\nstall_timeout_ms = 900\n").unwrap();
+        let SourceConfig::Feed(f) = srt else {
+            panic!("feed")
+        };
+        assert_eq!(
+            (f.latency, f.stall_timeout),
+            (Duration::from_millis(120), Duration::from_millis(900))
+        );
+        let file =
+            source("kind = \"file\"\npath = \"a.mp4\"\nrepeat = true\nrealtime = false\n").unwrap();
+        let SourceConfig::Feed(f) = file else {
+            panic!("feed")
+        };
+        assert_eq!(
+            f.kind,
+            FeedKind::File {
+                path: "a.mp4".into(),
+                realtime: false,
+                repeat: true
+            }
+        );
+    }
+
+    #[test]
+    fn bad_feeds_are_explained() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "kind = \"rtsp\"\n",
+                "missing required key \"url\" in [cameras[0].source]",
+            ),
+            (
+                "kind = \"rtsp\"\nurl = \"http://x/y\"\n",
+                "\"http://x/y\" must start with rtsp://",
+            ),
+            ("kind = \"rtsp\"\nurl = \"rtsp:///y\"\n", "names no host"),
+            (
+                "kind = \"rtsp\"\nurl = \"rtsp://h:99999/y\"\n",
+                "has an invalid port",
+            ),
+            ("kind = \"srt\"\nurl = \"srt://host\"\n", "needs a port"),
+            ("kind = \"file\"\npath = \" \"\n", "path: must not be empty"),
+            (
+                "kind = \"file\"\npath = \"a\"\nurl = \"x\"\n",
+                "unknown key \"url\"",
+            ),
+            (
+                "kind = \"rtsp\"\nurl = \"rtsp://h/\"\nseed = 1\n",
+                "unknown key \"seed\"",
+            ),
+            (
+                "kind = \"rtsp\"\nurl = \"rtsp://h/\"\nstall_timeout_ms = 5\n",
+                "5 is out of range",
+            ),
+            (
+                "kind = \"rtsp\"\nurl = \"rtsp://h/\"\nreconnect_min_ms = 5000\nreconnect_max_ms = 100\n",
+                "reconnect_min_ms: 5000 is above reconnect_max_ms (100)",
+            ),
+            (
+                "kind = \"file\"\npath = \"a\"\nrepeat = 1\n",
+                "expected a boolean",
+            ),
+        ];
+        for (body, want) in cases {
+            let errors = source(body).expect_err(body);
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains(want) && e.starts_with("t.toml:")),
+                "{body:?}: {errors:?} lacks {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_embedded_feed_examples_are_valid() {
+        // The commented feed cameras at the end of the default config, uncommented.
+        let text = super::super::DEFAULT_TOML;
+        let start = text.find("# Network and file feeds").expect("feed example");
+        let example: String = text[start..]
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("#  ")
+                    .or_else(|| l.strip_prefix("# ["))
+                    .map(|r| {
+                        if l.starts_with("# [") {
+                            format!("[{r}")
+                        } else {
+                            r.to_string()
+                        }
+                    })
+            })
+            .map(|l| l.split(" #").next().unwrap_or("").to_string() + "\n")
+            .collect();
+        let config = parse(&format!("{BOX}{example}"), "t.toml")
+            .unwrap_or_else(|e| panic!("{e}\n{example}"));
+        assert_eq!(config.cameras.len(), 2);
+        assert!(
+            config
+                .cameras
+                .iter()
+                .all(|c| matches!(c.source, SourceConfig::Feed(_)))
+        );
+    }
 }
 
 #[cfg(test)]
@@ -1034,7 +1298,7 @@ mod tests {
                 ),
                 vec![
                     "t.toml:5:7: cameras[0].id: \"_box\" is reserved for box-level messages",
-                    "t.toml:7:9: cameras[0].source.kind: unknown source kind \"v4l3\"; expected one of: synthetic",
+                    "t.toml:7:9: cameras[0].source.kind: unknown source kind \"v4l3\"; expected one of: synthetic, rtsp, srt, file",
                 ],
             ),
             (

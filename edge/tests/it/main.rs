@@ -9,6 +9,7 @@ mod consumer;
 mod daemon;
 mod delivery;
 mod eval;
+mod feeds;
 mod inference;
 mod mqtt;
 mod segment;
