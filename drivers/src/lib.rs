@@ -6,6 +6,7 @@ pub mod clock;
 pub mod frame;
 pub mod pool;
 pub mod synthetic;
+pub mod v4l2;
 pub mod venue;
 
 pub use clock::{Clock, ManualClock, SystemClock};
