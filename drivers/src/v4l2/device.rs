@@ -11,7 +11,6 @@ use std::time::Duration;
 use v4l::buffer::{Flags as BufferFlags, Type as BufferType};
 use v4l::control::{Control, Value};
 use v4l::device::Device;
-use v4l::format::{Format, FourCC};
 use v4l::fraction::Fraction;
 use v4l::frameinterval::FrameIntervalEnum;
 use v4l::framesize::FrameSizeEnum;
@@ -180,16 +179,13 @@ impl Session {
         let mode = choose_mode(&caps, &cfg.mode)
             .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
 
-        let want = Format::new(mode.width, mode.height, FourCC::new(&mode.fourcc.0));
-        let got = dev
-            .set_format(&want)
+        let got = ioctl::set_format(&dev, mode.width, mode.height, mode.fourcc.0)
             .map_err(|e| StartError::io("set format", path, &e))?;
-        if got.fourcc.repr != mode.fourcc.0 || got.width != mode.width || got.height != mode.height
-        {
+        if got.fourcc != mode.fourcc.0 || got.width != mode.width || got.height != mode.height {
             return Err(StartError::Config(format!(
                 "{}: asked for {mode}, the driver set {} {}x{}; it offers: {}",
                 path.display(),
-                FourCc(got.fourcc.repr),
+                FourCc(got.fourcc),
                 got.width,
                 got.height,
                 describe_offer(&caps)

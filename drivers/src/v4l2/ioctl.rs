@@ -1,13 +1,13 @@
 //! The few V4L2 ioctls made directly rather than through `v4l`: the crate's own
-//! versions unwrap on driver-supplied strings and control types, and a device's
-//! answer must never panic the daemon.
+//! versions unwrap on driver-supplied strings, control types and colorimetry
+//! values, and a device's answer must never panic the daemon.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem;
 
 use v4l::device::Device;
-use v4l::v4l_sys::{v4l2_capability, v4l2_queryctrl};
+use v4l::v4l_sys::{v4l2_capability, v4l2_format, v4l2_queryctrl};
 use v4l::v4l2;
 
 use super::controls::ControlRange;
@@ -87,6 +87,59 @@ pub(super) fn query_range(dev: &Device, id: u32) -> io::Result<Option<ControlRan
     }
 }
 
+/// `V4L2_BUF_TYPE_VIDEO_CAPTURE`.
+const BUF_TYPE_VIDEO_CAPTURE: u32 = 1;
+/// `V4L2_FIELD_ANY`: the driver picks (progressive for cameras).
+const FIELD_ANY: u32 = 0;
+
+/// The format a driver settled on after `VIDIOC_S_FMT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SetFormat {
+    pub width: u32,
+    pub height: u32,
+    pub fourcc: [u8; 4],
+    /// Bytes per line of the first plane (0: packed, or compressed).
+    pub stride: u32,
+}
+
+/// Asks for a single-planar capture format; the driver may adjust it, so the
+/// caller compares what comes back.
+pub(super) fn set_format(
+    dev: &Device,
+    width: u32,
+    height: u32,
+    fourcc: [u8; 4],
+) -> io::Result<SetFormat> {
+    // SAFETY: v4l2_format is a plain C struct (with a union of plain C structs);
+    // all-zero is valid.
+    let mut f: v4l2_format = unsafe { mem::zeroed() };
+    f.type_ = BUF_TYPE_VIDEO_CAPTURE;
+    // For VIDEO_CAPTURE the kernel reads and writes the `pix` member of the union
+    // (writing a plain field of a union is safe; reading it back is not).
+    f.fmt.pix.width = width;
+    f.fmt.pix.height = height;
+    f.fmt.pix.pixelformat = u32::from_le_bytes(fourcc);
+    f.fmt.pix.field = FIELD_ANY;
+    // SAFETY: the fd is open for the lifetime of `dev`; VIDIOC_S_FMT reads and writes
+    // at most size_of::<v4l2_format>() bytes of `f`, which outlives the call.
+    unsafe {
+        v4l2::ioctl(
+            dev.handle().fd(),
+            v4l2::vidioc::VIDIOC_S_FMT,
+            (&raw mut f).cast(),
+        )?;
+    }
+    // SAFETY: the kernel filled `pix` for a VIDEO_CAPTURE format; every bit pattern
+    // is a valid u32.
+    let pix = unsafe { f.fmt.pix };
+    Ok(SetFormat {
+        width: pix.width,
+        height: pix.height,
+        fourcc: pix.pixelformat.to_le_bytes(),
+        stride: pix.bytesperline,
+    })
+}
+
 /// A fixed-size, NUL-padded C string from a driver, decoded without trusting it.
 fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
@@ -120,5 +173,10 @@ mod tests {
         assert_eq!(CAP_VIDEO_CAPTURE, sys::V4L2_CAP_VIDEO_CAPTURE);
         assert_eq!(CAP_STREAMING, sys::V4L2_CAP_STREAMING);
         assert_eq!(CTRL_FLAG_DISABLED, sys::V4L2_CTRL_FLAG_DISABLED);
+        assert_eq!(
+            BUF_TYPE_VIDEO_CAPTURE,
+            sys::v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE
+        );
+        assert_eq!(FIELD_ANY, sys::v4l2_field_V4L2_FIELD_ANY);
     }
 }
