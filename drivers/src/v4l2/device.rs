@@ -16,7 +16,7 @@ use v4l::frameinterval::FrameIntervalEnum;
 use v4l::framesize::FrameSizeEnum;
 use v4l::io::mmap::Stream;
 use v4l::io::traits::{CaptureStream, Stream as _};
-use v4l::video::Capture;
+use v4l::video::Capture as _;
 use v4l::video::capture::Parameters;
 
 use super::controls::{self, ControlValue};
@@ -151,6 +151,38 @@ impl StartError {
     }
 }
 
+/// A dequeued buffer, borrowed until the next dequeue.
+struct Buffer<'a> {
+    data: &'a [u8],
+    /// The driver flagged it as damaged.
+    damaged: bool,
+}
+
+/// An open, streaming device as the capture loop sees it. The seam lets the loop
+/// (stall, reopen, sequence numbers, pool) be tested with a scripted device.
+trait Capture: Send {
+    fn mode(&self) -> Mode;
+    /// Row layout for raw formats; `None` for compressed ones.
+    fn layout(&self) -> Option<RowLayout>;
+    fn fps(&self) -> u32;
+    /// Waits for the next filled buffer (returning the previous one to the driver).
+    fn next(&mut self) -> std::io::Result<Buffer<'_>>;
+}
+
+/// Opens a device for the capture loop.
+trait Opener: Send {
+    fn open(&mut self, cfg: &V4l2Config) -> Result<Box<dyn Capture>, StartError>;
+}
+
+/// The real thing: `Session::start`.
+struct DeviceOpener;
+
+impl Opener for DeviceOpener {
+    fn open(&mut self, cfg: &V4l2Config) -> Result<Box<dyn Capture>, StartError> {
+        Ok(Box::new(Session::start(cfg)?))
+    }
+}
+
 /// An open, configured, streaming device.
 struct Session {
     // Declared before `_device` so the stream (and its buffers) go first.
@@ -220,6 +252,32 @@ impl Session {
             mode,
             layout,
             fps,
+        })
+    }
+}
+
+impl Capture for Session {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn layout(&self) -> Option<RowLayout> {
+        self.layout
+    }
+
+    fn fps(&self) -> u32 {
+        self.fps
+    }
+
+    fn next(&mut self) -> std::io::Result<Buffer<'_>> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(std::io::Error::from_raw_os_error(19));
+        };
+        let (buf, meta) = CaptureStream::next(stream)?;
+        let used = (meta.bytesused as usize).min(buf.len());
+        Ok(Buffer {
+            data: &buf[..used],
+            damaged: meta.flags.contains(BufferFlags::ERROR),
         })
     }
 }
@@ -314,7 +372,8 @@ pub struct V4l2Camera {
     stop: Arc<AtomicBool>,
     status: Arc<Mutex<V4l2Status>>,
     link: Link,
-    session: Option<Session>,
+    opener: Box<dyn Opener>,
+    session: Option<Box<dyn Capture>>,
     pool: Option<BufferPool>,
     /// The mode the pool's buffers were sized for.
     pool_mode: Option<Mode>,
@@ -344,9 +403,20 @@ impl V4l2Camera {
         stop: Arc<AtomicBool>,
         pool_buffers: usize,
     ) -> Result<Self, SourceError> {
+        Self::with_opener(cfg, clock, stop, pool_buffers, Box::new(DeviceOpener))
+    }
+
+    fn with_opener(
+        cfg: V4l2Config,
+        clock: Arc<dyn Clock>,
+        stop: Arc<AtomicBool>,
+        pool_buffers: usize,
+        opener: Box<dyn Opener>,
+    ) -> Result<Self, SourceError> {
         cfg.validate()
             .map_err(|e| SourceError::Unsupported(e.to_string()))?;
         Ok(Self {
+            opener,
             link: Link::new(cfg.backoff),
             status: Arc::new(Mutex::new(V4l2Status::default())),
             cfg,
@@ -378,7 +448,7 @@ impl V4l2Camera {
         s.next_retry = self.link.next_retry();
         s.last_error = self.link.last_error().map(str::to_owned);
         s.reconnects = self.link.reconnects();
-        s.mode = self.session.as_ref().map(|x| x.mode);
+        s.mode = self.session.as_ref().map(|x| x.mode());
     }
 
     fn stopped(&self) -> bool {
@@ -402,16 +472,16 @@ impl V4l2Camera {
             }
             self.event(LinkEvent::ReopenStarted);
         }
-        match Session::start(&self.cfg) {
+        match self.opener.open(&self.cfg) {
             Ok(session) => {
-                tracing::info!(device = %self.cfg.path.display(), mode = %session.mode, "camera streaming");
+                tracing::info!(device = %self.cfg.path.display(), mode = %session.mode(), "camera streaming");
                 // Compressed frames vary in size: their buffers start empty and
                 // grow to the largest frame seen, then keep their capacity.
-                let needed = session.layout.map_or(0, RowLayout::packed_len);
+                let needed = session.layout().map_or(0, RowLayout::packed_len);
                 // A device that comes back in another mode needs other buffers.
-                if self.pool.is_none() || self.pool_mode != Some(session.mode) {
+                if self.pool.is_none() || self.pool_mode != Some(session.mode()) {
                     self.pool = Some(BufferPool::new(needed, self.pool_buffers));
-                    self.pool_mode = Some(session.mode);
+                    self.pool_mode = Some(session.mode());
                 }
                 self.session = Some(session);
                 self.event(LinkEvent::Opened);
@@ -465,7 +535,7 @@ impl Source for V4l2Camera {
             let (Some(session), Some(pool)) = (self.session.as_mut(), self.pool.as_mut()) else {
                 continue;
             };
-            let result = dequeue(session, pool, &*self.clock, self.seq);
+            let result = dequeue(session.as_mut(), pool, &*self.clock, self.seq);
             match result {
                 Dequeued::Frame(frame) => {
                     self.seq += 1;
@@ -485,12 +555,15 @@ impl Source for V4l2Camera {
     }
 }
 
-fn dequeue(session: &mut Session, pool: &mut BufferPool, clock: &dyn Clock, seq: u64) -> Dequeued {
-    let Some(stream) = session.stream.as_mut() else {
-        return Dequeued::Lost("stream closed".into());
-    };
-    let (buf, meta) = match CaptureStream::next(stream) {
-        Ok(x) => x,
+fn dequeue(
+    session: &mut dyn Capture,
+    pool: &mut BufferPool,
+    clock: &dyn Clock,
+    seq: u64,
+) -> Dequeued {
+    let (mode, layout, fps) = (session.mode(), session.layout(), session.fps());
+    let buffer = match session.next() {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             return Dequeued::Lost("no frame within the frame timeout".into());
         }
@@ -500,18 +573,17 @@ fn dequeue(session: &mut Session, pool: &mut BufferPool, clock: &dyn Clock, seq:
     // together (PTP); until then the Clock is the one time base of the pipeline.
     let capture_mono = clock.monotonic();
     let capture_ns = clock.unix_ns();
-    if meta.flags.contains(BufferFlags::ERROR) {
+    if buffer.damaged {
         return Dequeued::Skipped("the driver flagged the buffer as damaged".into());
     }
-    let used = (meta.bytesused as usize).min(buf.len());
-    let payload = &buf[..used];
+    let payload = buffer.data;
     let Some(slot) = pool.acquire() else {
         return Dequeued::Exhausted;
     };
     let Some(pixels) = Arc::get_mut(slot) else {
         return Dequeued::Exhausted;
     };
-    match session.layout {
+    match layout {
         Some(layout) => {
             if let Err(e) = pack_rows(payload, layout, pixels) {
                 return Dequeued::Skipped(e.to_string());
@@ -529,10 +601,10 @@ fn dequeue(session: &mut Session, pool: &mut BufferPool, clock: &dyn Clock, seq:
         seq,
         capture_mono,
         capture_ns,
-        width: session.mode.width,
-        height: session.mode.height,
-        format: session.mode.format,
-        fps: session.fps,
+        width: mode.width,
+        height: mode.height,
+        format: mode.format,
+        fps,
         data: Arc::clone(slot),
     })
 }
