@@ -625,6 +625,171 @@ mod tests {
         assert!(row_layout(PixelFormat::Nv12, 641, 480, 0).is_err());
     }
 
+    /// What a scripted device does on each open and each dequeue.
+    enum Step {
+        /// The open fails with this errno.
+        OpenFails(i32),
+        /// The open is refused for good (configuration).
+        OpenRejected,
+        /// The open succeeds; the session then delivers these dequeues.
+        Opens(Vec<Dq>),
+    }
+
+    enum Dq {
+        Frame(u8),
+        Damaged,
+        Err(i32),
+        Timeout,
+    }
+
+    struct Scripted {
+        steps: std::collections::VecDeque<Step>,
+    }
+
+    struct ScriptedSession {
+        dqs: std::collections::VecDeque<Dq>,
+        buf: Vec<u8>,
+    }
+
+    const MODE: Mode = Mode {
+        format: PixelFormat::Yuyv,
+        fourcc: FourCc::YUYV,
+        width: 4,
+        height: 2,
+        interval: None,
+    };
+
+    impl Opener for Scripted {
+        fn open(&mut self, _cfg: &V4l2Config) -> Result<Box<dyn Capture>, StartError> {
+            match self.steps.pop_front() {
+                Some(Step::Opens(dqs)) => Ok(Box::new(ScriptedSession {
+                    dqs: dqs.into(),
+                    buf: Vec::new(),
+                })),
+                Some(Step::OpenFails(errno)) => Err(StartError::io(
+                    "open",
+                    Path::new("/dev/video9"),
+                    &std::io::Error::from_raw_os_error(errno),
+                )),
+                Some(Step::OpenRejected) => Err(StartError::Config("no YUYV".into())),
+                None => Err(StartError::Transient("script ended".into())),
+            }
+        }
+    }
+
+    impl Capture for ScriptedSession {
+        fn mode(&self) -> Mode {
+            MODE
+        }
+        fn layout(&self) -> Option<RowLayout> {
+            // 4x2 YUYV, rows padded to 10 bytes.
+            Some(RowLayout {
+                row_bytes: 8,
+                stride: 10,
+                rows: 2,
+            })
+        }
+        fn fps(&self) -> u32 {
+            30
+        }
+        fn next(&mut self) -> std::io::Result<Buffer<'_>> {
+            let damaged = match self.dqs.pop_front() {
+                Some(Dq::Frame(v)) => {
+                    self.buf = vec![v; 20];
+                    false
+                }
+                Some(Dq::Damaged) => {
+                    self.buf = vec![0; 20];
+                    true
+                }
+                Some(Dq::Err(errno)) => return Err(std::io::Error::from_raw_os_error(errno)),
+                Some(Dq::Timeout) | None => {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            };
+            Ok(Buffer {
+                data: &self.buf,
+                damaged,
+            })
+        }
+    }
+
+    fn scripted(steps: Vec<Step>) -> (V4l2Camera, Arc<crate::ManualClock>) {
+        let clock = Arc::new(crate::ManualClock::new(1_000));
+        let cam = V4l2Camera::with_opener(
+            V4l2Config::new(PathBuf::from("/dev/video9")),
+            Arc::clone(&clock) as Arc<dyn Clock>,
+            Arc::new(AtomicBool::new(false)),
+            4,
+            Box::new(Scripted {
+                steps: steps.into(),
+            }),
+        )
+        .unwrap();
+        (cam, clock)
+    }
+
+    #[test]
+    fn unplug_mid_stream_reopens_and_the_sequence_goes_on() {
+        let (mut cam, clock) = scripted(vec![
+            Step::Opens(vec![Dq::Frame(1), Dq::Damaged, Dq::Frame(2), Dq::Err(19)]),
+            Step::OpenFails(2),
+            Step::OpenFails(2),
+            Step::Opens(vec![Dq::Frame(3), Dq::Timeout]),
+            Step::Opens(vec![Dq::Frame(4)]),
+        ]);
+        let status = cam.status();
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let f = cam.next_frame().unwrap();
+            // Packed: the 2 padding bytes per row are gone.
+            assert_eq!(f.data.len(), 16);
+            got.push((f.seq, f.data[0], f.capture_mono));
+        }
+        let seqs: Vec<_> = got.iter().map(|g| (g.0, g.1)).collect();
+        // The damaged buffer is skipped without a stall or a sequence gap.
+        assert_eq!(seqs, [(0, 1), (1, 2), (2, 3), (3, 4)]);
+        // Stalled at 0 (ENODEV): reopen at 0.5 s fails, at 1.5 s fails, at 3.5 s
+        // opens; the timeout then stalls again with the backoff reset by frame 3.
+        assert_eq!(got[2].2, Duration::from_millis(3500));
+        assert_eq!(got[3].2, Duration::from_millis(4000));
+        assert_eq!(clock.monotonic(), Duration::from_millis(4000));
+        let s = status.lock().unwrap().clone();
+        assert_eq!(s.state, super::super::LinkState::Streaming);
+        assert_eq!(s.reconnects, 2);
+        assert_eq!(s.mode, Some(MODE));
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("no frame within the frame timeout")
+        );
+    }
+
+    #[test]
+    fn a_rejected_configuration_fails_for_good() {
+        let (mut cam, _clock) = scripted(vec![
+            Step::OpenFails(16),
+            Step::OpenRejected,
+            Step::Opens(vec![Dq::Frame(1)]),
+        ]);
+        let err = cam.next_frame().unwrap_err();
+        assert_eq!(err.to_string(), "unsupported configuration: no YUYV");
+        // No retry: the script's working open is never reached.
+        assert!(matches!(cam.next_frame(), Err(SourceError::Unsupported(_))));
+        assert_eq!(cam.status().lock().unwrap().state.wire_name(), "failed");
+    }
+
+    #[test]
+    fn an_exhausted_pool_drops_with_a_visible_gap() {
+        let (mut cam, _clock) = scripted(vec![Step::Opens((0..6).map(Dq::Frame).collect())]);
+        let held: Vec<_> = (0..4).map(|_| cam.next_frame().unwrap()).collect();
+        assert!(matches!(
+            cam.next_frame(),
+            Err(SourceError::PoolExhausted { seq: 4 })
+        ));
+        drop(held);
+        assert_eq!(cam.next_frame().unwrap().seq, 5);
+    }
+
     #[test]
     fn a_missing_device_stalls_instead_of_failing() {
         let cfg = V4l2Config::new(PathBuf::from("/dev/video-does-not-exist"));
