@@ -436,7 +436,7 @@ impl V4l2Camera {
     }
 
     /// The device path this camera reopens.
-    pub fn path(&self) -> &PathBuf {
+    pub fn path(&self) -> &Path {
         &self.cfg.path
     }
 
