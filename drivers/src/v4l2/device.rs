@@ -3,7 +3,7 @@
 //! streaming) and `V4l2Camera`, the `Source` that keeps a camera running across
 //! unplugs by reopening it with backoff.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -611,6 +611,8 @@ fn dequeue(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
