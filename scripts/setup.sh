@@ -34,6 +34,9 @@ for pkg in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plug
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_apt+=("$pkg")
 done
 command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+# libclang for bindgen: the `v4l` crate generates its V4L2 bindings from the kernel
+# headers at build time (venue-edge's default `v4l2` feature).
+dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed" || need_apt+=(libclang-dev)
 # PostgreSQL for the ingest's production-path tests (the tests run their own server
 # in a temporary directory; the packaged cluster is not used).
 [ -d /usr/lib/postgresql ] || need_apt+=(postgresql)

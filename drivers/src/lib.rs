@@ -8,6 +8,7 @@ pub mod frame;
 pub mod gst;
 pub mod pool;
 pub mod synthetic;
+pub mod v4l2;
 pub mod venue;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -2,6 +2,7 @@
 //! uplink, health and metrics. The binary in `main.rs` is a thin CLI over this.
 
 pub mod camera;
+pub mod cameras;
 pub mod config;
 pub mod daemon;
 pub mod delivery;

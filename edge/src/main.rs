@@ -41,6 +41,8 @@ enum Command {
     },
     /// Print the embedded default configuration, every key commented.
     DefaultConfig,
+    /// List the V4L2 cameras on this box with their formats, sizes and frame rates.
+    Cameras,
     /// Subscribe and print each message as one JSON line.
     Tail {
         /// Key expression to subscribe to.
@@ -201,6 +203,7 @@ fn main() -> ExitCode {
             print!("{}", config::DEFAULT_TOML);
             ExitCode::SUCCESS
         }
+        Command::Cameras => report(venue_edge::cameras::run(&mut std::io::stdout().lock())),
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(cfg) => {
                 println!(

@@ -4,6 +4,7 @@
 // A test's way to fail is to panic with a message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod cameras;
 mod common;
 mod consumer;
 mod daemon;
