@@ -205,10 +205,13 @@ pub fn get_json(port: u16, path: &str) -> serde_json::Value {
     serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
 }
 
-/// The `venue-edge` binary, built on first use. Cargo builds a binary only for its
-/// own package's tests (`CARGO_BIN_EXE_*`), so this runs `cargo build -p
-/// venue-edge` with the cargo that runs the tests (same profile and target
-/// directory) and takes the binary from beside this test executable's `deps/`.
+/// The `venue-edge` binary beside this test executable's `deps/`. `cargo test
+/// --workspace` (the test command) builds it with the same features as everything
+/// else in that run, so it is used as it is; building it here with `-p venue-edge`
+/// would resolve other features and recompile half the tree. Only when it is
+/// missing (`cargo test -p venue-ingest` alone on a fresh tree) is it built, with
+/// the cargo that runs the tests. After changing `edge/`, run the workspace tests
+/// (or build `venue-edge`) so this binary is current.
 pub fn edge_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -218,6 +221,10 @@ pub fn edge_bin() -> PathBuf {
             .and_then(Path::parent)
             .expect("target profile directory")
             .to_path_buf();
+        let bin = profile_dir.join("venue-edge");
+        if bin.exists() {
+            return bin;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", "venue-edge", "--bin", "venue-edge"])
