@@ -99,20 +99,12 @@ impl Prepared {
     }
 }
 
-fn backend_name(b: &BackendChoice) -> &'static str {
-    match b {
-        BackendChoice::Tract { .. } => "tract",
-        #[cfg(feature = "onnxruntime")]
-        BackendChoice::OnnxRuntime(_) => "onnxruntime",
-    }
-}
-
 fn describe(source: &ModelSource, backend: &BackendChoice) -> String {
     format!(
         "{} {} ({}, {})",
         source.manifest.name,
         source.manifest.version,
-        backend_name(backend),
+        backend.name(),
         source.origin
     )
 }

@@ -93,7 +93,7 @@ fn main() {
     let python = root.join(".venv/bin/python");
     let library = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
-        .or_else(|| venv_ort_library(&root))
+        .or_else(|| venue_models::ort_backend::venv_library(&root.join(".venv")))
         .expect("no ONNX Runtime library: run scripts/setup.sh or set ORT_DYLIB_PATH");
     let dir = std::env::temp_dir().join(format!("venue-infer-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -142,18 +142,4 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// `libonnxruntime.so.*` of the `onnxruntime` wheel in the project's venv.
-fn venv_ort_library(root: &std::path::Path) -> Option<PathBuf> {
-    std::fs::read_dir(root.join(".venv/lib"))
-        .ok()?
-        .flatten()
-        .find_map(|d| {
-            let capi = d.path().join("site-packages/onnxruntime/capi");
-            std::fs::read_dir(capi).ok()?.flatten().find_map(|f| {
-                let name = f.file_name().to_string_lossy().into_owned();
-                name.starts_with("libonnxruntime.so.").then(|| f.path())
-            })
-        })
 }

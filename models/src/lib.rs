@@ -45,6 +45,15 @@ impl Default for BackendChoice {
 }
 
 impl BackendChoice {
+    /// The backend's name, as [`Backend::name`] gives it once built.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendChoice::Tract { .. } => "tract",
+            #[cfg(feature = "onnxruntime")]
+            BackendChoice::OnnxRuntime(_) => "onnxruntime",
+        }
+    }
+
     /// Builds the backend for `manifest` and `onnx`.
     pub fn build(&self, manifest: &Manifest, onnx: &[u8]) -> Result<Box<dyn Backend>, ModelError> {
         match self {

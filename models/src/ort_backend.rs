@@ -103,6 +103,23 @@ pub fn library_path(options: &OrtOptions) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
 }
 
+/// The ONNX Runtime library of the `onnxruntime` Python wheel installed in the
+/// virtual environment `venv` (`lib/python*/site-packages/onnxruntime/capi/
+/// libonnxruntime.so.*`), if there is one: the CPU build the tests and the
+/// benchmark use.
+pub fn venv_library(venv: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .flatten()
+        .find_map(|d| {
+            let capi = d.path().join("site-packages/onnxruntime/capi");
+            std::fs::read_dir(capi).ok()?.flatten().find_map(|f| {
+                let name = f.file_name().to_string_lossy().into_owned();
+                name.starts_with("libonnxruntime.so.").then(|| f.path())
+            })
+        })
+}
+
 /// Checks that `path` is a loadable ONNX Runtime library before `ort` sees it: a
 /// wrong path then costs an error, not `ort`'s global state.
 #[allow(unsafe_code)]

@@ -133,6 +133,61 @@ fn yuv_to_rgb(l: i32, u: i32, v: i32) -> [usize; 3] {
     ]
 }
 
+/// A planar or packed YUV frame as the sampler reads it.
+struct YuvLayout<'a> {
+    /// Luma row `y`, its samples `luma_step` bytes apart.
+    luma_row: &'a dyn Fn(usize) -> &'a [u8],
+    luma_step: usize,
+    /// The chroma row serving luma row `y`.
+    chroma_row: &'a dyn Fn(usize) -> &'a [u8],
+    /// Byte offset of U in a chroma row for pixel column `x` (even), and V after it.
+    u_offset: fn(usize) -> usize,
+    v_delta: usize,
+}
+
+/// YUV → NCHW input of `spec`'s size: luma sampled bilinearly, chroma at the
+/// nearest sample, converted and normalised. The one loop behind NV12 and YUYV.
+fn yuv_to_input(
+    layout: &YuvLayout<'_>,
+    width: usize,
+    height: usize,
+    spec: &InputSpec,
+    out: &mut [f32],
+) {
+    let (ow, oh) = (spec.width as usize, spec.height as usize);
+    let plane = ow * oh;
+    let lut = luts(spec);
+    let dst = planes(spec);
+    let xt = taps(width, ow);
+    let yt = taps(height, oh);
+    let step = layout.luma_step;
+    // The chroma sample nearest to each sampling point, as a byte offset in a row.
+    let cx: Vec<usize> = xt
+        .iter()
+        .map(|&(x0, x1, fx)| (layout.u_offset)((if fx >= 128 { x1 } else { x0 }) & !1))
+        .collect();
+    let (out0, rest) = out.split_at_mut(plane);
+    let (out1, out2) = rest.split_at_mut(plane);
+    let outs = [out0, out1, out2];
+    for (oy, &(y0, y1, fy)) in yt.iter().enumerate() {
+        let r0 = (layout.luma_row)(y0);
+        let r1 = (layout.luma_row)(y1);
+        let crow = (layout.chroma_row)(if fy >= 128 { y1 } else { y0 });
+        for (ox, (&(x0, x1, fx), &c)) in xt.iter().zip(&cx).enumerate() {
+            let top = lerp(r0[x0 * step], r0[x1 * step], fx);
+            let bottom = lerp(r1[x0 * step], r1[x1 * step], fx);
+            let l = ((top * (256 - fy) + bottom * fy + (1 << 15)) >> 16) as i32;
+            let u = i32::from(crow[c]);
+            let v = i32::from(crow.get(c + layout.v_delta).copied().unwrap_or(128));
+            let rgb = yuv_to_rgb(l, u, v);
+            let i = oy * ow + ox;
+            for s in 0..3 {
+                outs[dst[s]][i] = lut[dst[s]][rgb[s]];
+            }
+        }
+    }
+}
+
 /// NV12 (`width × height` Y plane, then `width × height/2` interleaved UV) → NCHW
 /// input of `spec`'s size. Luma is sampled bilinearly, chroma at the nearest sample.
 pub fn nv12_to_input(
@@ -144,39 +199,17 @@ pub fn nv12_to_input(
 ) -> Result<(), ModelError> {
     let need = width * height + width * height.div_ceil(2);
     check(nv12.len(), need, "NV12", width, height, out, spec)?;
-    let (ow, oh) = (spec.width as usize, spec.height as usize);
-    let plane = ow * oh;
-    let lut = luts(spec);
-    let dst = planes(spec);
-    let xt = taps(width, ow);
-    let yt = taps(height, oh);
     let (luma, chroma) = nv12.split_at(width * height);
-    // The chroma sample nearest to the sampling point, as an even byte offset in a row.
-    let cx: Vec<usize> = xt
-        .iter()
-        .map(|&(x0, x1, fx)| (if fx >= 128 { x1 } else { x0 }) & !1)
-        .collect();
-    let (out0, rest) = out.split_at_mut(plane);
-    let (out1, out2) = rest.split_at_mut(plane);
-    let outs = [out0, out1, out2];
-    for (oy, &(y0, y1, fy)) in yt.iter().enumerate() {
-        let r0 = &luma[y0 * width..(y0 + 1) * width];
-        let r1 = &luma[y1 * width..(y1 + 1) * width];
-        let cy = if fy >= 128 { y1 } else { y0 } / 2;
-        let crow = &chroma[cy * width..(cy + 1) * width];
-        for (ox, (&(x0, x1, fx), &c)) in xt.iter().zip(&cx).enumerate() {
-            let top = lerp(r0[x0], r0[x1], fx);
-            let bottom = lerp(r1[x0], r1[x1], fx);
-            let l = ((top * (256 - fy) + bottom * fy + (1 << 15)) >> 16) as i32;
-            let u = i32::from(crow[c]);
-            let v = i32::from(crow.get(c + 1).copied().unwrap_or(128));
-            let rgb = yuv_to_rgb(l, u, v);
-            let i = oy * ow + ox;
-            for s in 0..3 {
-                outs[dst[s]][i] = lut[dst[s]][rgb[s]];
-            }
-        }
-    }
+    let luma_row = |y: usize| &luma[y * width..(y + 1) * width];
+    let chroma_row = |y: usize| &chroma[(y / 2) * width..(y / 2 + 1) * width];
+    let layout = YuvLayout {
+        luma_row: &luma_row,
+        luma_step: 1,
+        chroma_row: &chroma_row,
+        u_offset: |x| x,
+        v_delta: 1,
+    };
+    yuv_to_input(&layout, width, height, spec, out);
     Ok(())
 }
 
@@ -199,38 +232,16 @@ pub fn yuyv_to_input(
         out,
         spec,
     )?;
-    let (ow, oh) = (spec.width as usize, spec.height as usize);
-    let plane = ow * oh;
-    let lut = luts(spec);
-    let dst = planes(spec);
-    let xt = taps(width, ow);
-    let yt = taps(height, oh);
     let stride = width * 2;
-    // Byte offset of the U of the pixel pair nearest to each sampling point.
-    let cx: Vec<usize> = xt
-        .iter()
-        .map(|&(x0, x1, fx)| ((if fx >= 128 { x1 } else { x0 }) & !1) * 2 + 1)
-        .collect();
-    let (out0, rest) = out.split_at_mut(plane);
-    let (out1, out2) = rest.split_at_mut(plane);
-    let outs = [out0, out1, out2];
-    for (oy, &(y0, y1, fy)) in yt.iter().enumerate() {
-        let r0 = &yuyv[y0 * stride..(y0 + 1) * stride];
-        let r1 = &yuyv[y1 * stride..(y1 + 1) * stride];
-        let crow = if fy >= 128 { r1 } else { r0 };
-        for (ox, (&(x0, x1, fx), &c)) in xt.iter().zip(&cx).enumerate() {
-            let top = lerp(r0[x0 * 2], r0[x1 * 2], fx);
-            let bottom = lerp(r1[x0 * 2], r1[x1 * 2], fx);
-            let l = ((top * (256 - fy) + bottom * fy + (1 << 15)) >> 16) as i32;
-            let u = i32::from(crow[c]);
-            let v = i32::from(crow.get(c + 2).copied().unwrap_or(128));
-            let rgb = yuv_to_rgb(l, u, v);
-            let i = oy * ow + ox;
-            for s in 0..3 {
-                outs[dst[s]][i] = lut[dst[s]][rgb[s]];
-            }
-        }
-    }
+    let row = |y: usize| &yuyv[y * stride..(y + 1) * stride];
+    let layout = YuvLayout {
+        luma_row: &row,
+        luma_step: 2,
+        chroma_row: &row,
+        u_offset: |x| x * 2 + 1,
+        v_delta: 2,
+    };
+    yuv_to_input(&layout, width, height, spec, out);
     Ok(())
 }
 

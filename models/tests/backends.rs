@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use venue_drivers::{ManualClock, Scene, SyntheticCamera, SyntheticConfig};
+use venue_models::ort_backend::venv_library;
 use venue_models::{BackendChoice, ModelError, ModelSource, OrtOptions, Provider};
 
 /// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the one in the project's venv.
@@ -14,22 +15,13 @@ fn ort_library() -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return PathBuf::from(p);
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let lib = root.join(".venv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
-        dirs.flatten().find_map(|d| {
-            let capi = d.path().join("site-packages/onnxruntime/capi");
-            std::fs::read_dir(capi).ok()?.flatten().find_map(|f| {
-                let name = f.file_name().to_string_lossy().into_owned();
-                name.starts_with("libonnxruntime.so.").then(|| f.path())
-            })
-        })
-    });
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv");
+    let found = venv_library(&venv);
     found.unwrap_or_else(|| {
         panic!(
             "no ONNX Runtime library in {}: run scripts/setup.sh (it installs the onnxruntime \
              wheel) or set ORT_DYLIB_PATH",
-            lib.display()
+            venv.display()
         )
     })
 }
