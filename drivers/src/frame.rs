@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use venue_proto::Timecode;
+
 /// Pixel layout of a raw frame, or the compression of a compressed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
@@ -34,12 +36,17 @@ impl PixelFormat {
 /// out to several stages never copies them.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    /// Id of the camera that captured it (shared, so a frame costs no allocation).
+    pub camera: Arc<str>,
     /// Capture sequence number of this source incarnation, gap-free from 0.
     pub seq: u64,
     /// Monotonic capture time (the clock's origin is the daemon's start).
     pub capture_mono: Duration,
     /// Wall-clock capture time, Unix nanoseconds.
     pub capture_ns: u64,
+    /// SMPTE timecode of the capture: from the source when it carries one, else
+    /// derived from `capture_ns` at the nominal rate ([`Frame::timecode_at`]).
+    pub timecode: Timecode,
     pub width: u32,
     pub height: u32,
     pub format: PixelFormat,
@@ -58,6 +65,13 @@ impl PixelFormat {
 }
 
 impl Frame {
+    /// The timecode a source without its own derives from the wall clock: time of
+    /// day at the nominal rate (rates above 255 fps are clamped: SMPTE counts frames
+    /// in a byte).
+    pub fn timecode_at(capture_ns: u64, fps: u32) -> Timecode {
+        Timecode::from_unix_ns(capture_ns, fps.clamp(1, 255) as u8)
+    }
+
     /// The luma plane of a planar YUV frame.
     pub fn luma(&self) -> Option<&[u8]> {
         match self.format {

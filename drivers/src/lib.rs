@@ -12,7 +12,7 @@ pub mod v4l2;
 pub mod venue;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use frame::{Frame, PixelFormat};
+pub use frame::{Frame, PixelFormat, Timecode};
 pub use pool::BufferPool;
 pub use synthetic::{SyntheticCamera, SyntheticConfig};
 pub use venue::Scene;

@@ -43,9 +43,13 @@ impl Default for SyntheticConfig {
     }
 }
 
+/// The camera id of a synthetic camera nobody named.
+const DEFAULT_CAMERA_ID: &str = "synthetic";
+
 /// A paced synthetic NV12 camera with ground truth.
 #[derive(Debug)]
 pub struct SyntheticCamera {
+    camera: Arc<str>,
     cfg: SyntheticConfig,
     clock: Arc<dyn Clock>,
     venue: Venue,
@@ -102,6 +106,7 @@ impl SyntheticCamera {
         let mut truth = GroundTruth::default();
         venue.prepare(&mut truth);
         Ok(Self {
+            camera: Arc::from(DEFAULT_CAMERA_ID),
             pool: BufferPool::new(len, pool_buffers),
             cfg,
             clock,
@@ -110,6 +115,13 @@ impl SyntheticCamera {
             seq: 0,
             start: None,
         })
+    }
+
+    /// Names the camera its frames carry (`synthetic` until named).
+    #[must_use]
+    pub fn with_camera_id(mut self, camera: Arc<str>) -> Self {
+        self.camera = camera;
+        self
     }
 
     fn period(&self) -> Duration {
@@ -172,9 +184,11 @@ impl SyntheticCamera {
         self.venue.render(luma, chroma, &mut self.truth);
         let data = Arc::clone(slot);
         let frame = Frame {
+            camera: Arc::clone(&self.camera),
             seq: self.seq,
             capture_mono,
             capture_ns,
+            timecode: Frame::timecode_at(capture_ns, self.cfg.fps),
             width: self.cfg.width,
             height: self.cfg.height,
             format: PixelFormat::Nv12,
@@ -227,6 +241,33 @@ mod tests {
             assert_eq!(fa, fb);
             assert_ne!(fa, fc);
         }
+    }
+
+    #[test]
+    fn frames_carry_the_camera_id_and_the_capture_timecode() {
+        let mut cam = camera(1).with_camera_id(Arc::from("cam-7"));
+        let first = cam.next_frame().unwrap_or_else(|e| panic!("{e}"));
+        // 31 frames later the manual clock is 1 s + 31/30 s past midnight.
+        for _ in 0..30 {
+            let _ = cam.next_frame();
+        }
+        let later = cam.next_frame().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&*first.camera, "cam-7");
+        // The clock starts 1 s after midnight (Unix ns 1e9): 00:00:01:00 at 30 fps.
+        let tc = first.timecode;
+        assert_eq!(
+            (tc.hours, tc.minutes, tc.seconds, tc.frames, tc.rate),
+            (0, 0, 1, 0, 30)
+        );
+        let tc = later.timecode;
+        assert_eq!(
+            (tc.seconds, tc.frames),
+            (2, 1),
+            "frame 31 is 1 s + 1 frame later"
+        );
+        assert!(tc.is_valid());
+        // Every frame shares one id allocation.
+        assert!(Arc::ptr_eq(&first.camera, &later.camera));
     }
 
     #[test]

@@ -342,7 +342,9 @@ fn open_source(
     stop: &StopSignal,
 ) -> Result<(Box<dyn Source>, Option<FeedHandle>), String> {
     match &cam.source {
-        SourceConfig::Feed(feed) => open_feed(shared, feed, stop).map(|(s, h)| (s, Some(h))),
+        SourceConfig::Feed(feed) => {
+            open_feed(shared, &cam.id, feed, stop).map(|(s, h)| (s, Some(h)))
+        }
         SourceConfig::Synthetic {
             scene,
             seed,
@@ -363,6 +365,7 @@ fn open_source(
             let inference = if cam.inference_fps > 0 { 2 } else { 0 };
             let buffers = shared.pipeline.queue_depth + 2 + inference;
             SyntheticCamera::new(cfg, Arc::clone(&shared.clock), buffers)
+                .map(|c| c.with_camera_id(Arc::from(cam.id.as_str())))
                 .map(|c| (Box::new(c) as Box<dyn Source>, None))
                 .map_err(|e| e.to_string())
         }
@@ -622,6 +625,7 @@ fn analyze_loop(
             frame: FrameInfo {
                 frame_seq: frame.seq,
                 capture_ns: frame.capture_ns,
+                timecode: frame.timecode,
                 width: frame.width,
                 height: frame.height,
                 fps: frame.fps,
@@ -745,7 +749,10 @@ async fn spool_loop(
                 &mut failures,
                 |incarnation, seq| {
                     venue_proto::encode(&FrameMeta {
-                        header: shared.header(&camera, incarnation, seq, f.capture_ns, f.fps),
+                        header: Header {
+                            timecode: f.timecode,
+                            ..shared.header(&camera, incarnation, seq, f.capture_ns, f.fps)
+                        },
                         frame_seq: f.frame_seq,
                         width: f.width,
                         height: f.height,
@@ -950,6 +957,7 @@ type FeedHandle = std::convert::Infallible;
 #[cfg(feature = "gstreamer")]
 fn open_feed(
     shared: &Shared,
+    camera: &Id,
     feed: &crate::config::FeedSource,
     stop: &StopSignal,
 ) -> Result<(Box<dyn Source>, FeedHandle), String> {
@@ -963,6 +971,7 @@ fn open_feed(
         },
         // Frames in flight: the queue, one being captured and one being analysed.
         pool_buffers: shared.pipeline.queue_depth + 2,
+        camera: Arc::from(camera.as_str()),
         ..FeedConfig::new(feed.kind.clone())
     };
     let source =
@@ -974,6 +983,7 @@ fn open_feed(
 #[cfg(not(feature = "gstreamer"))]
 fn open_feed(
     _shared: &Shared,
+    _camera: &Id,
     feed: &crate::config::FeedSource,
     _stop: &StopSignal,
 ) -> Result<(Box<dyn Source>, FeedHandle), String> {

@@ -459,9 +459,11 @@ mod tests {
 
     fn frame(seq: u64, w: u32, h: u32) -> Frame {
         Frame {
+            camera: Arc::from("cam"),
             seq,
             capture_mono: Duration::ZERO,
             capture_ns: seq,
+            timecode: Frame::timecode_at(seq, 30),
             width: w,
             height: h,
             format: PixelFormat::Nv12,

@@ -18,6 +18,8 @@ use crate::tagging::{
 pub struct FrameInfo {
     pub frame_seq: u64,
     pub capture_ns: u64,
+    /// The capture's SMPTE timecode, as the source stamped it.
+    pub timecode: venue_proto::Timecode,
     pub width: u32,
     pub height: u32,
     pub fps: u32,

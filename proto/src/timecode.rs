@@ -28,12 +28,15 @@ pub struct Timecode {
 
 impl Timecode {
     /// Non-drop-frame timecode of the instant `ns` nanoseconds after midnight
-    /// (of whatever day the clock is on) at `rate` frames per second.
+    /// (of whatever day the clock is on) at `rate` frames per second, rounded to the
+    /// nearest frame: a source paced at a whole number of nanoseconds per frame
+    /// (33,333,333 ns at 30 fps) drifts a few ns below the exact frame instants, and
+    /// truncating would give two frames in a row the same timecode.
     pub fn from_time_of_day_ns(ns_of_day: u64, rate: u8) -> Self {
         let rate = rate.max(1);
-        let secs = ns_of_day / 1_000_000_000;
-        let sub = ns_of_day % 1_000_000_000;
-        let frames = (sub * u64::from(rate) / 1_000_000_000) as u8;
+        let total = (u128::from(ns_of_day) * u128::from(rate) + 500_000_000) / 1_000_000_000;
+        let secs = (total / u128::from(rate)) as u64;
+        let frames = (total % u128::from(rate)) as u8;
         Self {
             hours: ((secs / 3600) % 24) as u8,
             minutes: ((secs / 60) % 60) as u8,
@@ -82,10 +85,21 @@ mod tests {
         let tc = Timecode::from_time_of_day_ns(ns, 30);
         assert_eq!(tc.to_string(), "10:20:30:15");
         assert!(tc.is_valid());
-        // The last frame of a second.
+        // The last frame of a second, stamped a few ns early (a paced source).
+        let tc = Timecode::from_time_of_day_ns(959_999_990, 25);
+        assert_eq!(tc.to_string(), "00:00:00:24");
+        // Nearest frame: just before a second's end is the next second's frame 0.
         let tc = Timecode::from_time_of_day_ns(999_999_999, 25);
-        assert_eq!(tc.frames, 24);
+        assert_eq!(tc.to_string(), "00:00:01:00");
         assert!(tc.is_valid());
+        // Frames paced at a whole number of ns never share a timecode.
+        let period = 1_000_000_000 / 30;
+        let codes: alloc::vec::Vec<_> = (0..90u64)
+            .map(|i| Timecode::from_time_of_day_ns(i * period, 30).to_string())
+            .collect();
+        let mut unique = codes.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), 90, "{codes:?}");
     }
 
     #[test]

@@ -67,6 +67,8 @@ fn without_userinfo(url: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedConfig {
     pub kind: FeedKind,
+    /// The camera id its frames carry.
+    pub camera: std::sync::Arc<str>,
     /// Jitter-buffer latency (RTSP) or SRT receive latency.
     pub latency: Duration,
     /// No frame for this long: the feed is `stalled`, torn down and reopened.
@@ -86,6 +88,7 @@ impl FeedConfig {
     pub fn new(kind: FeedKind) -> Self {
         Self {
             kind,
+            camera: std::sync::Arc::from("feed"),
             latency: Duration::from_millis(200),
             stall_timeout: Duration::from_secs(5),
             backoff: BackoffConfig::default(),

@@ -117,15 +117,22 @@ impl TimeBase {
 #[derive(Debug)]
 pub(crate) struct AuOutput {
     tx: SyncSender<Frame>,
+    camera: Arc<str>,
     pool: Mutex<(BufferPool, u64)>,
     pub(crate) dropped: AtomicU64,
     clock: Arc<dyn Clock>,
 }
 
 impl AuOutput {
-    pub(crate) fn new(tx: SyncSender<Frame>, buffers: usize, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        tx: SyncSender<Frame>,
+        camera: Arc<str>,
+        buffers: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             tx,
+            camera,
             // Buffers start empty and grow to the largest access unit seen.
             pool: Mutex::new((BufferPool::new(0, buffers), 0)),
             dropped: AtomicU64::new(0),
@@ -174,9 +181,11 @@ impl AuOutput {
         };
         drop(guard);
         let frame = Frame {
+            camera: Arc::clone(&self.camera),
             seq: this_seq,
             capture_mono,
             capture_ns,
+            timecode: Frame::timecode_at(capture_ns, fps),
             width,
             height,
             format: codec.format(),

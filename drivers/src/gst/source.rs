@@ -149,6 +149,7 @@ impl GstSource {
             // The queue plus one being filled and one held by the consumer.
             let out = Arc::new(AuOutput::new(
                 tx,
+                Arc::clone(&cfg.camera),
                 cfg.access_unit_queue + 2,
                 Arc::clone(&clock),
             ));
@@ -307,14 +308,17 @@ impl GstSource {
         }) else {
             return Err(SourceError::PoolExhausted { seq });
         };
+        let fps = caps_fps(caps, self.cfg.fallback_fps);
         Ok(Frame {
+            camera: Arc::clone(&self.cfg.camera),
             seq,
             capture_mono,
             capture_ns,
+            timecode: Frame::timecode_at(capture_ns, fps),
             width: info.width(),
             height: info.height(),
             format: PixelFormat::Nv12,
-            fps: caps_fps(caps, self.cfg.fallback_fps),
+            fps,
             keyframe: true,
             data,
         })

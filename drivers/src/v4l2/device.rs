@@ -535,7 +535,13 @@ impl Source for V4l2Camera {
             let (Some(session), Some(pool)) = (self.session.as_mut(), self.pool.as_mut()) else {
                 continue;
             };
-            let result = dequeue(session.as_mut(), pool, &*self.clock, self.seq);
+            let result = dequeue(
+                session.as_mut(),
+                pool,
+                &*self.clock,
+                &self.cfg.camera,
+                self.seq,
+            );
             match result {
                 Dequeued::Frame(frame) => {
                     self.seq += 1;
@@ -559,6 +565,7 @@ fn dequeue(
     session: &mut dyn Capture,
     pool: &mut BufferPool,
     clock: &dyn Clock,
+    camera: &Arc<str>,
     seq: u64,
 ) -> Dequeued {
     let (mode, layout, fps) = (session.mode(), session.layout(), session.fps());
@@ -598,9 +605,11 @@ fn dequeue(
         }
     }
     Dequeued::Frame(Frame {
+        camera: Arc::clone(camera),
         seq,
         capture_mono,
         capture_ns,
+        timecode: Frame::timecode_at(capture_ns, fps),
         width: mode.width,
         height: mode.height,
         format: mode.format,

@@ -27,6 +27,8 @@ pub use state::{Backoff, Link, LinkEvent, LinkState};
 /// One V4L2 camera's settings, as the configuration gives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V4l2Config {
+    /// The camera id its frames carry.
+    pub camera: std::sync::Arc<str>,
     /// Device node, reopened by this path after an unplug. A stable
     /// `/dev/v4l/by-id/…` or `/dev/v4l/by-path/…` link survives renumbering.
     pub path: PathBuf,
@@ -46,6 +48,7 @@ impl V4l2Config {
     /// 1280x720 at 30 fps, NV12 > YUYV > MJPEG, 4 buffers, 2 s frame timeout.
     pub fn new(path: PathBuf) -> Self {
         Self {
+            camera: std::sync::Arc::from("v4l2"),
             path,
             mode: ModeRequest {
                 width: 1280,
