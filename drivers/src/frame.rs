@@ -58,6 +58,36 @@ pub struct Frame {
 }
 
 impl PixelFormat {
+    /// Every format, in the order configuration errors list them.
+    pub const ALL: [PixelFormat; 6] = [
+        Self::Nv12,
+        Self::Yuyv,
+        Self::Rgb24,
+        Self::Mjpeg,
+        Self::H264,
+        Self::H265,
+    ];
+
+    /// The lower-case name configuration uses (`nv12`, `yuyv`, `rgb24`, `mjpeg`,
+    /// `h264`, `h265`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nv12 => "nv12",
+            Self::Yuyv => "yuyv",
+            Self::Rgb24 => "rgb24",
+            Self::Mjpeg => "mjpeg",
+            Self::H264 => "h264",
+            Self::H265 => "h265",
+        }
+    }
+
+    /// The format a configuration name stands for (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+    }
+
     /// Whether frames of this format carry compressed video (access units).
     pub fn is_video_codec(self) -> bool {
         matches!(self, Self::H264 | Self::H265)
@@ -78,5 +108,19 @@ impl Frame {
             PixelFormat::Nv12 => self.data.get(..self.width as usize * self.height as usize),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PixelFormat;
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in PixelFormat::ALL {
+            assert_eq!(PixelFormat::from_name(f.name()), Some(f));
+        }
+        assert_eq!(PixelFormat::from_name("NV12"), Some(PixelFormat::Nv12));
+        assert_eq!(PixelFormat::from_name("i420"), None);
     }
 }

@@ -19,17 +19,18 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, trace, warn};
 use venue_drivers::gst::StopSignal;
-use venue_drivers::{Clock, Frame, Source, SourceError, SyntheticCamera, SyntheticConfig};
+use venue_drivers::{Clock, Frame, Source, SourceError};
 use venue_proto::{
     CameraState, FrameMeta, FrameStats, Header, Health, Id, SCHEMA_VERSION, StageCounters,
     StreamKey, StreamKind, Timecode,
 };
 
-use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig};
+use crate::config::{CameraConfig, HealthConfig, PipelineConfig};
 use crate::delivery::Delivery;
 use crate::inference::{Inference, RateGate, SlotId};
 use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};
 use crate::mqtt::Mqtt;
+use crate::sources::{self, SourceHandle};
 use crate::spool::{Spool, StreamHandle};
 use crate::stats::StatsState;
 use crate::tag_stage::{self, CameraTagger, FrameInfo, PendingMask, TagCounters, Tagged};
@@ -157,10 +158,10 @@ struct CameraStats {
     last_frame_ns: AtomicU64,
     /// Supervisor's view of the camera, refined by the health reporter.
     state: Mutex<(CameraState, Option<String>)>,
-    /// The feed's own state (network and file feeds), read by the health reporter.
-    feed: Mutex<Option<FeedHandle>>,
-    // Only feeds reconnect; without GStreamer the counter stays registered at 0.
-    #[cfg_attr(not(feature = "gstreamer"), allow(dead_code))]
+    /// The source's own state (network/file feeds, V4L2 devices), read by the
+    /// health reporter.
+    source: Mutex<Option<SourceHandle>>,
+    /// Reconnects of a feed or V4L2 device.
     feed_reconnects: Counter,
 }
 
@@ -186,7 +187,7 @@ impl CameraStats {
                 .clone(),
             last_frame_ns: AtomicU64::new(0),
             state: Mutex::new((CameraState::Stopped, None)),
-            feed: Mutex::new(None),
+            source: Mutex::new(None),
             feed_reconnects: m
                 .feed_reconnects
                 .get_or_create(&CameraLabels {
@@ -336,42 +337,6 @@ struct Analyzed {
     mask: Option<PendingMask>,
 }
 
-fn open_source(
-    shared: &Shared,
-    cam: &CameraConfig,
-    stop: &StopSignal,
-) -> Result<(Box<dyn Source>, Option<FeedHandle>), String> {
-    match &cam.source {
-        SourceConfig::Feed(feed) => {
-            open_feed(shared, &cam.id, feed, stop).map(|(s, h)| (s, Some(h)))
-        }
-        SourceConfig::Synthetic {
-            scene,
-            seed,
-            athletes,
-            fail_after_frames,
-        } => {
-            let cfg = SyntheticConfig {
-                scene: *scene,
-                width: cam.width,
-                height: cam.height,
-                fps: cam.fps,
-                seed: *seed,
-                athletes: *athletes,
-                fail_after_frames: *fail_after_frames,
-            };
-            // Frames in flight: the queue, one being captured and one being analysed,
-            // and with inference one waiting for a worker and one being segmented.
-            let inference = if cam.inference_fps > 0 { 2 } else { 0 };
-            let buffers = shared.pipeline.queue_depth + 2 + inference;
-            SyntheticCamera::new(cfg, Arc::clone(&shared.clock), buffers)
-                .map(|c| c.with_camera_id(Arc::from(cam.id.as_str())))
-                .map(|c| (Box::new(c) as Box<dyn Source>, None))
-                .map_err(|e| e.to_string())
-        }
-    }
-}
-
 async fn run_pipeline(
     shared: &Arc<Shared>,
     cam: &CameraConfig,
@@ -382,10 +347,15 @@ async fn run_pipeline(
 ) -> Ended {
     // A source blocked in a reconnect wait hears the shutdown through this.
     let stop_source = StopSignal::new();
-    let source = match open_source(shared, cam, &stop_source) {
-        Ok((source, feed)) => {
-            if let Ok(mut slot) = stats.feed.lock() {
-                *slot = feed;
+    let source = match sources::open(
+        cam,
+        &shared.clock,
+        shared.pipeline.queue_depth,
+        &stop_source,
+    ) {
+        Ok((source, handle)) => {
+            if let Ok(mut slot) = stats.source.lock() {
+                *slot = handle;
             }
             source
         }
@@ -872,7 +842,7 @@ async fn report_health(
         };
         let (mut state, mut detail) = stats.state();
         if state == CameraState::Running
-            && let Some((feed_state, feed_detail)) = feed_state(&stats)
+            && let Some((feed_state, feed_detail)) = source_state(&stats)
         {
             // A network or file feed knows best why no frames come.
             (state, detail) = (feed_state, feed_detail);
@@ -946,77 +916,15 @@ async fn report_health(
     }
 }
 
-// Network and file feeds (GStreamer): opening one and reading its state for health.
-
-/// A feed's state handle (absent when built without GStreamer).
-#[cfg(feature = "gstreamer")]
-type FeedHandle = venue_drivers::gst::FeedStatus;
-#[cfg(not(feature = "gstreamer"))]
-type FeedHandle = std::convert::Infallible;
-
-#[cfg(feature = "gstreamer")]
-fn open_feed(
-    shared: &Shared,
-    camera: &Id,
-    feed: &crate::config::FeedSource,
-    stop: &StopSignal,
-) -> Result<(Box<dyn Source>, FeedHandle), String> {
-    use venue_drivers::gst::{BackoffConfig, FeedConfig, GstSource};
-    let cfg = FeedConfig {
-        latency: feed.latency,
-        stall_timeout: feed.stall_timeout,
-        backoff: BackoffConfig {
-            min: feed.reconnect_min,
-            max: feed.reconnect_max,
-        },
-        // Frames in flight: the queue, one being captured and one being analysed.
-        pool_buffers: shared.pipeline.queue_depth + 2,
-        camera: Arc::from(camera.as_str()),
-        ..FeedConfig::new(feed.kind.clone())
-    };
-    let source =
-        GstSource::new(cfg, Arc::clone(&shared.clock), stop.clone()).map_err(|e| e.to_string())?;
-    let status = source.status();
-    Ok((Box::new(source), status))
-}
-
-#[cfg(not(feature = "gstreamer"))]
-fn open_feed(
-    _shared: &Shared,
-    _camera: &Id,
-    feed: &crate::config::FeedSource,
-    _stop: &StopSignal,
-) -> Result<(Box<dyn Source>, FeedHandle), String> {
-    Err(format!(
-        "{}: this build has no GStreamer support (feature \"gstreamer\")",
-        feed.kind.location()
-    ))
-}
-
-/// The camera state a feed's own state implies, or `None` while it runs (then the
-/// camera-level checks decide: stalled by `[health]`, blocked by drops). Counts the
-/// feed's reconnects into the metrics as a side effect.
-#[cfg(feature = "gstreamer")]
-fn feed_state(stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
-    use venue_drivers::gst::FeedState;
-    let slot = stats.feed.lock().ok()?;
-    let feed = slot.as_ref()?;
-    let failures = feed.failures();
+/// The camera state the source's own state implies (network/file feeds and V4L2
+/// devices), or `None` while it delivers. Counts the source's reconnects into the
+/// metrics as a side effect.
+fn source_state(stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
+    let slot = stats.source.lock().ok()?;
+    let seen = slot.as_ref()?.state();
     let counted = stats.feed_reconnects.get();
-    if failures > counted {
-        stats.feed_reconnects.inc_by(failures - counted);
+    if seen.reconnects > counted {
+        stats.feed_reconnects.inc_by(seen.reconnects - counted);
     }
-    let (state, detail) = feed.state();
-    match state {
-        FeedState::Running => None,
-        FeedState::Stalled => Some((CameraState::Stalled, detail)),
-        FeedState::Reconnecting => Some((CameraState::Reconnecting, detail)),
-        FeedState::Connecting => Some((CameraState::Reconnecting, Some("connecting".into()))),
-        FeedState::Ended => Some((CameraState::Stopped, detail)),
-    }
-}
-
-#[cfg(not(feature = "gstreamer"))]
-fn feed_state(_stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
-    None
+    seen.state
 }

@@ -11,6 +11,7 @@ pub mod inference;
 pub mod metrics;
 pub mod mqtt;
 pub mod segment;
+pub mod sources;
 pub mod spool;
 pub mod stats;
 pub mod synth;

@@ -15,9 +15,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use venue_drivers::gst::StopSignal;
 use venue_drivers::v4l2::{
     ControlValue, LinkState, ModeRequest, V4l2Camera, V4l2Config, list_cameras, parse_controls,
 };
@@ -44,11 +44,11 @@ fn config() -> V4l2Config {
 /// (`next_frame` then returns `Stopped` and the test fails saying so).
 fn camera(cfg: V4l2Config, budget: Duration) -> V4l2Camera {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let watchdog = Arc::clone(&stop);
+    let stop = StopSignal::new();
+    let watchdog = stop.clone();
     std::thread::spawn(move || {
         std::thread::sleep(budget);
-        watchdog.store(true, Ordering::Relaxed);
+        watchdog.stop();
     });
     V4l2Camera::new(cfg, clock, stop, 4).expect("valid config")
 }

@@ -4,7 +4,6 @@
 //! unplugs by reopening it with backoff.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +30,7 @@ use super::state::{Fault, Link, LinkEvent, classify};
 use super::{V4l2Config, V4l2Status};
 use crate::clock::Clock;
 use crate::frame::{Frame, PixelFormat};
+use crate::gst::StopSignal;
 use crate::pool::BufferPool;
 use crate::{Source, SourceError};
 
@@ -369,7 +369,7 @@ fn row_layout(
 pub struct V4l2Camera {
     cfg: V4l2Config,
     clock: Arc<dyn Clock>,
-    stop: Arc<AtomicBool>,
+    stop: StopSignal,
     status: Arc<Mutex<V4l2Status>>,
     link: Link,
     opener: Box<dyn Opener>,
@@ -400,7 +400,7 @@ impl V4l2Camera {
     pub fn new(
         cfg: V4l2Config,
         clock: Arc<dyn Clock>,
-        stop: Arc<AtomicBool>,
+        stop: StopSignal,
         pool_buffers: usize,
     ) -> Result<Self, SourceError> {
         Self::with_opener(cfg, clock, stop, pool_buffers, Box::new(DeviceOpener))
@@ -409,7 +409,7 @@ impl V4l2Camera {
     fn with_opener(
         cfg: V4l2Config,
         clock: Arc<dyn Clock>,
-        stop: Arc<AtomicBool>,
+        stop: StopSignal,
         pool_buffers: usize,
         opener: Box<dyn Opener>,
     ) -> Result<Self, SourceError> {
@@ -452,7 +452,7 @@ impl V4l2Camera {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.is_stopped()
     }
 
     /// Opens the device if it is due; returns an error only for `failed`.
@@ -732,7 +732,7 @@ mod tests {
         let cam = V4l2Camera::with_opener(
             V4l2Config::new(PathBuf::from("/dev/video9")),
             Arc::clone(&clock) as Arc<dyn Clock>,
-            Arc::new(AtomicBool::new(false)),
+            StopSignal::new(),
             4,
             Box::new(Scripted {
                 steps: steps.into(),
@@ -807,20 +807,20 @@ mod tests {
     fn a_missing_device_stalls_instead_of_failing() {
         let cfg = V4l2Config::new(PathBuf::from("/dev/video-does-not-exist"));
         let clock: Arc<dyn Clock> = Arc::new(crate::ManualClock::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut cam = V4l2Camera::new(cfg, Arc::clone(&clock), Arc::clone(&stop), 4).unwrap();
+        let stop = StopSignal::new();
+        let mut cam = V4l2Camera::new(cfg, Arc::clone(&clock), stop.clone(), 4).unwrap();
         let status = cam.status();
         // Run the reopen loop for a few attempts on the manual clock, then stop.
         let stopper = {
             let status = Arc::clone(&status);
-            let stop = Arc::clone(&stop);
+            let stop = stop.clone();
             std::thread::spawn(move || {
                 loop {
                     let s = status.lock().unwrap().clone();
                     if s.state == super::super::LinkState::Stalled
                         && s.next_retry >= Some(Duration::from_secs(1))
                     {
-                        stop.store(true, Ordering::Relaxed);
+                        stop.stop();
                         return s;
                     }
                     std::thread::yield_now();

@@ -136,6 +136,27 @@ pub enum SourceConfig {
     },
     /// An RTSP or SRT camera, or a recorded file, through GStreamer.
     Feed(FeedSource),
+    /// A USB/CSI camera through V4L2 (`kind = "v4l2"`).
+    V4l2(V4l2Source),
+}
+
+/// A V4L2 camera (`kind = "v4l2"`). Size and rate are the camera's `width`,
+/// `height` and `fps`; the closest mode the device offers is negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V4l2Source {
+    /// Device node, reopened by this path after an unplug.
+    pub device: std::path::PathBuf,
+    /// Allowed pixel formats, most preferred first.
+    pub formats: Vec<venue_drivers::PixelFormat>,
+    /// mmap buffers queued in the driver.
+    pub buffers: u32,
+    /// No frame for this long is a stall (and a reopen).
+    pub frame_timeout: Duration,
+    /// Reopen backoff after a stall: starts at `reopen_min`, doubles to `reopen_max`.
+    pub reopen_min: Duration,
+    pub reopen_max: Duration,
+    /// Exposure, gain and white balance, set after every (re)open.
+    pub controls: Vec<venue_drivers::v4l2::ControlSetting>,
 }
 
 /// A network or file feed (`kind = "rtsp" | "srt" | "file"`). The frame size is the

@@ -3,6 +3,7 @@
 
 mod inference;
 mod tagging;
+mod v4l2;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -836,10 +837,11 @@ fn source(ctx: &mut Ctx<'_>, path: &str, v: &mut Value<'_>) -> Option<SourceConf
             })
         }
         Some((k, _)) if FEED_KINDS.contains(&k.as_str()) => feed_source(ctx, path, &mut t, &k),
+        Some((k, _)) if k == "v4l2" => v4l2::source(ctx, path, &mut t),
         Some((k, span)) => {
             ctx.error(
                 span,
-                format!("{path}.kind: unknown source kind \"{k}\"; expected one of: synthetic, rtsp, srt, file"),
+                format!("{path}.kind: unknown source kind \"{k}\"; expected one of: synthetic, rtsp, srt, file, v4l2"),
             );
             // The keys of an unknown kind are not reported as unknown on top of that.
             return None;
@@ -1082,8 +1084,8 @@ mod feed_tests {
     }
 
     #[test]
-    fn the_embedded_feed_examples_are_valid() {
-        // The commented feed cameras at the end of the default config, uncommented.
+    fn the_embedded_feed_and_v4l2_examples_are_valid() {
+        // The commented feed and V4L2 cameras at the end of the default config, uncommented.
         let text = super::super::DEFAULT_TOML;
         let start = text.find("# Network and file feeds").expect("feed example");
         let example: String = text[start..]
@@ -1103,13 +1105,18 @@ mod feed_tests {
             .collect();
         let config = parse(&format!("{BOX}{example}"), "t.toml")
             .unwrap_or_else(|e| panic!("{e}\n{example}"));
-        assert_eq!(config.cameras.len(), 2);
+        assert_eq!(config.cameras.len(), 3);
         assert!(
-            config
-                .cameras
+            config.cameras[..2]
                 .iter()
                 .all(|c| matches!(c.source, SourceConfig::Feed(_)))
         );
+        match &config.cameras[2].source {
+            // Three set, two implied: a manual exposure and white balance turn their
+            // automatic modes off.
+            SourceConfig::V4l2(v) => assert_eq!(v.controls.len(), 5, "{v:?}"),
+            other => panic!("expected the V4L2 example, got {other:?}"),
+        }
     }
 }
 
@@ -1298,7 +1305,7 @@ mod tests {
                 ),
                 vec![
                     "t.toml:5:7: cameras[0].id: \"_box\" is reserved for box-level messages",
-                    "t.toml:7:9: cameras[0].source.kind: unknown source kind \"v4l3\"; expected one of: synthetic, rtsp, srt, file",
+                    "t.toml:7:9: cameras[0].source.kind: unknown source kind \"v4l3\"; expected one of: synthetic, rtsp, srt, file, v4l2",
                 ],
             ),
             (
