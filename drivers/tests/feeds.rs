@@ -135,6 +135,11 @@ fn replay(path: &Path, au_queue: usize) -> (Vec<Seen>, GstSource) {
             panic!("too many frames");
         }
     }
+    assert_eq!(
+        src.status().dropped_frames(),
+        0,
+        "a file replay loses nothing"
+    );
     (frames, src)
 }
 
@@ -349,4 +354,34 @@ fn an_rtsp_camera_runs_stalls_and_comes_back_after_a_server_restart() {
         "ended by the stop request"
     );
     drop(server);
+}
+
+#[test]
+fn a_live_feed_whose_consumer_falls_behind_drops_the_oldest_frames_and_counts_them() {
+    let server = RtspTestServer::start(0, Pattern::default()).unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let mut src = GstSource::new(rtsp_feed(server.url()), clock, StopSignal::new()).unwrap();
+    let status = src.status();
+    let first = src.next_frame().expect("the feed runs");
+    let before = status.dropped_frames();
+    // The capture thread is away for a second (under the 1.5 s stall timeout):
+    // the feed goes on decoding.
+    std::thread::sleep(Duration::from_secs(1));
+    let after_pause = src.next_frame().expect("frames again");
+    let dropped = status.dropped_frames() - before;
+    assert!(
+        dropped > 0,
+        "a second of frames cannot fit the 8-frame queue, yet none was counted"
+    );
+    // Sequence numbers count delivered frames: gap-free, drops are counted instead.
+    assert_eq!(after_pause.seq, first.seq + 1);
+    // The oldest frames went: the next frame is from the end of the pause, not the
+    // one captured right after the first (which a drop-newest queue would give).
+    let gap = Duration::from_nanos(after_pause.capture_ns - first.capture_ns);
+    assert!(
+        gap >= Duration::from_millis(500),
+        "next frame only {gap:?} after the first"
+    );
+    println!("dropped {dropped} frames while the consumer slept 1 s");
+    assert_eq!(status.state().0, FeedState::Running);
 }

@@ -153,6 +153,8 @@ struct CameraStats {
     /// capture drop reasons, in the order given to [`StageStats::new`].
     queue_full: Counter,
     pool_exhausted: Counter,
+    /// Decoded frames a live feed dropped before capture took them.
+    feed_overrun: Counter,
     restarts: Counter,
     /// Monotonic ns of the last captured frame (0: none yet).
     last_frame_ns: AtomicU64,
@@ -167,9 +169,15 @@ struct CameraStats {
 
 impl CameraStats {
     fn new(m: &Metrics, camera: &str) -> Self {
-        let capture = StageStats::new(m, camera, "capture", &["queue_full", "pool_exhausted"]);
+        let capture = StageStats::new(
+            m,
+            camera,
+            "capture",
+            &["queue_full", "pool_exhausted", "feed_overrun"],
+        );
         let queue_full = capture.drops[0].clone();
         let pool_exhausted = capture.drops[1].clone();
+        let feed_overrun = capture.drops[2].clone();
         Self {
             analyze: StageStats::new(m, camera, "analyze", &[]),
             // "busy": a newer frame of this camera replaced it before a worker was free.
@@ -179,6 +187,7 @@ impl CameraStats {
             capture,
             queue_full,
             pool_exhausted,
+            feed_overrun,
             restarts: m
                 .restarts
                 .get_or_create(&CameraLabels {
@@ -833,7 +842,8 @@ async fn report_health(
         }
         let now = shared.clock.monotonic();
         let frames_in = stats.capture.frames_in.get();
-        let drops = stats.queue_full.get() + stats.pool_exhausted.get();
+        let own_state = source_state(&stats);
+        let drops = stats.queue_full.get() + stats.pool_exhausted.get() + stats.feed_overrun.get();
         let secs = now.saturating_sub(last_report).as_secs_f32();
         let fps = if secs > 0.0 {
             (frames_in - last_in) as f32 / secs
@@ -842,7 +852,7 @@ async fn report_health(
         };
         let (mut state, mut detail) = stats.state();
         if state == CameraState::Running
-            && let Some((feed_state, feed_detail)) = source_state(&stats)
+            && let Some((feed_state, feed_detail)) = own_state
         {
             // A network or file feed knows best why no frames come.
             (state, detail) = (feed_state, feed_detail);
@@ -917,14 +927,19 @@ async fn report_health(
 }
 
 /// The camera state the source's own state implies (network/file feeds and V4L2
-/// devices), or `None` while it delivers. Counts the source's reconnects into the
-/// metrics as a side effect.
+/// devices), or `None` while it delivers. Brings the metrics up to the source's own
+/// counts (reconnects, frames it dropped) as a side effect.
 fn source_state(stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
     let slot = stats.source.lock().ok()?;
     let seen = slot.as_ref()?.state();
-    let counted = stats.feed_reconnects.get();
-    if seen.reconnects > counted {
-        stats.feed_reconnects.inc_by(seen.reconnects - counted);
+    for (counter, total) in [
+        (&stats.feed_reconnects, seen.reconnects),
+        (&stats.feed_overrun, seen.dropped),
+    ] {
+        let counted = counter.get();
+        if total > counted {
+            counter.inc_by(total - counted);
+        }
     }
     seen.state
 }

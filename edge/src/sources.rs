@@ -27,6 +27,9 @@ pub struct SourceState {
     pub state: Option<(CameraState, Option<String>)>,
     /// Times the source came back after losing its feed or device.
     pub reconnects: u64,
+    /// Frames the source dropped before capture took them (a live feed whose
+    /// capture thread fell behind).
+    pub dropped: u64,
 }
 
 impl SourceHandle {
@@ -48,6 +51,7 @@ impl SourceHandle {
                 SourceState {
                     state,
                     reconnects: feed.failures(),
+                    dropped: feed.dropped_frames(),
                 }
             }
             #[cfg(feature = "v4l2")]
@@ -59,6 +63,9 @@ impl SourceHandle {
                 SourceState {
                     state: v4l2_camera_state(s.state, s.last_error),
                     reconnects: s.reconnects,
+                    // The driver's own drops show as gaps in its buffer sequence,
+                    // which the device side does not read yet.
+                    dropped: 0,
                 }
             }
         }

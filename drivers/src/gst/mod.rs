@@ -10,6 +10,8 @@ mod backoff;
 #[cfg(feature = "gstreamer")]
 mod pipeline;
 #[cfg(feature = "gstreamer")]
+mod raw_queue;
+#[cfg(feature = "gstreamer")]
 mod source;
 mod stop;
 #[cfg(feature = "rtsp-test-server")]

@@ -20,6 +20,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tracing::{debug, trace, warn};
 
+use super::raw_queue::RawQueue;
 use super::{FeedConfig, FeedKind};
 use crate::clock::Clock;
 use crate::frame::{Frame, PixelFormat};
@@ -209,9 +210,14 @@ impl AuOutput {
 #[derive(Debug)]
 pub(crate) struct Built {
     pub(crate) pipeline: gst::Pipeline,
+    /// Decoded frames, taken out of the `raw` appsink as they arrive.
+    pub(crate) raw: Arc<RawQueue<gst::Sample>>,
     pub(crate) time: Arc<TimeBase>,
     pub(crate) fatal: Arc<Fatal>,
 }
+
+/// Decoded frames queued between the streaming and the capture thread.
+const RAW_QUEUE: usize = 8;
 
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
@@ -225,6 +231,7 @@ pub(crate) fn build(
     cfg: &FeedConfig,
     clock: &Arc<dyn Clock>,
     au: Option<&Arc<AuOutput>>,
+    dropped: &Arc<AtomicU64>,
 ) -> Result<Built, String> {
     let pipeline = gst::Pipeline::new();
     let live = !matches!(cfg.kind, FeedKind::File { .. });
@@ -262,14 +269,15 @@ pub(crate) fn build(
             (parse, false, *realtime)
         }
     };
-    // Live feeds must never back up into the network: the raw sink drops the oldest
-    // frame if the capture thread falls behind. A file is read at the pace frames are
-    // taken, so none is lost.
+    // Live feeds must never back up into the network: the raw queue drops (and
+    // counts) the oldest frame if the capture thread falls behind. A file is read at
+    // the pace frames are taken, so none is lost.
+    let raw = Arc::new(RawQueue::new(RAW_QUEUE, live, Arc::clone(dropped)));
     let attach = Attach {
         pipeline: pipeline.downgrade(),
         rtp,
         sync,
-        drop_late: live,
+        raw: Arc::clone(&raw),
         fallback_fps: cfg.fallback_fps,
         au: au.cloned(),
         time: Arc::clone(&time),
@@ -279,6 +287,7 @@ pub(crate) fn build(
     demuxer.connect_pad_added(move |_, pad| attach.pad_added(pad));
     Ok(Built {
         pipeline,
+        raw,
         time,
         fatal,
     })
@@ -289,7 +298,7 @@ struct Attach {
     pipeline: gst::glib::WeakRef<gst::Pipeline>,
     rtp: bool,
     sync: bool,
-    drop_late: bool,
+    raw: Arc<RawQueue<gst::Sample>>,
     fallback_fps: u32,
     au: Option<Arc<AuOutput>>,
     time: Arc<TimeBase>,
@@ -359,7 +368,6 @@ impl Attach {
             String::new()
         };
         let sync = self.sync;
-        let drop = self.drop_late;
         // config-interval=-1 repeats SPS/PPS before every keyframe, so each access
         // unit run starting at a keyframe decodes on its own.
         let mut desc = format!(
@@ -371,7 +379,7 @@ impl Attach {
             ));
         }
         desc.push_str(&format!(
-            "queue ! avdec_{c} ! videoconvert ! video/x-raw,format=NV12 ! appsink name=raw sync={sync} max-buffers=8 drop={drop}"
+            "queue ! avdec_{c} ! videoconvert ! video/x-raw,format=NV12 ! appsink name=raw sync={sync} max-buffers=1 drop=false"
         ));
         let bin = gst::parse::bin_from_description(&desc, true)
             .map_err(|e| format!("cannot build \"{desc}\": {e}"))?;
@@ -389,6 +397,23 @@ impl Attach {
                         if let Ok(sample) = sink.pull_sample() {
                             let fps = sample.caps().map_or(fallback, |c| caps_fps(c, fallback));
                             out.push(&sample, codec, &time, fps);
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
+        if let Some(sink) = bin
+            .by_name("raw")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        {
+            // Each decoded frame leaves appsink at once, into the counted queue.
+            let raw = Arc::clone(&self.raw);
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        if let Ok(sample) = sink.pull_sample() {
+                            raw.push(sample);
                         }
                         Ok(gst::FlowSuccess::Ok)
                     })

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 use tracing::{debug, info, warn};
@@ -36,6 +35,8 @@ pub struct FeedStatus {
 struct StatusInner {
     state: Mutex<(FeedState, Option<String>)>,
     failures: AtomicU64,
+    /// Decoded frames dropped because the capture thread fell behind.
+    dropped: Arc<AtomicU64>,
 }
 
 impl FeedStatus {
@@ -44,6 +45,7 @@ impl FeedStatus {
             inner: Arc::new(StatusInner {
                 state: Mutex::new((FeedState::Connecting, None)),
                 failures: AtomicU64::new(0),
+                dropped: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -61,6 +63,12 @@ impl FeedStatus {
     /// followed by a reconnect.
     pub fn failures(&self) -> u64 {
         self.inner.failures.load(Ordering::Relaxed)
+    }
+
+    /// Decoded frames a live feed dropped because the capture thread fell behind
+    /// (the oldest queued frame goes first); files never drop.
+    pub fn dropped_frames(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     fn set(&self, state: FeedState, detail: Option<String>) {
@@ -100,11 +108,12 @@ impl AccessUnits {
 struct Live {
     built: Built,
     bus: gst::Bus,
-    raw: Option<gst_app::AppSink>,
 }
 
 impl Live {
     fn close(self) {
+        // A file's streaming thread may wait for room in the queue: release it first.
+        self.built.raw.close();
         // NULL releases sockets and files; rtspsrc sends its TEARDOWN with a bounded
         // wait of its own.
         let _ = self.built.pipeline.set_state(gst::State::Null);
@@ -185,7 +194,13 @@ impl GstSource {
     /// Builds and starts the pipeline. `Err(Ok(reason))`: this machine cannot build
     /// it (fatal); `Err(Err(reason))`: it did not start (retry).
     fn open(&mut self) -> Result<Live, Result<String, String>> {
-        let built = pipeline::build(&self.cfg, &self.clock, self.au.as_ref()).map_err(Ok)?;
+        let built = pipeline::build(
+            &self.cfg,
+            &self.clock,
+            self.au.as_ref(),
+            &self.status.inner.dropped,
+        )
+        .map_err(Ok)?;
         let bus = built
             .pipeline
             .bus()
@@ -199,11 +214,7 @@ impl GstSource {
             let _ = built.pipeline.set_state(gst::State::Null);
             return Err(Err(reason));
         }
-        Ok(Live {
-            built,
-            bus,
-            raw: None,
-        })
+        Ok(Live { built, bus })
     }
 
     fn close(&mut self) {
@@ -350,20 +361,8 @@ impl GstSource {
             return None;
         }
         let wait = (stall_at - now).min(POLL);
-        let live = self.live.as_mut()?;
-        if live.raw.is_none() {
-            live.raw = live
-                .built
-                .pipeline
-                .by_name("raw")
-                .and_then(|e| e.downcast::<gst_app::AppSink>().ok());
-        }
-        let Some(raw) = live.raw.clone() else {
-            // The stream's codec is not known yet.
-            self.stop.wait(wait.min(Duration::from_millis(20)));
-            return None;
-        };
-        let sample = raw.try_pull_sample(gst::ClockTime::from_nseconds(wait.as_nanos() as u64))?;
+        let live = self.live.as_ref()?;
+        let sample = live.built.raw.pop(wait)?;
         let time = Arc::clone(&live.built.time);
         let result = self.frame_from(&sample, &time);
         let now = self.clock.monotonic();
