@@ -1,5 +1,6 @@
 //! GStreamer feeds against real GStreamer: a recorded H.264 file replays with the
-//! right frame count, timestamps and byte-identical access units; an RTSP camera
+//! right frame count, timestamps and byte-identical access units (H.264 and H.265);
+//! a live feed that falls behind drops its oldest frames and counts them; an RTSP camera
 //! (the test server) runs, stalls when frames stop, and comes back after the server
 //! is stopped and restarted.
 
@@ -28,14 +29,27 @@ fn scratch(name: &str) -> PathBuf {
 /// Encodes `frames` test-pattern frames with x264 into `path` (`mux`: "mp4mux" or
 /// none for an Annex-B elementary stream) and returns each encoded access unit.
 fn encode(path: &Path, frames: u32, fps: u32, mux: Option<&str>) -> Vec<Vec<u8>> {
+    encode_with(path, frames, fps, mux, "h264")
+}
+
+/// [`encode`] with a choice of codec: `h264` (x264) or `h265` (x265). Keyframes
+/// every 10 frames and nowhere else, no B-frames.
+fn encode_with(path: &Path, frames: u32, fps: u32, mux: Option<&str>, codec: &str) -> Vec<Vec<u8>> {
     gst::init().unwrap();
     let tail = match mux {
-        Some(m) => format!("h264parse ! {m} ! filesink location={}", path.display()),
+        Some(m) => format!("{codec}parse ! {m} ! filesink location={}", path.display()),
         None => format!("filesink location={}", path.display()),
+    };
+    let encoder = match codec {
+        "h264" => "x264enc key-int-max=10 bframes=0 speed-preset=ultrafast",
+        "h265" => {
+            "x265enc key-int-max=10 speed-preset=ultrafast option-string=bframes=0:scenecut=0:open-gop=0"
+        }
+        other => panic!("no encoder for {other}"),
     };
     let desc = format!(
         "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width=160,height=120,framerate={fps}/1 \
-         ! x264enc key-int-max=10 bframes=0 speed-preset=ultrafast ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! {encoder} ! video/x-{codec},stream-format=byte-stream,alignment=au \
          ! tee name=t ! queue ! appsink name=units sync=false t. ! queue ! {tail}"
     );
     let pipeline = gst::parse::launch(&desc)
@@ -202,6 +216,55 @@ fn an_h264_stream_replays_with_byte_identical_access_units() {
         assert_eq!(nal_units(bytes), nal_units(want), "access unit {i}");
         assert!(bytes.starts_with(&[0, 0, 0, 1]) || bytes.starts_with(&[0, 0, 1]));
         assert_eq!(*keyframe, i % 10 == 0, "access unit {i}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_h265_file_replays_every_frame_with_its_pictures_byte_identical() {
+    let dir = scratch("hevc");
+    let path = dir.join("clip.h265");
+    let encoded = encode_with(&path, 30, 30, None, "h265");
+    let (frames, mut src) = replay(&path, 64);
+    assert_eq!(frames.len(), 30, "every H.265 frame decoded");
+    assert_spacing(&frames, 30);
+    assert_eq!(
+        (frames[0].width, frames[0].height, frames[0].format),
+        (160, 120, PixelFormat::Nv12)
+    );
+    let units = src.access_units().expect("access units requested");
+    let mut got = Vec::new();
+    while let Some(au) = units.try_recv() {
+        assert_eq!(au.format, PixelFormat::H265);
+        assert_eq!(au.seq, got.len() as u64);
+        got.push((au.keyframe, au.data.to_vec()));
+    }
+    assert_eq!(got.len(), encoded.len());
+    // H.265 NAL unit type; 32..=34 are the parameter sets (VPS, SPS, PPS).
+    let is_parameter_set = |nal: &&[u8]| {
+        nal.first()
+            .is_some_and(|b| (32..=34).contains(&((b >> 1) & 0x3f)))
+    };
+    for (i, ((keyframe, bytes), want)) in got.iter().zip(&encoded).enumerate() {
+        let (got_nals, want_nals) = (nal_units(bytes), nal_units(want));
+        // Every picture NAL unit is the encoder's, byte for byte; the parser only
+        // repeats the parameter sets before each keyframe (x265 writes them once),
+        // so a run of units starting at any keyframe decodes on its own.
+        let pictures = |nals: &[&[u8]]| -> Vec<Vec<u8>> {
+            nals.iter()
+                .filter(|n| !is_parameter_set(n))
+                .map(|n| n.to_vec())
+                .collect()
+        };
+        assert_eq!(pictures(&got_nals), pictures(&want_nals), "access unit {i}");
+        assert_eq!(*keyframe, i % 10 == 0, "access unit {i}");
+        if *keyframe {
+            assert_eq!(
+                got_nals.iter().filter(|n| is_parameter_set(n)).count(),
+                3,
+                "keyframe {i} carries VPS, SPS and PPS"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -7,7 +7,8 @@
 //!                                                  └▶ queue ! avdec_h26x ! videoconvert ! NV12 ! appsink "raw"
 //! ```
 //!
-//! Callbacks run on GStreamer's streaming threads: they never panic and never block;
+//! Callbacks run on GStreamer's streaming threads: they never panic and never block
+//! (except a file's raw queue, which waits for room: that is how a replay is paced);
 //! what goes wrong there is posted on the bus or recorded in [`Fatal`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
