@@ -448,3 +448,73 @@ fn a_live_feed_whose_consumer_falls_behind_drops_the_oldest_frames_and_counts_th
     println!("dropped {dropped} frames while the consumer slept 1 s");
     assert_eq!(status.state().0, FeedState::Running);
 }
+
+/// An SRT camera as a venue has them: H.264 in MPEG-TS (seven TS packets per SRT
+/// message), the camera listening and the box calling.
+fn srt_sender(port: u16) -> gst::Pipeline {
+    gst::init().unwrap();
+    let desc = format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! x264enc tune=zerolatency key-int-max=15 speed-preset=ultrafast \
+         ! mpegtsmux alignment=7 ! srtsink uri=srt://127.0.0.1:{port}?mode=listener wait-for-connection=false"
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    pipeline
+}
+
+#[test]
+fn an_srt_camera_delivers_frames_and_comes_back_after_the_sender_restarts() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port();
+    let sender = srt_sender(port);
+    let mut cfg = rtsp_feed(String::new());
+    cfg.kind = FeedKind::Srt {
+        url: format!("srt://127.0.0.1:{port}?mode=caller"),
+    };
+    cfg.access_unit_queue = 64;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let stop = StopSignal::new();
+    let mut src = GstSource::new(cfg, clock, stop.clone()).unwrap();
+    let status = src.status();
+    let units = src.access_units().expect("access units requested");
+    let (frames, thread) = run_source(src);
+    frames
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("no SRT frame; state {:?}", status.state()));
+    assert!(
+        drain(&frames, Duration::from_secs(1)) >= 15,
+        "about 30 frames a second"
+    );
+    assert_eq!(status.state().0, FeedState::Running);
+    let au = units
+        .recv_timeout(Duration::from_secs(1))
+        .expect("an access unit");
+    assert_eq!(au.format, PixelFormat::H264);
+
+    // The camera goes away: stalled or reconnecting, then back within 5 s.
+    sender.set_state(gst::State::Null).unwrap();
+    drop(sender);
+    let down = wait_for(&status, FeedState::Reconnecting, Duration::from_secs(10))
+        .or_else(|| wait_for(&status, FeedState::Stalled, Duration::from_secs(1)));
+    assert!(down.is_some(), "state stayed {:?}", status.state());
+    let _ = drain(&frames, Duration::from_millis(100));
+    let back = Instant::now();
+    let sender = srt_sender(port);
+    frames
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("no frame after the sender returned; {:?}", status.state()));
+    println!(
+        "SRT frames resumed {:?} after the sender returned",
+        back.elapsed()
+    );
+    assert!(status.failures() >= 1);
+    stop.stop();
+    assert!(thread.join().unwrap().is_none());
+    sender.set_state(gst::State::Null).unwrap();
+}
