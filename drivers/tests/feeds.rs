@@ -518,3 +518,30 @@ fn an_srt_camera_delivers_frames_and_comes_back_after_the_sender_restarts() {
     assert!(thread.join().unwrap().is_none());
     sender.set_state(gst::State::Null).unwrap();
 }
+
+#[test]
+fn an_h265_rtsp_camera_delivers_decoded_frames_and_access_units() {
+    let pattern = Pattern {
+        h265: true,
+        ..Pattern::default()
+    };
+    let server = RtspTestServer::start(0, pattern).unwrap();
+    let mut cfg = rtsp_feed(server.url());
+    cfg.access_unit_queue = 64;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let mut src = GstSource::new(cfg, clock, StopSignal::new()).unwrap();
+    let units = src.access_units().expect("access units requested");
+    let first = src.next_frame().expect("a decoded H.265 frame");
+    assert_eq!(
+        (first.width, first.height, first.format),
+        (320, 240, PixelFormat::Nv12)
+    );
+    for _ in 0..10 {
+        src.next_frame().expect("frames keep coming");
+    }
+    let au = units
+        .recv_timeout(Duration::from_secs(2))
+        .expect("an access unit");
+    assert_eq!(au.format, PixelFormat::H265);
+    assert_eq!(src.status().state().0, FeedState::Running);
+}

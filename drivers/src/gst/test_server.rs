@@ -1,4 +1,4 @@
-//! An RTSP server on loopback serving an H.264 test pattern, for tests and demos
+//! An RTSP server on loopback serving an H.264 (or H.265) test pattern, for tests and demos
 //! (feature `rtsp-test-server`; never part of the daemon). It can be stopped
 //! abruptly (clients dropped, listening socket closed) and started again on the same
 //! port, and its frames can be held back while connections stay up (a stall).
@@ -32,6 +32,8 @@ pub struct Pattern {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// H.265 (x265) instead of H.264 (x264).
+    pub h265: bool,
 }
 
 impl Default for Pattern {
@@ -40,6 +42,7 @@ impl Default for Pattern {
             width: 320,
             height: 240,
             fps: 25,
+            h265: false,
         }
     }
 }
@@ -134,14 +137,31 @@ fn serve(
             return Err("the server has no mount points".to_string());
         };
         let factory = rtsp::RTSPMediaFactory::new();
-        let Pattern { width, height, fps } = pattern;
+        let Pattern {
+            width,
+            height,
+            fps,
+            h265,
+        } = pattern;
+        let (encoder, pay) = if h265 {
+            (
+                format!(
+                    "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} option-string=repeat-headers=1"
+                ),
+                "rtph265pay",
+            )
+        } else {
+            (
+                format!("x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps}"),
+                "rtph264pay",
+            )
+        };
         // One keyframe a second; SPS/PPS in band so late joiners decode at once. The
         // valve sits after the encoder so a held-back stream still has caps (and an
         // SDP) for new clients: they connect and receive nothing.
         factory.set_launch(&format!(
             "( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 \
-             ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} \
-             ! valve name=gate drop-mode=forward-sticky-events ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+             ! {encoder} ! valve name=gate drop-mode=forward-sticky-events ! {pay} name=pay0 pt=96 config-interval=-1 )"
         ));
         // One media per client, so a reconnecting client gets a fresh stream.
         factory.set_shared(false);
