@@ -34,6 +34,10 @@ pub struct SourceState {
 
 impl SourceHandle {
     pub fn state(&self) -> SourceState {
+        // Without either feature there is no handle to ask.
+        #[cfg(not(any(feature = "gstreamer", feature = "v4l2")))]
+        match *self {}
+        #[cfg(any(feature = "gstreamer", feature = "v4l2"))]
         match self {
             #[cfg(feature = "gstreamer")]
             Self::Feed(feed) => {
