@@ -356,17 +356,16 @@ async fn run_pipeline(
 ) -> Ended {
     // A source blocked in a reconnect wait hears the shutdown through this.
     let stop_source = StopSignal::new();
-    let source = match sources::open(
-        cam,
-        &shared.clock,
-        shared.pipeline.queue_depth,
-        &stop_source,
-    ) {
-        Ok((source, handle)) => {
+    let options = sources::OpenOptions {
+        queue_depth: shared.pipeline.queue_depth,
+        ..sources::OpenOptions::default()
+    };
+    let source = match sources::open(cam, &shared.clock, options, &stop_source) {
+        Ok(opened) => {
             if let Ok(mut slot) = stats.source.lock() {
-                *slot = handle;
+                *slot = opened.handle;
             }
-            source
+            opened.source
         }
         Err(reason) => return Ended::Fatal(reason),
     };

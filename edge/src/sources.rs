@@ -93,20 +93,56 @@ fn v4l2_camera_state(
     }
 }
 
-/// Opens `cam`'s source. `queue_depth` is the capture queue's length: with the
-/// frames being captured and analysed (and, with inference, waiting for and in a
-/// worker) it bounds the pooled buffers. `stop` ends any wait inside the source.
+/// A feed's compressed access units, as received (passthrough to the video branch).
+#[cfg(feature = "gstreamer")]
+pub type FeedUnits = venue_drivers::gst::AccessUnits;
+#[cfg(not(feature = "gstreamer"))]
+pub type FeedUnits = std::convert::Infallible;
+
+/// An opened source with what else it offers.
+pub struct Opened {
+    pub source: Box<dyn Source>,
+    /// Its own state, for sources that know it (feeds, V4L2 devices).
+    pub handle: Option<SourceHandle>,
+    /// A compressed feed's access units, when `passthrough` was asked for.
+    pub units: Option<FeedUnits>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("handle", &self.handle)
+            .field("units", &self.units.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a camera's source is opened beyond its configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// The capture queue's length: with the frames being captured and analysed
+    /// (and, with inference, waiting for and in a worker) it bounds the pooled
+    /// buffers.
+    pub queue_depth: usize,
+    /// Buffers other consumers (the video branch) may hold on top.
+    pub extra_buffers: usize,
+    /// Keep a compressed feed's access units for the video branch.
+    pub passthrough: bool,
+}
+
+/// Opens `cam`'s source; `stop` ends any wait inside it.
 pub fn open(
     cam: &CameraConfig,
     clock: &Arc<dyn Clock>,
-    queue_depth: usize,
+    options: OpenOptions,
     stop: &StopSignal,
-) -> Result<(Box<dyn Source>, Option<SourceHandle>), String> {
+) -> Result<Opened, String> {
     let camera: Arc<str> = Arc::from(cam.id.as_str());
     // Frames in flight: the queue, one being captured and one being analysed, and
     // with inference one waiting for a worker and one being segmented.
     let inference = if cam.inference_fps > 0 { 2 } else { 0 };
-    let buffers = queue_depth + 2 + inference;
+    let base = options.queue_depth + 2 + options.extra_buffers;
+    let buffers = base + inference;
     match &cam.source {
         SourceConfig::Synthetic {
             scene,
@@ -124,10 +160,14 @@ pub fn open(
                 fail_after_frames: *fail_after_frames,
             };
             SyntheticCamera::new(cfg, Arc::clone(clock), buffers)
-                .map(|c| (Box::new(c.with_camera_id(camera)) as Box<dyn Source>, None))
+                .map(|c| Opened {
+                    source: Box::new(c.with_camera_id(camera)),
+                    handle: None,
+                    units: None,
+                })
                 .map_err(|e| e.to_string())
         }
-        SourceConfig::Feed(feed) => open_feed(feed, camera, clock, queue_depth + 2, stop),
+        SourceConfig::Feed(feed) => open_feed(feed, camera, clock, base, options.passthrough, stop),
         SourceConfig::V4l2(v4l2) => open_v4l2(cam, v4l2, camera, clock, buffers, stop),
     }
 }
@@ -138,8 +178,9 @@ fn open_feed(
     camera: Arc<str>,
     clock: &Arc<dyn Clock>,
     pool_buffers: usize,
+    passthrough: bool,
     stop: &StopSignal,
-) -> Result<(Box<dyn Source>, Option<SourceHandle>), String> {
+) -> Result<Opened, String> {
     use venue_drivers::gst::{BackoffConfig, FeedConfig, GstSource};
     let cfg = FeedConfig {
         latency: feed.latency,
@@ -149,12 +190,20 @@ fn open_feed(
             max: feed.reconnect_max,
         },
         pool_buffers,
+        // About two seconds of access units may wait for the video branch.
+        access_unit_queue: if passthrough { 64 } else { 0 },
         camera,
         ..FeedConfig::new(feed.kind.clone())
     };
-    let source = GstSource::new(cfg, Arc::clone(clock), stop.clone()).map_err(|e| e.to_string())?;
+    let mut source =
+        GstSource::new(cfg, Arc::clone(clock), stop.clone()).map_err(|e| e.to_string())?;
     let status = source.status();
-    Ok((Box::new(source), Some(SourceHandle::Feed(status))))
+    let units = source.access_units();
+    Ok(Opened {
+        source: Box::new(source),
+        handle: Some(SourceHandle::Feed(status)),
+        units,
+    })
 }
 
 #[cfg(not(feature = "gstreamer"))]
@@ -163,8 +212,9 @@ fn open_feed(
     _camera: Arc<str>,
     _clock: &Arc<dyn Clock>,
     _pool_buffers: usize,
+    _passthrough: bool,
     _stop: &StopSignal,
-) -> Result<(Box<dyn Source>, Option<SourceHandle>), String> {
+) -> Result<Opened, String> {
     Err(format!(
         "{}: this build has no GStreamer support (feature \"gstreamer\")",
         feed.kind.location()
@@ -205,13 +255,17 @@ fn open_v4l2(
     clock: &Arc<dyn Clock>,
     pool_buffers: usize,
     stop: &StopSignal,
-) -> Result<(Box<dyn Source>, Option<SourceHandle>), String> {
+) -> Result<Opened, String> {
     use venue_drivers::v4l2::V4l2Camera;
     let cfg = v4l2_config(cam, v4l2, camera);
     let source = V4l2Camera::new(cfg, Arc::clone(clock), stop.clone(), pool_buffers)
         .map_err(|e| e.to_string())?;
     let status = source.status();
-    Ok((Box::new(source), Some(SourceHandle::V4l2(status))))
+    Ok(Opened {
+        source: Box::new(source),
+        handle: Some(SourceHandle::V4l2(status)),
+        units: None,
+    })
 }
 
 #[cfg(not(feature = "v4l2"))]
@@ -222,7 +276,7 @@ fn open_v4l2(
     _clock: &Arc<dyn Clock>,
     _pool_buffers: usize,
     _stop: &StopSignal,
-) -> Result<(Box<dyn Source>, Option<SourceHandle>), String> {
+) -> Result<Opened, String> {
     Err(format!(
         "{}: this build has no V4L2 support (feature \"v4l2\")",
         v4l2.device.display()
@@ -311,8 +365,13 @@ mod tests {
         cam.source = SourceConfig::V4l2(src);
         let clock: Arc<dyn Clock> = Arc::new(venue_drivers::SystemClock::new());
         let stop = StopSignal::new();
-        let (mut source, handle) = open(&cam, &clock, 4, &stop).expect("opens lazily");
-        let handle = handle.expect("a V4L2 camera reports its own state");
+        let options = OpenOptions {
+            queue_depth: 4,
+            ..OpenOptions::default()
+        };
+        let opened = open(&cam, &clock, options, &stop).expect("opens lazily");
+        let mut source = opened.source;
+        let handle = opened.handle.expect("a V4L2 camera reports its own state");
         // Watch the state while the source waits for its device, then stop it.
         let watcher = {
             let stop = stop.clone();
