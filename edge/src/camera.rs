@@ -25,7 +25,7 @@ use venue_proto::{
     StreamKey, StreamKind, Timecode,
 };
 
-use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig};
+use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig, VideoConfig};
 use crate::delivery::Delivery;
 use crate::inference::{Inference, RateGate, SlotId};
 use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};
@@ -35,6 +35,13 @@ use crate::stats::StatsState;
 use crate::tag_stage::{self, CameraTagger, FrameInfo, PendingMask, TagCounters, Tagged};
 use crate::tagging::TaggingConfig;
 use crate::uplink;
+#[cfg(feature = "gstreamer")]
+use crate::video::stage::{self as video_stage, CameraVideo, UnitSink};
+
+/// Raw frames waiting for the `video` thread (encoding); a full queue holds
+/// `analyze` back, so capture stays the one drop point.
+#[cfg(feature = "gstreamer")]
+const VIDEO_QUEUE: usize = 2;
 
 /// A run without failure this long resets the restart backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
@@ -60,6 +67,8 @@ pub struct Shared {
     pub inference: Mutex<Option<Arc<Inference>>>,
     /// How segmented frames are tagged; `None`: not at all.
     pub tagging: Option<TaggingConfig>,
+    /// Encoding, passthrough, chunks, ring and clips (`[video]`).
+    pub video: VideoConfig,
 }
 
 impl Shared {
@@ -272,7 +281,22 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
         shared.delivery.ensure_sender(composites.clone());
         (events, composites)
     });
-    let streams = CameraStreams { meta, tagged };
+    #[cfg(feature = "gstreamer")]
+    let video = camera_video(&shared, &cam);
+    #[cfg(feature = "gstreamer")]
+    let serving = video.as_ref().map(|(_, v)| {
+        tokio::spawn(crate::video::serve::serve(
+            Arc::clone(&shared),
+            Arc::clone(v),
+            cancel.clone(),
+        ))
+    });
+    let streams = CameraStreams {
+        meta,
+        tagged,
+        #[cfg(feature = "gstreamer")]
+        video,
+    };
     let next_frame_seq = Arc::new(AtomicU64::new(0));
     let mut backoff = shared.pipeline.restart_backoff_min;
     loop {
@@ -317,6 +341,15 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
     stats.set_state(CameraState::Stopped, None);
     shared.metrics.set_state(id.as_str(), CameraState::Stopped);
     let _ = health.await;
+    #[cfg(feature = "gstreamer")]
+    {
+        if let Some(task) = serving {
+            let _ = task.await;
+        }
+        if let Some((_, v)) = &streams.video {
+            v.close();
+        }
+    }
     info!(camera = %id, "camera stopped");
 }
 
@@ -326,6 +359,34 @@ struct CameraStreams {
     meta: StreamHandle,
     /// Events and composites, when the camera's frames are tagged.
     tagged: Option<(StreamHandle, StreamHandle)>,
+    /// Video chunks and the camera's video state, when it has video.
+    #[cfg(feature = "gstreamer")]
+    video: Option<(StreamHandle, Arc<CameraVideo>)>,
+}
+
+/// The camera's video: raw cameras when an encoder is configured, feeds when
+/// passthrough is on.
+#[cfg(feature = "gstreamer")]
+fn camera_video(shared: &Shared, cam: &CameraConfig) -> Option<(StreamHandle, Arc<CameraVideo>)> {
+    let wanted = match cam.source {
+        SourceConfig::Feed(_) => shared.video.passthrough,
+        SourceConfig::Synthetic { .. } => shared.video.encoder.is_some(),
+    };
+    wanted.then(|| {
+        let stream = shared.spool.stream(&cam.id, StreamKind::Video);
+        shared.delivery.ensure_sender(stream.clone());
+        (stream, CameraVideo::new(cam.id.clone(), shared.video.clone()))
+    })
+}
+
+/// Frames the `video` thread may hold besides the queue (one being encoded).
+fn video_buffers(streams: &CameraStreams) -> usize {
+    #[cfg(feature = "gstreamer")]
+    if streams.video.is_some() {
+        return VIDEO_QUEUE + 1;
+    }
+    let _ = streams;
+    0
 }
 
 /// A frame's analysis result, passed from `analyze` to `tag`.
@@ -336,13 +397,27 @@ struct Analyzed {
     mask: Option<PendingMask>,
 }
 
+/// An opened source, its feed state and (passthrough) its access units.
+struct Opened {
+    source: Box<dyn Source>,
+    feed: Option<FeedHandle>,
+    units: Option<FeedUnits>,
+}
+
 fn open_source(
     shared: &Shared,
     cam: &CameraConfig,
     stop: &StopSignal,
-) -> Result<(Box<dyn Source>, Option<FeedHandle>), String> {
+    extra_buffers: usize,
+    passthrough: bool,
+) -> Result<Opened, String> {
     match &cam.source {
-        SourceConfig::Feed(feed) => open_feed(shared, feed, stop).map(|(s, h)| (s, Some(h))),
+        SourceConfig::Feed(feed) => open_feed(shared, feed, stop, extra_buffers, passthrough)
+            .map(|(source, h, units)| Opened {
+                source,
+                feed: Some(h),
+                units,
+            }),
         SourceConfig::Synthetic {
             scene,
             seed,
@@ -361,9 +436,13 @@ fn open_source(
             // Frames in flight: the queue, one being captured and one being analysed,
             // and with inference one waiting for a worker and one being segmented.
             let inference = if cam.inference_fps > 0 { 2 } else { 0 };
-            let buffers = shared.pipeline.queue_depth + 2 + inference;
+            let buffers = shared.pipeline.queue_depth + 2 + inference + extra_buffers;
             SyntheticCamera::new(cfg, Arc::clone(&shared.clock), buffers)
-                .map(|c| (Box::new(c) as Box<dyn Source>, None))
+                .map(|c| Opened {
+                    source: Box::new(c),
+                    feed: None,
+                    units: None,
+                })
                 .map_err(|e| e.to_string())
         }
     }
@@ -379,15 +458,27 @@ async fn run_pipeline(
 ) -> Ended {
     // A source blocked in a reconnect wait hears the shutdown through this.
     let stop_source = StopSignal::new();
-    let source = match open_source(shared, cam, &stop_source) {
-        Ok((source, feed)) => {
-            if let Ok(mut slot) = stats.feed.lock() {
-                *slot = feed;
+    #[cfg(feature = "gstreamer")]
+    let passthrough = streams.video.is_some() && matches!(cam.source, SourceConfig::Feed(_));
+    #[cfg(not(feature = "gstreamer"))]
+    let passthrough = false;
+    let (source, feed_units) =
+        match open_source(shared, cam, &stop_source, video_buffers(streams), passthrough) {
+            Ok(opened) => {
+                if let Ok(mut slot) = stats.feed.lock() {
+                    *slot = opened.feed;
+                }
+                (opened.source, opened.units)
             }
-            source
-        }
+            Err(reason) => return Ended::Fatal(reason),
+        };
+    #[cfg(feature = "gstreamer")]
+    let video = match start_video(shared, cam, streams, feed_units, next_frame_seq).await {
+        Ok(v) => v,
         Err(reason) => return Ended::Fatal(reason),
     };
+    #[cfg(not(feature = "gstreamer"))]
+    let _ = feed_units;
     let depth = shared.pipeline.queue_depth;
     let inference = if cam.inference_fps > 0 {
         match shared.inference.lock().ok().and_then(|i| i.clone()) {
@@ -398,6 +489,10 @@ async fn run_pipeline(
         None
     };
     let (frame_tx, frame_rx) = mpsc::channel::<Frame>(depth);
+    #[cfg(feature = "gstreamer")]
+    let video_tx = video.frames;
+    #[cfg(not(feature = "gstreamer"))]
+    let video_tx: Option<mpsc::Sender<Frame>> = None;
     // Metadata waits in capture order for its frame's mask: room for a second of
     // frames, so a slow model costs masks (counted), never capture frames.
     let meta_depth = depth
@@ -469,7 +564,7 @@ async fn run_pipeline(
         let stats = Arc::clone(stats);
         std::thread::Builder::new()
             .name(format!("analyze-{}", cam.id))
-            .spawn(move || analyze_loop(frame_rx, &meta_tx, &stats, infer))
+            .spawn(move || analyze_loop(frame_rx, &meta_tx, video_tx.as_ref(), &stats, infer))
     };
     let analyze = match analyze {
         Ok(t) => t,
@@ -504,6 +599,8 @@ async fn run_pipeline(
 
     let result = capture_done.await;
     forward_stop.abort();
+    #[cfg(feature = "gstreamer")]
+    video.stop.cancel();
     // Capture has ended: analysis, tagging and spooling drain what is queued, then end.
     let joined = tokio::task::spawn_blocking(move || {
         let ok = capture.join().is_ok() & analyze.join().is_ok();
@@ -511,6 +608,16 @@ async fn run_pipeline(
     })
     .await;
     let _ = spool_stage.await;
+    #[cfg(feature = "gstreamer")]
+    {
+        let threads = video.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
     if let Some((pool, slot)) = infer_release {
         pool.release(slot);
     }
@@ -589,6 +696,7 @@ struct InferHandle {
 fn analyze_loop(
     mut rx: mpsc::Receiver<Frame>,
     tx: &mpsc::Sender<Analyzed>,
+    video: Option<&mpsc::Sender<Frame>>,
     stats: &CameraStats,
     mut infer: Option<InferHandle>,
 ) {
@@ -629,6 +737,13 @@ fn analyze_loop(
             },
             mask,
         };
+        // The video thread shares the pixels; when it is behind, this waits (and
+        // capture counts the drop), so every analysed frame is also encoded.
+        if let Some(v) = video
+            && v.blocking_send(frame.clone()).is_err()
+        {
+            debug!("video thread gone; frames no longer encoded");
+        }
         // Releases the pixel buffer back to the source's pool before waiting.
         drop(frame);
         // Back-pressure: if spooling is slow we wait here, the capture queue fills
@@ -760,6 +875,14 @@ async fn spool_loop(
                 stats.spool.frames_out.inc();
             } else {
                 stats.spool.errors.inc();
+            }
+        }
+        #[cfg(feature = "gstreamer")]
+        if let Some((_, video)) = &streams.video {
+            for e in &t.events {
+                if let (venue_proto::EventPhase::Ended, Some(end)) = (e.phase, e.end_ns) {
+                    video.event_ended(e.event_id, e.start_ns, end);
+                }
             }
         }
         if let Some((events, composites)) = &streams.tagged {
@@ -947,12 +1070,20 @@ type FeedHandle = venue_drivers::gst::FeedStatus;
 #[cfg(not(feature = "gstreamer"))]
 type FeedHandle = std::convert::Infallible;
 
+/// A feed's compressed access units (passthrough).
+#[cfg(feature = "gstreamer")]
+type FeedUnits = venue_drivers::gst::AccessUnits;
+#[cfg(not(feature = "gstreamer"))]
+type FeedUnits = std::convert::Infallible;
+
 #[cfg(feature = "gstreamer")]
 fn open_feed(
     shared: &Shared,
     feed: &crate::config::FeedSource,
     stop: &StopSignal,
-) -> Result<(Box<dyn Source>, FeedHandle), String> {
+    extra_buffers: usize,
+    passthrough: bool,
+) -> Result<(Box<dyn Source>, FeedHandle, Option<FeedUnits>), String> {
     use venue_drivers::gst::{BackoffConfig, FeedConfig, GstSource};
     let cfg = FeedConfig {
         latency: feed.latency,
@@ -962,13 +1093,16 @@ fn open_feed(
             max: feed.reconnect_max,
         },
         // Frames in flight: the queue, one being captured and one being analysed.
-        pool_buffers: shared.pipeline.queue_depth + 2,
+        pool_buffers: shared.pipeline.queue_depth + 2 + extra_buffers,
+        // About two seconds of access units may wait for the video thread.
+        access_unit_queue: if passthrough { 64 } else { 0 },
         ..FeedConfig::new(feed.kind.clone())
     };
-    let source =
+    let mut source =
         GstSource::new(cfg, Arc::clone(&shared.clock), stop.clone()).map_err(|e| e.to_string())?;
     let status = source.status();
-    Ok((Box::new(source), status))
+    let units = source.access_units();
+    Ok((Box::new(source), status, units))
 }
 
 #[cfg(not(feature = "gstreamer"))]
@@ -976,7 +1110,9 @@ fn open_feed(
     _shared: &Shared,
     feed: &crate::config::FeedSource,
     _stop: &StopSignal,
-) -> Result<(Box<dyn Source>, FeedHandle), String> {
+    _extra_buffers: usize,
+    _passthrough: bool,
+) -> Result<(Box<dyn Source>, FeedHandle, Option<FeedUnits>), String> {
     Err(format!(
         "{}: this build has no GStreamer support (feature \"gstreamer\")",
         feed.kind.location()
@@ -1009,4 +1145,76 @@ fn feed_state(stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
 #[cfg(not(feature = "gstreamer"))]
 fn feed_state(_stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
     None
+}
+
+// Video: the `video` thread of a pipeline run.
+
+/// The video side of one pipeline run.
+#[cfg(feature = "gstreamer")]
+struct RunVideo {
+    /// Raw frames for the `video` thread (`None`: no raw video thread).
+    frames: Option<mpsc::Sender<Frame>>,
+    /// Ends the passthrough thread once capture has ended.
+    stop: CancellationToken,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Starts the camera's `video` thread for this run. A raw camera's encoder is
+/// built here for the configured size, so a missing or misconfigured encoder
+/// fails the camera at once with the reason.
+#[cfg(feature = "gstreamer")]
+async fn start_video(
+    shared: &Arc<Shared>,
+    cam: &CameraConfig,
+    streams: &CameraStreams,
+    feed_units: Option<FeedUnits>,
+    next_frame_seq: &Arc<AtomicU64>,
+) -> Result<RunVideo, String> {
+    let mut run = RunVideo {
+        frames: None,
+        stop: CancellationToken::new(),
+        threads: Vec::new(),
+    };
+    let Some((stream, video)) = &streams.video else {
+        return Ok(run);
+    };
+    let sink = UnitSink::new(Arc::clone(video), Arc::clone(shared), stream.clone());
+    let name = format!("video-{}", cam.id);
+    if let Some(units) = feed_units {
+        let (stop, base) = (run.stop.clone(), next_frame_seq.load(Ordering::Relaxed));
+        let t = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || video_stage::passthrough_loop(units, &stop, base, sink))
+            .map_err(|e| format!("cannot start the video thread: {e}"))?;
+        run.threads.push(t);
+    }
+    // Raw frames: encoded (synthetic cameras with an encoder), or only for snapshots.
+    let settings = match cam.source {
+        SourceConfig::Synthetic { .. } => shared.video.encoder,
+        SourceConfig::Feed(_) => None,
+    };
+    let encoder = match settings {
+        Some(s) => {
+            let (w, h, fps) = (cam.width, cam.height, cam.fps);
+            let built = tokio::task::spawn_blocking(move || {
+                venue_drivers::gst::encode::Encoder::new(&s, w, h, fps)
+            })
+            .await
+            .map_err(|e| format!("video encoder set-up failed: {e}"))?;
+            let enc = built.map_err(|e| format!("video: {e}"))?;
+            info!(camera = %cam.id, encoder = enc.element().factory, bitrate_kbps = s.bitrate_kbps, gop = s.gop, "video encoder ready");
+            Some(enc)
+        }
+        None => None,
+    };
+    let (tx, rx) = mpsc::channel::<Frame>(VIDEO_QUEUE);
+    let v = Arc::clone(video);
+    let sink = settings.map(|_| UnitSink::new(Arc::clone(video), Arc::clone(shared), stream.clone()));
+    let t = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || video_stage::raw_loop(rx, &v, settings, encoder, sink))
+        .map_err(|e| format!("cannot start the video thread: {e}"))?;
+    run.threads.push(t);
+    run.frames = Some(tx);
+    Ok(run)
 }

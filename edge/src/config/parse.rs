@@ -3,6 +3,7 @@
 
 mod inference;
 mod tagging;
+mod video;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -508,6 +509,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
             "mqtt",
             "inference",
             "tagging",
+            "video",
             "cameras",
         ],
     )?;
@@ -673,6 +675,11 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         t.finish(ctx);
         tagging
     });
+    let video = section(ctx, &mut top, "video", video::KEYS).and_then(|mut t| {
+        let video = video::video(ctx, &mut t);
+        t.finish(ctx);
+        video
+    });
     let cameras = match top.take("cameras") {
         Some((_, v)) => cameras(ctx, v),
         None => {
@@ -694,6 +701,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         mqtt: mqtt?,
         inference: inference?,
         tagging: tagging?,
+        video: video?,
         cameras: cameras?,
     })
 }
