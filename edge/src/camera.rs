@@ -375,7 +375,10 @@ fn camera_video(shared: &Shared, cam: &CameraConfig) -> Option<(StreamHandle, Ar
     wanted.then(|| {
         let stream = shared.spool.stream(&cam.id, StreamKind::Video);
         shared.delivery.ensure_sender(stream.clone());
-        (stream, CameraVideo::new(cam.id.clone(), shared.video.clone()))
+        (
+            stream,
+            CameraVideo::new(cam.id.clone(), shared.video.clone()),
+        )
     })
 }
 
@@ -412,12 +415,15 @@ fn open_source(
     passthrough: bool,
 ) -> Result<Opened, String> {
     match &cam.source {
-        SourceConfig::Feed(feed) => open_feed(shared, feed, stop, extra_buffers, passthrough)
-            .map(|(source, h, units)| Opened {
-                source,
-                feed: Some(h),
-                units,
-            }),
+        SourceConfig::Feed(feed) => {
+            open_feed(shared, feed, stop, extra_buffers, passthrough).map(|(source, h, units)| {
+                Opened {
+                    source,
+                    feed: Some(h),
+                    units,
+                }
+            })
+        }
         SourceConfig::Synthetic {
             scene,
             seed,
@@ -462,16 +468,21 @@ async fn run_pipeline(
     let passthrough = streams.video.is_some() && matches!(cam.source, SourceConfig::Feed(_));
     #[cfg(not(feature = "gstreamer"))]
     let passthrough = false;
-    let (source, feed_units) =
-        match open_source(shared, cam, &stop_source, video_buffers(streams), passthrough) {
-            Ok(opened) => {
-                if let Ok(mut slot) = stats.feed.lock() {
-                    *slot = opened.feed;
-                }
-                (opened.source, opened.units)
+    let (source, feed_units) = match open_source(
+        shared,
+        cam,
+        &stop_source,
+        video_buffers(streams),
+        passthrough,
+    ) {
+        Ok(opened) => {
+            if let Ok(mut slot) = stats.feed.lock() {
+                *slot = opened.feed;
             }
-            Err(reason) => return Ended::Fatal(reason),
-        };
+            (opened.source, opened.units)
+        }
+        Err(reason) => return Ended::Fatal(reason),
+    };
     #[cfg(feature = "gstreamer")]
     let video = match start_video(shared, cam, streams, feed_units, next_frame_seq).await {
         Ok(v) => v,
@@ -1209,7 +1220,8 @@ async fn start_video(
     };
     let (tx, rx) = mpsc::channel::<Frame>(VIDEO_QUEUE);
     let v = Arc::clone(video);
-    let sink = settings.map(|_| UnitSink::new(Arc::clone(video), Arc::clone(shared), stream.clone()));
+    let sink =
+        settings.map(|_| UnitSink::new(Arc::clone(video), Arc::clone(shared), stream.clone()));
     let t = std::thread::Builder::new()
         .name(name)
         .spawn(move || video_stage::raw_loop(rx, &v, settings, encoder, sink))

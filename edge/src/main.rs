@@ -194,12 +194,19 @@ struct CameraArgs {
 impl CameraArgs {
     /// The camera's key for `what`, after checking each id names one chunk.
     fn key(&self, what: &str) -> anyhow::Result<String> {
-        for (name, v) in [("camera", &self.camera), ("venue", &self.venue), ("box", &self.box_id)] {
+        for (name, v) in [
+            ("camera", &self.camera),
+            ("venue", &self.venue),
+            ("box", &self.box_id),
+        ] {
             if v != "*" && venue_proto::Id::new(v.as_str()).is_err() {
                 anyhow::bail!("--{name} {v:?} is not a valid id");
             }
         }
-        Ok(format!("venue/{}/{}/{}/{what}", self.venue, self.box_id, self.camera))
+        Ok(format!(
+            "venue/{}/{}/{}/{what}",
+            self.venue, self.box_id, self.camera
+        ))
     }
 }
 
@@ -321,9 +328,11 @@ fn main() -> ExitCode {
                     connect: camera.connect.clone(),
                     key,
                     frames,
-                    duration: Duration::from_secs(
-                        seconds.unwrap_or(if frames.is_some() { 86_400 } else { 10 }),
-                    ),
+                    duration: Duration::from_secs(seconds.unwrap_or(if frames.is_some() {
+                        86_400
+                    } else {
+                        10
+                    })),
                     out,
                     annexb,
                     index,

@@ -136,7 +136,10 @@ pub async fn video_file(args: VideoFileArgs) -> anyhow::Result<()> {
             rejected
         );
     }
-    let n = args.frames.map_or(asm.units.len(), |f| f as usize).min(asm.units.len());
+    let n = args
+        .frames
+        .map_or(asm.units.len(), |f| f as usize)
+        .min(asm.units.len());
     let file = asm.mp4(n)?;
     write(&args.out, &file)?;
     let units = &asm.units[..n];
@@ -147,7 +150,10 @@ pub async fn video_file(args: VideoFileArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.index {
         let mut text = String::from("frame\tframe_seq\tcapture_ns\tkeyframe\n");
         for (i, u) in units.iter().enumerate() {
-            text.push_str(&format!("{i}\t{}\t{}\t{}\n", u.frame_seq, u.capture_ns, u.keyframe));
+            text.push_str(&format!(
+                "{i}\t{}\t{}\t{}\n",
+                u.frame_seq, u.capture_ns, u.keyframe
+            ));
         }
         write(path, text.as_bytes())?;
     }
@@ -164,8 +170,8 @@ pub async fn video_file(args: VideoFileArgs) -> anyhow::Result<()> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = std::fs::File::create(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))
 }
@@ -203,8 +209,7 @@ pub async fn clip(
     out: &Path,
 ) -> anyhow::Result<Clip> {
     let bytes = query(connect, &format!("{key}?{params}"), Duration::from_secs(30)).await?;
-    let clip: Clip =
-        venue_proto::decode(&bytes).context("the reply is not a clip message")?;
+    let clip: Clip = venue_proto::decode(&bytes).context("the reply is not a clip message")?;
     write(out, &clip.mp4)?;
     println!(
         "wrote {}: {} frames from frame_seq {} ({}x{}), {} bytes",

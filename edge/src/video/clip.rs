@@ -69,7 +69,8 @@ impl ClipStore {
             return;
         }
         // An event ended twice (a restart's `finish`) keeps the newer cut.
-        self.clips.retain(|c| c.event_id.is_none() || c.event_id != clip.event_id);
+        self.clips
+            .retain(|c| c.event_id.is_none() || c.event_id != clip.event_id);
         while self.clips.len() >= self.max {
             self.clips.pop_front();
         }

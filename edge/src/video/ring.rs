@@ -14,7 +14,9 @@ pub enum CutError {
     Empty,
     #[error("nothing in the ring yet")]
     NoVideo,
-    #[error("the range starts before the oldest video kept ({oldest_ns} ns); the ring keeps the last {kept_ms} ms")]
+    #[error(
+        "the range starts before the oldest video kept ({oldest_ns} ns); the ring keeps the last {kept_ms} ms"
+    )]
     TooOld { oldest_ns: u64, kept_ms: u64 },
     #[error("the range starts after the newest video ({newest_ns} ns)")]
     InFuture { newest_ns: u64 },
@@ -95,7 +97,12 @@ impl Ring {
     /// The units from the last keyframe at or before `start_ns` through the last
     /// unit at or before `end_ns`. `clamp`: a start older than the ring begins at
     /// its oldest keyframe instead of failing (an event clip near start-up).
-    pub fn cut(&self, start_ns: u64, end_ns: u64, clamp: bool) -> Result<Vec<SharedUnit>, CutError> {
+    pub fn cut(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        clamp: bool,
+    ) -> Result<Vec<SharedUnit>, CutError> {
         if end_ns < start_ns {
             return Err(CutError::Empty);
         }
@@ -187,8 +194,14 @@ mod tests {
         let mut r = Ring::new(Duration::from_millis(1000), 1 << 20);
         assert_eq!(r.cut(0, 1, false), Err(CutError::NoVideo));
         fill(&mut r, 0, 40);
-        assert!(matches!(r.cut(0, 3000 * MS, false), Err(CutError::TooOld { .. })));
-        assert!(matches!(r.cut(9000 * MS, 9999 * MS, false), Err(CutError::InFuture { .. })));
+        assert!(matches!(
+            r.cut(0, 3000 * MS, false),
+            Err(CutError::TooOld { .. })
+        ));
+        assert!(matches!(
+            r.cut(9000 * MS, 9999 * MS, false),
+            Err(CutError::InFuture { .. })
+        ));
         assert_eq!(r.cut(5, 4, false), Err(CutError::Empty));
         // Clamped (event clips near start-up): from the oldest keyframe.
         assert_eq!(r.cut(0, 3100 * MS, true).unwrap()[0].seq, 30);

@@ -76,7 +76,11 @@ fn number(q: &Query, key: &str) -> Result<Option<u64>, String> {
 }
 
 async fn answer_clip(shared: Arc<Shared>, video: Arc<CameraVideo>, q: Query) {
-    let params = (number(&q, "event"), number(&q, "start_ns"), number(&q, "end_ns"));
+    let params = (
+        number(&q, "event"),
+        number(&q, "start_ns"),
+        number(&q, "end_ns"),
+    );
     let clip = match params {
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
         (Ok(Some(id)), Ok(None), Ok(None)) => video.event_clip(id).map(|c| (*c).clone()).ok_or_else(|| {
@@ -96,7 +100,13 @@ async fn answer_clip(shared: Arc<Shared>, video: Arc<CameraVideo>, q: Query) {
         (Ok(_), None) => return reply_err(&q, "this camera has no video yet".into()).await,
     };
     let seq = video.clip_seq.fetch_add(1, Ordering::Relaxed);
-    let header = shared.header(&video.camera, shared.incarnation, seq, clip.start_ns, info.fps);
+    let header = shared.header(
+        &video.camera,
+        shared.incarnation,
+        seq,
+        clip.start_ns,
+        info.fps,
+    );
     match venue_proto::encode(&clip_record(header, info, &clip)) {
         Ok(bytes) => {
             if let Err(error) = q.reply(q.key_expr().clone(), bytes).await {

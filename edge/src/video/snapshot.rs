@@ -23,7 +23,9 @@ pub fn nv12_to_jpeg(nv12: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Sna
         )));
     }
     let (Ok(w16), Ok(h16)) = (u16::try_from(width), u16::try_from(height)) else {
-        return Err(SnapshotError::Frame(format!("{width}x{height} is too large for JPEG")));
+        return Err(SnapshotError::Frame(format!(
+            "{width}x{height} is too large for JPEG"
+        )));
     };
     let (y, uv) = nv12.split_at(w * h);
     // Interleaved Y Cb Cr, the chroma of each 2×2 block repeated.
@@ -59,7 +61,12 @@ mod tests {
         let pixels = d.decode().unwrap();
         assert_eq!(d.dimensions(), Some((w, h)));
         // A grey ramp: the left edge dark, the right edge bright.
-        assert!(pixels[0] < 30 && pixels[(w - 1) * 3] > 220, "{} {}", pixels[0], pixels[(w - 1) * 3]);
+        assert!(
+            pixels[0] < 30 && pixels[(w - 1) * 3] > 220,
+            "{} {}",
+            pixels[0],
+            pixels[(w - 1) * 3]
+        );
     }
 
     #[test]

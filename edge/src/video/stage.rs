@@ -119,7 +119,8 @@ impl CameraVideo {
         // A few events waiting to be muxed; more are dropped (and counted).
         let (tx, rx) = std::sync::mpsc::sync_channel::<ClipWork>(4);
         let worker = {
-            let (clips, counters, camera) = (Arc::clone(&clips), Arc::clone(&counters), camera.clone());
+            let (clips, counters, camera) =
+                (Arc::clone(&clips), Arc::clone(&counters), camera.clone());
             std::thread::Builder::new()
                 .name(format!("clips-{camera}"))
                 .spawn(move || {

