@@ -238,3 +238,124 @@ fn a_missing_encoder_fails_the_camera_with_what_to_install() {
     daemon.signal("-TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
 }
+
+/// Runs `venue-edge ARGS…` against the daemon; (success, stdout, stderr).
+fn client(port: u16, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--connect", &format!("tcp/127.0.0.1:{port}")])
+        .output()
+        .expect("venue-edge client");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// `N frames from frame_seq S` in the clip command's report.
+fn clip_report(stdout: &str) -> (u64, u64) {
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    let at = |w: &str| words.iter().position(|x| *x == w).expect(stdout);
+    let frames = words[at("frames") - 1].parse().expect(stdout);
+    let first = words[at("frame_seq") + 1].parse().expect(stdout);
+    (frames, first)
+}
+
+#[test]
+fn event_clips_start_on_a_keyframe_before_the_event_and_decode() {
+    use venue_proto::EventPhase;
+    // A ski slope, segmented and tagged at its full rate, encoded with a GOP of 8.
+    let cams = "\n[video]\nencoder = \"x264\"\ngop = 8\npreset = \"ultrafast\"\nbitrate_kbps = 800\npreroll_s = 20\nclip_preroll_s = 1\npostroll_s = 1\n\n[[cameras]]\nid = \"slope\"\nwidth = 640\nheight = 360\nfps = 8\ninference_fps = 8\n[cameras.source]\nkind = \"synthetic\"\nscene = \"slope\"\nseed = 9005\nathletes = 3\n";
+    let (mut daemon, listener, ports, _) = start("video-clip", cams);
+    let mut got = Collected::new();
+    let preroll = 1_000_000_000u64;
+    // An event that ended, whose start minus the pre-roll is after the first video.
+    let wanted = |c: &Collected| {
+        let first = c.video.values().next().map(|v| v.units[0].capture_ns)?;
+        c.events
+            .iter()
+            .find(|e| {
+                e.phase == EventPhase::Ended
+                    && e.end_ns.is_some()
+                    && e.start_ns.saturating_sub(preroll) > first + preroll
+            })
+            .cloned()
+    };
+    let ok = got.until(&listener, Duration::from_secs(90), |c| wanted(c).is_some());
+    assert!(ok, "no event ended; {} events; log:\n{}", got.events.len(), daemon.log());
+    let event = wanted(&got).unwrap();
+    let end = event.end_ns.unwrap();
+    // The clip is cut once the post-roll is encoded; ask until it is there.
+    let dir = temp_dir("video-clip-out");
+    let path = dir.join("event.mp4");
+    let id = event.event_id.to_string();
+    let t = Instant::now();
+    let report = loop {
+        let (ok, out, err) = client(
+            ports.zenoh,
+            &["clip", "--camera", "slope", "--event", &id, "--out", path.to_str().unwrap()],
+        );
+        if ok {
+            break out;
+        }
+        assert!(err.contains("not ended yet"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(20), "no clip: {err}\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let (frames, first_seq) = clip_report(&report);
+    // What the clip should hold, from the chunks on the wire.
+    got.until(&listener, Duration::from_secs(3), |_| false);
+    let units: Vec<_> = got.video.values().flat_map(|c| c.units.clone()).collect();
+    let start = units.iter().position(|u| u.frame_seq == first_seq).expect("first frame on the wire");
+    let first = &units[start];
+    assert!(first.keyframe, "the clip starts on frame {first_seq}, not a keyframe");
+    let from = event.start_ns - preroll;
+    assert!(first.capture_ns <= from, "clip starts after event start − pre-roll");
+    // …and on the last keyframe at or before it (no later keyframe would do).
+    assert!(
+        !units[start + 1..].iter().any(|u| u.keyframe && u.capture_ns <= from),
+        "a later keyframe was at or before event start − pre-roll"
+    );
+    let expected = units[start..]
+        .iter()
+        .take_while(|u| u.capture_ns <= end + preroll)
+        .count() as u64;
+    assert_eq!(frames, expected, "frames through event end + post-roll");
+    let probe = ffprobe(&path);
+    assert_eq!(probe.get("nb_read_frames"), Some(&frames.to_string()), "{probe:?}");
+    assert_eq!(probe.get("width").map(String::as_str), Some("640"));
+
+    // Any range still in the ring, on request; one no longer kept is refused.
+    let last = units.last().unwrap();
+    let (a, b) = (last.capture_ns - 2 * preroll, last.capture_ns - preroll);
+    let range = dir.join("range.mp4");
+    let (ok, out, err) = client(
+        ports.zenoh,
+        &["clip", "--camera", "slope", "--start-ns", &a.to_string(), "--end-ns", &b.to_string(), "--out", range.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let (frames, first_seq) = clip_report(&out);
+    let u = units.iter().find(|u| u.frame_seq == first_seq).expect("range start on the wire");
+    assert!(u.keyframe && u.capture_ns <= a, "range clip starts on {u:?}");
+    assert_eq!(ffprobe(&range).get("nb_read_frames"), Some(&frames.to_string()));
+    let (ok, _, err) = client(
+        ports.zenoh,
+        &["clip", "--camera", "slope", "--start-ns", "1", "--end-ns", "2", "--out", range.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("before the oldest video kept"), "{err}");
+
+    // A snapshot: the next frame as a full-size JPEG.
+    let jpeg = dir.join("snap.jpg");
+    let (ok, out, err) = client(
+        ports.zenoh,
+        &["snapshot", "--camera", "slope", "--out", jpeg.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("640x360"), "{out}");
+    let probe = ffprobe(&jpeg);
+    assert_eq!(probe.get("codec_name").map(String::as_str), Some("mjpeg"));
+    assert_eq!(probe.get("width").map(String::as_str), Some("640"));
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+}
