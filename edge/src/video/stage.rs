@@ -498,6 +498,68 @@ fn report(camera: &Id, error: &str, last: &mut String) {
     }
 }
 
+/// Whether an Annex-B access unit only continues the previous picture: its first
+/// slice does not start the picture (H.264 `first_mb_in_slice` ≠ 0, H.265
+/// `first_slice_segment_in_pic_flag` = 0).
+pub fn continues_picture(data: &[u8], codec: PixelFormat) -> bool {
+    let mut i = 0;
+    while i + 3 < data.len() {
+        if data[i..i + 3] != [0, 0, 1] {
+            i += 1;
+            continue;
+        }
+        let h = i + 3;
+        match codec {
+            PixelFormat::H265 => {
+                let kind = (data[h] >> 1) & 0x3f;
+                if kind <= 31 {
+                    return data.get(h + 2).is_some_and(|b| b & 0x80 == 0);
+                }
+            }
+            _ => {
+                let kind = data[h] & 0x1f;
+                if (1..=5).contains(&kind) {
+                    // ue(v) 0 is a single 1 bit.
+                    return data.get(h + 1).is_some_and(|b| b & 0x80 == 0);
+                }
+            }
+        }
+        i = h;
+    }
+    false
+}
+
+/// Joins access units that carry one picture between them. At the start of an
+/// RTSP stream the depayloader can hand over a multi-slice keyframe as one unit
+/// per slice; a clip or decoder needs the picture whole, and the frame numbering
+/// must count pictures to match the decoded frames' metadata. Holds one unit back.
+#[derive(Debug, Default)]
+struct PictureJoin {
+    pending: Option<(Unit, StreamInfo)>,
+    /// Units folded into the one before: later sequence numbers shift down by this.
+    merged: u64,
+}
+
+impl PictureJoin {
+    fn push(&mut self, mut u: Unit, info: StreamInfo) -> Option<(Unit, StreamInfo)> {
+        if let Some((p, pinfo)) = self.pending.as_mut()
+            && *pinfo == info
+            && continues_picture(&u.data, info.codec)
+        {
+            p.data.extend_from_slice(&u.data);
+            p.keyframe |= u.keyframe;
+            self.merged += 1;
+            return None;
+        }
+        u.seq = u.seq.saturating_sub(self.merged);
+        self.pending.replace((u, info))
+    }
+
+    fn flush(&mut self) -> Option<(Unit, StreamInfo)> {
+        self.pending.take()
+    }
+}
+
 /// The `video` thread of a compressed feed: its access units as received, with the
 /// camera's frame numbering (`base`: the sequence this pipeline run starts at).
 pub fn passthrough_loop(
@@ -506,6 +568,7 @@ pub fn passthrough_loop(
     base: u64,
     mut sink: UnitSink,
 ) {
+    let mut join = PictureJoin::default();
     loop {
         match units.recv_timeout(Duration::from_millis(100)) {
             Some(f) => {
@@ -522,11 +585,16 @@ pub fn passthrough_loop(
                     // The feed's pooled buffer goes back at once.
                     data: f.data.to_vec(),
                 };
-                sink.push(u, info);
+                if let Some((u, info)) = join.push(u, info) {
+                    sink.push(u, info);
+                }
             }
             None if stop.is_cancelled() => break,
             None => {}
         }
+    }
+    if let Some((u, info)) = join.flush() {
+        sink.push(u, info);
     }
     sink.flush();
     let dropped = units.dropped();
@@ -548,5 +616,70 @@ pub fn clip_record(header: Header, info: StreamInfo, c: &ClipFile) -> venue_prot
         start_ns: c.start_ns,
         end_ns: c.end_ns,
         mp4: c.mp4.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> StreamInfo {
+        StreamInfo {
+            codec: PixelFormat::H264,
+            width: 320,
+            height: 240,
+            fps: 25,
+        }
+    }
+
+    fn au(seq: u64, slice: &[u8]) -> Unit {
+        let mut data = vec![0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1];
+        data.extend_from_slice(slice);
+        Unit {
+            seq,
+            capture_ns: seq,
+            keyframe: slice[0] == 0x65,
+            data,
+        }
+    }
+
+    #[test]
+    fn slices_of_one_picture_are_joined_and_numbering_counts_pictures() {
+        assert!(!continues_picture(
+            &au(0, &[0x65, 0x88]).data,
+            PixelFormat::H264
+        ));
+        assert!(continues_picture(
+            &au(1, &[0x65, 0x01, 0x42]).data,
+            PixelFormat::H264
+        ));
+        let mut j = PictureJoin::default();
+        let mut out = Vec::new();
+        for u in [
+            au(0, &[0x65, 0x88]),
+            au(1, &[0x65, 0x01]),
+            au(2, &[0x41, 0x9a]),
+            au(3, &[0x41, 0x9b]),
+        ] {
+            out.extend(j.push(u, info()));
+        }
+        out.extend(j.flush());
+        let seqs: Vec<u64> = out.iter().map(|(u, _)| u.seq).collect();
+        assert_eq!(seqs, vec![0, 1, 2]);
+        assert!(
+            out[0]
+                .0
+                .data
+                .ends_with(&[0x65, 0x88, 0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x65, 0x01])
+        );
+        // H.265: first_slice_segment_in_pic_flag is the first bit after the header.
+        assert!(!continues_picture(
+            &[0, 0, 1, 0x26, 0x01, 0x80],
+            PixelFormat::H265
+        ));
+        assert!(continues_picture(
+            &[0, 0, 1, 0x26, 0x01, 0x40],
+            PixelFormat::H265
+        ));
     }
 }

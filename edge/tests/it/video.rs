@@ -283,7 +283,12 @@ fn event_clips_start_on_a_keyframe_before_the_event_and_decode() {
             .cloned()
     };
     let ok = got.until(&listener, Duration::from_secs(90), |c| wanted(c).is_some());
-    assert!(ok, "no event ended; {} events; log:\n{}", got.events.len(), daemon.log());
+    assert!(
+        ok,
+        "no event ended; {} events; log:\n{}",
+        got.events.len(),
+        daemon.log()
+    );
     let event = wanted(&got).unwrap();
     let end = event.end_ns.unwrap();
     // The clip is cut once the post-roll is encoded; ask until it is there.
@@ -294,27 +299,50 @@ fn event_clips_start_on_a_keyframe_before_the_event_and_decode() {
     let report = loop {
         let (ok, out, err) = client(
             ports.zenoh,
-            &["clip", "--camera", "slope", "--event", &id, "--out", path.to_str().unwrap()],
+            &[
+                "clip",
+                "--camera",
+                "slope",
+                "--event",
+                &id,
+                "--out",
+                path.to_str().unwrap(),
+            ],
         );
         if ok {
             break out;
         }
         assert!(err.contains("not ended yet"), "{err}");
-        assert!(t.elapsed() < Duration::from_secs(20), "no clip: {err}\n{}", daemon.log());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no clip: {err}\n{}",
+            daemon.log()
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     let (frames, first_seq) = clip_report(&report);
     // What the clip should hold, from the chunks on the wire.
     got.until(&listener, Duration::from_secs(3), |_| false);
     let units: Vec<_> = got.video.values().flat_map(|c| c.units.clone()).collect();
-    let start = units.iter().position(|u| u.frame_seq == first_seq).expect("first frame on the wire");
+    let start = units
+        .iter()
+        .position(|u| u.frame_seq == first_seq)
+        .expect("first frame on the wire");
     let first = &units[start];
-    assert!(first.keyframe, "the clip starts on frame {first_seq}, not a keyframe");
+    assert!(
+        first.keyframe,
+        "the clip starts on frame {first_seq}, not a keyframe"
+    );
     let from = event.start_ns - preroll;
-    assert!(first.capture_ns <= from, "clip starts after event start − pre-roll");
+    assert!(
+        first.capture_ns <= from,
+        "clip starts after event start − pre-roll"
+    );
     // …and on the last keyframe at or before it (no later keyframe would do).
     assert!(
-        !units[start + 1..].iter().any(|u| u.keyframe && u.capture_ns <= from),
+        !units[start + 1..]
+            .iter()
+            .any(|u| u.keyframe && u.capture_ns <= from),
         "a later keyframe was at or before event start − pre-roll"
     );
     let expected = units[start..]
@@ -323,7 +351,11 @@ fn event_clips_start_on_a_keyframe_before_the_event_and_decode() {
         .count() as u64;
     assert_eq!(frames, expected, "frames through event end + post-roll");
     let probe = ffprobe(&path);
-    assert_eq!(probe.get("nb_read_frames"), Some(&frames.to_string()), "{probe:?}");
+    assert_eq!(
+        probe.get("nb_read_frames"),
+        Some(&frames.to_string()),
+        "{probe:?}"
+    );
     assert_eq!(probe.get("width").map(String::as_str), Some("640"));
 
     // Any range still in the ring, on request; one no longer kept is refused.
@@ -332,16 +364,45 @@ fn event_clips_start_on_a_keyframe_before_the_event_and_decode() {
     let range = dir.join("range.mp4");
     let (ok, out, err) = client(
         ports.zenoh,
-        &["clip", "--camera", "slope", "--start-ns", &a.to_string(), "--end-ns", &b.to_string(), "--out", range.to_str().unwrap()],
+        &[
+            "clip",
+            "--camera",
+            "slope",
+            "--start-ns",
+            &a.to_string(),
+            "--end-ns",
+            &b.to_string(),
+            "--out",
+            range.to_str().unwrap(),
+        ],
     );
     assert!(ok, "{err}");
     let (frames, first_seq) = clip_report(&out);
-    let u = units.iter().find(|u| u.frame_seq == first_seq).expect("range start on the wire");
-    assert!(u.keyframe && u.capture_ns <= a, "range clip starts on {u:?}");
-    assert_eq!(ffprobe(&range).get("nb_read_frames"), Some(&frames.to_string()));
+    let u = units
+        .iter()
+        .find(|u| u.frame_seq == first_seq)
+        .expect("range start on the wire");
+    assert!(
+        u.keyframe && u.capture_ns <= a,
+        "range clip starts on {u:?}"
+    );
+    assert_eq!(
+        ffprobe(&range).get("nb_read_frames"),
+        Some(&frames.to_string())
+    );
     let (ok, _, err) = client(
         ports.zenoh,
-        &["clip", "--camera", "slope", "--start-ns", "1", "--end-ns", "2", "--out", range.to_str().unwrap()],
+        &[
+            "clip",
+            "--camera",
+            "slope",
+            "--start-ns",
+            "1",
+            "--end-ns",
+            "2",
+            "--out",
+            range.to_str().unwrap(),
+        ],
     );
     assert!(!ok && err.contains("before the oldest video kept"), "{err}");
 
@@ -349,13 +410,113 @@ fn event_clips_start_on_a_keyframe_before_the_event_and_decode() {
     let jpeg = dir.join("snap.jpg");
     let (ok, out, err) = client(
         ports.zenoh,
-        &["snapshot", "--camera", "slope", "--out", jpeg.to_str().unwrap()],
+        &[
+            "snapshot",
+            "--camera",
+            "slope",
+            "--out",
+            jpeg.to_str().unwrap(),
+        ],
     );
     assert!(ok, "{err}");
     assert!(out.contains("640x360"), "{out}");
     let probe = ffprobe(&jpeg);
     assert_eq!(probe.get("codec_name").map(String::as_str), Some("mjpeg"));
     assert_eq!(probe.get("width").map(String::as_str), Some("640"));
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+/// The slice NAL units (types 1-5) of an Annex-B access unit, without start codes:
+/// what identifies the picture (parsers may repeat SPS/PPS in front of keyframes).
+fn slices(au: &[u8]) -> Vec<Vec<u8>> {
+    if !(au.starts_with(&[0, 0, 1]) || au.starts_with(&[0, 0, 0, 1])) {
+        // Length-prefixed (avc) as the encoder may hand it to the payloader.
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i + 4 <= au.len() {
+            let n = u32::from_be_bytes([au[i], au[i + 1], au[i + 2], au[i + 3]]) as usize;
+            let nal = &au[i + 4..(i + 4 + n).min(au.len())];
+            if nal.first().is_some_and(|b| (1..=5).contains(&(b & 0x1f))) {
+                out.push(nal.to_vec());
+            }
+            i += 4 + n;
+        }
+        return out;
+    }
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= au.len() {
+        if au[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(au.len(), |n| n - 3);
+        // A 4-byte start code leaves one zero before the next 3-byte one.
+        while end > s && starts.get(k + 1).is_some() && au[end - 1] == 0 {
+            end -= 1;
+        }
+        if s < au.len() && (1..=5).contains(&(au[s] & 0x1f)) {
+            out.push(au[s..end].to_vec());
+        }
+    }
+    out
+}
+
+#[test]
+fn an_rtsp_h264_feed_passes_through_bit_exact() {
+    use venue_drivers::gst::test_server::{Pattern, RtspTestServer};
+    let server = RtspTestServer::start(0, Pattern::default()).expect("rtsp server");
+    let cams = format!(
+        "\n[[cameras]]\nid = \"net\"\n[cameras.source]\nkind = \"rtsp\"\nurl = \"{}\"\nlatency_ms = 50\n",
+        server.url()
+    );
+    let (mut daemon, listener, _ports, _) = start("video-rtsp", &cams);
+    let mut got = Collected::new();
+    let ok = got.until(&listener, Duration::from_secs(20), |c| {
+        c.video.values().map(|v| v.units.len()).sum::<usize>() >= 100
+    });
+    assert!(ok, "{} chunks; log:\n{}", got.video.len(), daemon.log());
+    let sent: Vec<Vec<Vec<u8>>> = server.sent_units().iter().map(|u| slices(u)).collect();
+    let out: Vec<&venue_proto::AccessUnit> = got.video.values().flat_map(|c| &c.units).collect();
+    assert!(out[0].keyframe, "the first unit sent is a keyframe");
+    assert_eq!(
+        got.video.values().next().map(|c| c.codec),
+        Some(venue_proto::VideoCodec::H264)
+    );
+    // The first unit out is one the server sent; from there on, unit for unit, the
+    // pictures are the encoder's bytes.
+    let first = slices(&out[0].data);
+    let at = sent.iter().position(|s| *s == first).unwrap_or_else(|| {
+        panic!(
+            "first unit out ({} slices, {} bytes) was not sent; {} sent, first sent {:?}",
+            first.len(),
+            out[0].data.len(),
+            sent.len(),
+            server
+                .sent_units()
+                .first()
+                .map(|u| u[..u.len().min(16)].to_vec())
+        )
+    });
+    let mut matched = 0;
+    for (i, u) in out.iter().enumerate() {
+        let Some(want) = sent.get(at + i) else { break };
+        assert_eq!(
+            &slices(&u.data),
+            want,
+            "access unit {i} differs from what was sent"
+        );
+        matched += 1;
+    }
+    assert!(matched >= 100, "only {matched} units compared");
+    // Sequence numbers are the camera's frame numbering, gap-free.
+    assert!(out.windows(2).all(|w| w[1].frame_seq == w[0].frame_seq + 1));
     daemon.signal("-TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
 }
