@@ -138,3 +138,90 @@ pub(super) fn video(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<VideoCon
         clips_kept: kept? as usize,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use venue_drivers::gst::encode::{EncoderChoice, LatencyMode, Preset, Profile};
+
+    use crate::config::parse;
+    use crate::video::{ChunkMode, VideoConfig};
+
+    const BOX: &str = "[box]\nvenue = \"v\"\nid = \"b\"\n";
+    const CAM: &str = "[[cameras]]\nid = \"c1\"\n[cameras.source]\nkind = \"synthetic\"\n";
+
+    fn video(section: &str) -> Result<VideoConfig, Vec<String>> {
+        parse(&format!("{BOX}{section}\n{CAM}"), "t.toml")
+            .map(|c| c.video)
+            .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn no_section_encodes_nothing_and_passes_feeds_through() {
+        assert_eq!(video(""), Ok(VideoConfig::default()));
+        assert!(video("").is_ok_and(|v| v.encoder.is_none() && v.passthrough));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let v = video(
+            "[video]\nencoder = \"x264\"\nbitrate_kbps = 3000\ngop = 60\nprofile = \"main\"\nlatency = \"normal\"\npreset = \"veryfast\"\npassthrough = false\nchunk = \"window\"\nchunk_window_ms = 500\nchunk_max_kb = 512\npreroll_s = 20\npreroll_max_mb = 100\nclip_preroll_s = 5\npostroll_s = 4\nevent_clips = false\nclips_kept = 3\n",
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let e = v.encoder.unwrap();
+        assert_eq!(e.choice, EncoderChoice::parse("x264").unwrap());
+        assert_eq!((e.bitrate_kbps, e.gop), (3000, 60));
+        assert_eq!(
+            (e.profile, e.latency, e.preset),
+            (Profile::Main, LatencyMode::Normal, Preset::Veryfast)
+        );
+        assert!(!v.passthrough && !v.event_clips);
+        assert_eq!(
+            v.chunk,
+            ChunkMode::Window(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(
+            (v.chunk_max_bytes, v.preroll_max_bytes, v.clips_kept),
+            (512 * 1024, 100 << 20, 3)
+        );
+        assert_eq!(
+            (
+                v.preroll.as_secs(),
+                v.clip_preroll.as_secs(),
+                v.postroll.as_secs()
+            ),
+            (20, 5, 4)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_position() {
+        let errs = video("[video]\nencoder = \"h264\"\nbitrate_kbps = 5\nprofile = \"extended\"\nchunk = \"frame\"\n")
+            .unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "t.toml:5:12: video.encoder: \"h264\" is not known; expected one of: off, auto, x264, x265, nvh264, nvh265, nvv4l2h264, nvv4l2h265",
+                "t.toml:6:16: video.bitrate_kbps: 5 is out of range; expected 100..=200000",
+                "t.toml:7:12: video.profile: \"extended\" is not known; expected one of: baseline, main, high",
+                "t.toml:8:10: video.chunk: \"frame\" is not known; expected one of: gop, window",
+            ]
+        );
+        let errs = video("[video]\npreroll_s = 3\nclip_preroll_s = 5\n").unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "t.toml:6:18: video.clip_preroll_s (5) must not exceed video.preroll_s (3): the ring keeps only preroll_s seconds"
+            ]
+        );
+        let errs = video("[video]\nencoder = 264\nframes = 3\n").unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].contains("video.encoder: expected a string, found an integer"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("unknown key \"frames\" in [video]"),
+            "{errs:?}"
+        );
+    }
+}
