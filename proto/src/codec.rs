@@ -4,7 +4,9 @@
 use alloc::vec::Vec;
 
 use crate::key::StreamKind;
-use crate::msg::{Ack, Clip, Composite, Event, FrameMeta, Gap, Header, Health, Thumbnail, VideoChunk};
+use crate::msg::{
+    Ack, Clip, Composite, Event, FrameMeta, Gap, Header, Health, Thumbnail, VideoChunk,
+};
 
 /// Largest payload accepted by [`decode`]: bigger inputs are rejected before parsing.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
