@@ -191,6 +191,7 @@ struct CameraArgs {
     connect: Vec<String>,
 }
 
+#[cfg_attr(not(feature = "gstreamer"), allow(dead_code))]
 impl CameraArgs {
     /// The camera's key for `what`, after checking each id names one chunk.
     fn key(&self, what: &str) -> anyhow::Result<String> {
@@ -314,6 +315,7 @@ fn main() -> ExitCode {
                 .and_then(|rt| rt.block_on(venue_edge::tail::tail(connect, &key, count, resends)));
             report(result)
         }
+        #[cfg(feature = "gstreamer")]
         Command::VideoFile {
             camera,
             frames,
@@ -341,6 +343,7 @@ fn main() -> ExitCode {
             });
             report(result)
         }
+        #[cfg(feature = "gstreamer")]
         Command::Clip {
             camera,
             event,
@@ -366,6 +369,7 @@ fn main() -> ExitCode {
             });
             report(result)
         }
+        #[cfg(feature = "gstreamer")]
         Command::Snapshot { camera, out } => {
             init_logging("warn", true);
             let result = camera.key("snapshot").and_then(|key| {
@@ -378,6 +382,13 @@ fn main() -> ExitCode {
                     .map(|_| ())
             });
             report(result)
+        }
+        #[cfg(not(feature = "gstreamer"))]
+        Command::VideoFile { .. } | Command::Clip { .. } | Command::Snapshot { .. } => {
+            eprintln!(
+                "error: this build has no GStreamer support (feature \"gstreamer\"), which video needs"
+            );
+            ExitCode::from(1)
         }
         Command::Synth {
             scene,

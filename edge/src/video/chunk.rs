@@ -90,9 +90,10 @@ mod tests {
         for s in 0..7 {
             out.extend(c.push(unit(s, s == 0, 10)));
         }
-        // 33.3 ms apart: 0,1,2 are within 100 ms of 0; 3 is 100 ms after it.
-        assert_eq!(seqs(&out[0]), vec![0, 1, 2]);
-        assert_eq!(seqs(&out[1]), vec![3, 4, 5]);
+        out.extend(c.flush());
+        // 33.3 ms apart: 0-3 are less than 100 ms after 0; 4 (133.3 ms) opens the next.
+        assert_eq!(seqs(&out[0]), vec![0, 1, 2, 3]);
+        assert_eq!(seqs(&out[1]), vec![4, 5, 6]);
     }
 
     #[test]

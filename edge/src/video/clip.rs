@@ -49,32 +49,47 @@ pub fn cut(
     })
 }
 
-/// The last event clips of one camera, oldest dropped first.
+/// The last event clips of one camera, oldest dropped first, bounded by count and
+/// by bytes (memory must stay flat however many events a venue has).
 #[derive(Debug)]
 pub struct ClipStore {
     clips: VecDeque<Arc<ClipFile>>,
     max: usize,
+    max_bytes: usize,
+    bytes: usize,
 }
 
 impl ClipStore {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, max_bytes: usize) -> Self {
         Self {
             clips: VecDeque::new(),
             max,
+            max_bytes,
+            bytes: 0,
         }
     }
 
     pub fn insert(&mut self, clip: ClipFile) {
-        if self.max == 0 {
+        if self.max == 0 || clip.mp4.len() > self.max_bytes {
             return;
         }
         // An event ended twice (a restart's `finish`) keeps the newer cut.
         self.clips
             .retain(|c| c.event_id.is_none() || c.event_id != clip.event_id);
-        while self.clips.len() >= self.max {
-            self.clips.pop_front();
+        self.bytes = self.clips.iter().map(|c| c.mp4.len()).sum();
+        while self.clips.len() >= self.max || self.bytes + clip.mp4.len() > self.max_bytes {
+            match self.clips.pop_front() {
+                Some(old) => self.bytes -= old.mp4.len(),
+                None => break,
+            }
         }
+        self.bytes += clip.mp4.len();
         self.clips.push_back(Arc::new(clip));
+    }
+
+    /// Bytes of MP4 kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn get(&self, event_id: u64) -> Option<Arc<ClipFile>> {
@@ -104,13 +119,27 @@ mod tests {
             frames: 1,
             start_ns: 0,
             end_ns: 0,
-            mp4: vec![],
+            mp4: vec![0; 10],
         }
     }
 
     #[test]
+    fn the_byte_cap_drops_the_oldest() {
+        let mut s = ClipStore::new(100, 25);
+        for id in 1..=4 {
+            s.insert(clip(id));
+        }
+        assert_eq!((s.len(), s.bytes()), (2, 20));
+        assert!(s.get(3).is_some() && s.get(4).is_some());
+        let mut big = clip(9);
+        big.mp4 = vec![0; 26];
+        s.insert(big);
+        assert!(s.get(9).is_none(), "a clip larger than the cap is not kept");
+    }
+
+    #[test]
     fn the_store_keeps_the_newest_clips() {
-        let mut s = ClipStore::new(2);
+        let mut s = ClipStore::new(2, 1 << 20);
         for id in 1..=3 {
             s.insert(clip(id));
         }
@@ -118,7 +147,7 @@ mod tests {
         assert!(s.get(2).is_some() && s.get(3).is_some());
         s.insert(clip(3));
         assert_eq!(s.len(), 2);
-        let mut none = ClipStore::new(0);
+        let mut none = ClipStore::new(0, 1 << 20);
         none.insert(clip(1));
         assert!(none.is_empty());
     }

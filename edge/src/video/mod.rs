@@ -52,8 +52,10 @@ pub struct VideoConfig {
     pub postroll: Duration,
     /// Cut a clip for every key-moment event that ends.
     pub event_clips: bool,
-    /// Event clips kept per camera for retrieval (oldest dropped first).
+    /// Event clips kept per camera for retrieval (oldest dropped first), at most
+    /// this many and this many bytes.
     pub clips_kept: usize,
+    pub clips_max_bytes: usize,
 }
 
 impl Default for VideoConfig {
@@ -69,7 +71,8 @@ impl Default for VideoConfig {
             clip_preroll: Duration::from_secs(2),
             postroll: Duration::from_secs(3),
             event_clips: true,
-            clips_kept: 32,
+            clips_kept: 16,
+            clips_max_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -114,7 +114,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl CameraVideo {
     /// The camera's video state and its clip thread.
     pub fn new(camera: Id, config: VideoConfig) -> Arc<Self> {
-        let clips = Arc::new(Mutex::new(ClipStore::new(config.clips_kept)));
+        let clips = Arc::new(Mutex::new(ClipStore::new(
+            config.clips_kept,
+            config.clips_max_bytes,
+        )));
         let counters = Arc::new(VideoCounters::default());
         // A few events waiting to be muxed; more are dropped (and counted).
         let (tx, rx) = std::sync::mpsc::sync_channel::<ClipWork>(4);

@@ -28,6 +28,7 @@ pub(super) const KEYS: &[&str] = &[
     "postroll_s",
     "event_clips",
     "clips_kept",
+    "clips_max_mb",
 ];
 
 /// A string key that must be one of `names`; `default` when absent.
@@ -101,7 +102,8 @@ pub(super) fn video(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<VideoCon
     let preroll_mb = int_or(ctx, t, "preroll_max_mb", 1..=4096, 64);
     let postroll = int_or(ctx, t, "postroll_s", 0..=60, 3);
     let clips = boolean(ctx, t, "event_clips", true);
-    let kept = int_or(ctx, t, "clips_kept", 0..=10_000, 32);
+    let kept = int_or(ctx, t, "clips_kept", 0..=10_000, 16);
+    let kept_mb = int_or(ctx, t, "clips_max_mb", 1..=4096, 32);
     let (encoder, _) = encoder?;
     let settings = encoder.map(|choice| EncoderSettings {
         choice,
@@ -136,6 +138,7 @@ pub(super) fn video(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<VideoCon
         postroll: Duration::from_secs(postroll? as u64),
         event_clips: clips?,
         clips_kept: kept? as usize,
+        clips_max_bytes: kept_mb? as usize * 1024 * 1024,
     })
 }
 
@@ -164,7 +167,7 @@ mod tests {
     #[test]
     fn every_key_is_read() {
         let v = video(
-            "[video]\nencoder = \"x264\"\nbitrate_kbps = 3000\ngop = 60\nprofile = \"main\"\nlatency = \"normal\"\npreset = \"veryfast\"\npassthrough = false\nchunk = \"window\"\nchunk_window_ms = 500\nchunk_max_kb = 512\npreroll_s = 20\npreroll_max_mb = 100\nclip_preroll_s = 5\npostroll_s = 4\nevent_clips = false\nclips_kept = 3\n",
+            "[video]\nencoder = \"x264\"\nbitrate_kbps = 3000\ngop = 60\nprofile = \"main\"\nlatency = \"normal\"\npreset = \"veryfast\"\npassthrough = false\nchunk = \"window\"\nchunk_window_ms = 500\nchunk_max_kb = 512\npreroll_s = 20\npreroll_max_mb = 100\nclip_preroll_s = 5\npostroll_s = 4\nevent_clips = false\nclips_kept = 3\nclips_max_mb = 8\n",
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         let e = v.encoder.unwrap();
@@ -183,6 +186,7 @@ mod tests {
             (v.chunk_max_bytes, v.preroll_max_bytes, v.clips_kept),
             (512 * 1024, 100 << 20, 3)
         );
+        assert_eq!(v.clips_max_bytes, 8 << 20);
         assert_eq!(
             (
                 v.preroll.as_secs(),
