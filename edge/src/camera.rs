@@ -415,15 +415,7 @@ fn open_source(
     passthrough: bool,
 ) -> Result<Opened, String> {
     match &cam.source {
-        SourceConfig::Feed(feed) => {
-            open_feed(shared, feed, stop, extra_buffers, passthrough).map(|(source, h, units)| {
-                Opened {
-                    source,
-                    feed: Some(h),
-                    units,
-                }
-            })
-        }
+        SourceConfig::Feed(feed) => open_feed(shared, feed, stop, extra_buffers, passthrough),
         SourceConfig::Synthetic {
             scene,
             seed,
@@ -1094,7 +1086,7 @@ fn open_feed(
     stop: &StopSignal,
     extra_buffers: usize,
     passthrough: bool,
-) -> Result<(Box<dyn Source>, FeedHandle, Option<FeedUnits>), String> {
+) -> Result<Opened, String> {
     use venue_drivers::gst::{BackoffConfig, FeedConfig, GstSource};
     let cfg = FeedConfig {
         latency: feed.latency,
@@ -1113,7 +1105,11 @@ fn open_feed(
         GstSource::new(cfg, Arc::clone(&shared.clock), stop.clone()).map_err(|e| e.to_string())?;
     let status = source.status();
     let units = source.access_units();
-    Ok((Box::new(source), status, units))
+    Ok(Opened {
+        source: Box::new(source),
+        feed: Some(status),
+        units,
+    })
 }
 
 #[cfg(not(feature = "gstreamer"))]
@@ -1123,7 +1119,7 @@ fn open_feed(
     _stop: &StopSignal,
     _extra_buffers: usize,
     _passthrough: bool,
-) -> Result<(Box<dyn Source>, FeedHandle, Option<FeedUnits>), String> {
+) -> Result<Opened, String> {
     Err(format!(
         "{}: this build has no GStreamer support (feature \"gstreamer\")",
         feed.kind.location()

@@ -67,7 +67,12 @@ impl RtspTestServer {
                 .name("rtsp-test-server".into())
                 .spawn(move || {
                     serve(
-                        port, pattern, &context, &main_loop, &flowing, &valves, &sent, &ready_tx,
+                        port,
+                        pattern,
+                        &context,
+                        &main_loop,
+                        (&flowing, &valves, &sent),
+                        &ready_tx,
                     );
                 })
                 .map_err(|e| e.to_string())?
@@ -135,9 +140,7 @@ fn serve(
     pattern: Pattern,
     context: &glib::MainContext,
     main_loop: &glib::MainLoop,
-    flowing: &Arc<AtomicBool>,
-    valves: &Arc<Mutex<Vec<gst::Element>>>,
-    sent: &Sent,
+    (flowing, valves, sent): (&Arc<AtomicBool>, &Arc<Mutex<Vec<gst::Element>>>, &Sent),
     ready: &std::sync::mpsc::Sender<Result<u16, String>>,
 ) {
     let result = context.with_thread_default(|| {

@@ -94,7 +94,12 @@ impl Encoder {
         fps: u32,
     ) -> Result<Self, EncodeError> {
         let element = resolve(settings.choice)?;
-        if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 || fps == 0 {
+        if width == 0
+            || height == 0
+            || !width.is_multiple_of(2)
+            || !height.is_multiple_of(2)
+            || fps == 0
+        {
             return Err(EncodeError::Input(format!(
                 "{width}x{height}@{fps}: frames must have an even, non-zero size and a rate"
             )));
