@@ -405,7 +405,7 @@ pub fn raw_loop(
         }
         if !encoder.as_ref().is_some_and(|e| e.accepts(&frame)) {
             if let Some(old) = encoder.take() {
-                drain(old.finish(), sink, &frame, video, &mut last_error);
+                drain(old.finish(), sink, video, &mut last_error);
             }
             if frame.seq < retry_at {
                 continue;
@@ -469,7 +469,6 @@ pub fn raw_loop(
 fn drain(
     units: Result<Vec<EncodedUnit>, venue_drivers::gst::encode::EncodeError>,
     sink: &mut UnitSink,
-    _next: &Frame,
     video: &CameraVideo,
     last_error: &mut String,
 ) {
