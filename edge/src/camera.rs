@@ -25,7 +25,7 @@ use venue_proto::{
     StreamKey, StreamKind, Timecode,
 };
 
-use crate::config::{CameraConfig, HealthConfig, PipelineConfig};
+use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig, VideoConfig};
 use crate::delivery::Delivery;
 use crate::inference::{Inference, RateGate, SlotId};
 use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};
@@ -36,6 +36,13 @@ use crate::stats::StatsState;
 use crate::tag_stage::{self, CameraTagger, FrameInfo, PendingMask, TagCounters, Tagged};
 use crate::tagging::TaggingConfig;
 use crate::uplink;
+#[cfg(feature = "gstreamer")]
+use crate::video::stage::{self as video_stage, CameraVideo, UnitSink};
+
+/// Raw frames waiting for the `video` thread (encoding); a full queue holds
+/// `analyze` back, so capture stays the one drop point.
+#[cfg(feature = "gstreamer")]
+const VIDEO_QUEUE: usize = 2;
 
 /// A run without failure this long resets the restart backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
@@ -61,6 +68,8 @@ pub struct Shared {
     pub inference: Mutex<Option<Arc<Inference>>>,
     /// How segmented frames are tagged; `None`: not at all.
     pub tagging: Option<TaggingConfig>,
+    /// Encoding, passthrough, chunks, ring and clips (`[video]`).
+    pub video: VideoConfig,
 }
 
 impl Shared {
@@ -282,7 +291,22 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
         shared.delivery.ensure_sender(composites.clone());
         (events, composites)
     });
-    let streams = CameraStreams { meta, tagged };
+    #[cfg(feature = "gstreamer")]
+    let video = camera_video(&shared, &cam);
+    #[cfg(feature = "gstreamer")]
+    let serving = video.as_ref().map(|(_, v)| {
+        tokio::spawn(crate::video::serve::serve(
+            Arc::clone(&shared),
+            Arc::clone(v),
+            cancel.clone(),
+        ))
+    });
+    let streams = CameraStreams {
+        meta,
+        tagged,
+        #[cfg(feature = "gstreamer")]
+        video,
+    };
     let next_frame_seq = Arc::new(AtomicU64::new(0));
     let mut backoff = shared.pipeline.restart_backoff_min;
     loop {
@@ -327,6 +351,15 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
     stats.set_state(CameraState::Stopped, None);
     shared.metrics.set_state(id.as_str(), CameraState::Stopped);
     let _ = health.await;
+    #[cfg(feature = "gstreamer")]
+    {
+        if let Some(task) = serving {
+            let _ = task.await;
+        }
+        if let Some((_, v)) = &streams.video {
+            v.close();
+        }
+    }
     info!(camera = %id, "camera stopped");
 }
 
@@ -336,6 +369,40 @@ struct CameraStreams {
     meta: StreamHandle,
     /// Events and composites, when the camera's frames are tagged.
     tagged: Option<(StreamHandle, StreamHandle)>,
+    /// Video chunks and the camera's video state, when it has video.
+    #[cfg(feature = "gstreamer")]
+    video: Option<(StreamHandle, Arc<CameraVideo>)>,
+}
+
+/// The camera's video: raw cameras when an encoder is configured, feeds when
+/// passthrough is on.
+#[cfg(feature = "gstreamer")]
+fn camera_video(shared: &Shared, cam: &CameraConfig) -> Option<(StreamHandle, Arc<CameraVideo>)> {
+    let wanted = match cam.source {
+        SourceConfig::Feed(_) => shared.video.passthrough,
+        SourceConfig::Synthetic { .. } => shared.video.encoder.is_some(),
+        // The encoder takes NV12 at the configured size; a V4L2 device may
+        // negotiate another size or YUYV/MJPEG. Not encoded yet.
+        SourceConfig::V4l2(_) => false,
+    };
+    wanted.then(|| {
+        let stream = shared.spool.stream(&cam.id, StreamKind::Video);
+        shared.delivery.ensure_sender(stream.clone());
+        (
+            stream,
+            CameraVideo::new(cam.id.clone(), shared.video.clone()),
+        )
+    })
+}
+
+/// Frames the `video` thread may hold besides the queue (one being encoded).
+fn video_buffers(streams: &CameraStreams) -> usize {
+    #[cfg(feature = "gstreamer")]
+    if streams.video.is_some() {
+        return VIDEO_QUEUE + 1;
+    }
+    let _ = streams;
+    0
 }
 
 /// A frame's analysis result, passed from `analyze` to `tag`.
@@ -356,19 +423,31 @@ async fn run_pipeline(
 ) -> Ended {
     // A source blocked in a reconnect wait hears the shutdown through this.
     let stop_source = StopSignal::new();
+    #[cfg(feature = "gstreamer")]
+    let passthrough = streams.video.is_some() && matches!(cam.source, SourceConfig::Feed(_));
+    #[cfg(not(feature = "gstreamer"))]
+    let passthrough = false;
     let options = sources::OpenOptions {
         queue_depth: shared.pipeline.queue_depth,
-        ..sources::OpenOptions::default()
+        extra_buffers: video_buffers(streams),
+        passthrough,
     };
-    let source = match sources::open(cam, &shared.clock, options, &stop_source) {
+    let (source, feed_units) = match sources::open(cam, &shared.clock, options, &stop_source) {
         Ok(opened) => {
             if let Ok(mut slot) = stats.source.lock() {
                 *slot = opened.handle;
             }
-            opened.source
+            (opened.source, opened.units)
         }
         Err(reason) => return Ended::Fatal(reason),
     };
+    #[cfg(feature = "gstreamer")]
+    let video = match start_video(shared, cam, streams, feed_units, next_frame_seq).await {
+        Ok(v) => v,
+        Err(reason) => return Ended::Fatal(reason),
+    };
+    #[cfg(not(feature = "gstreamer"))]
+    let _ = feed_units;
     let depth = shared.pipeline.queue_depth;
     let inference = if cam.inference_fps > 0 {
         match shared.inference.lock().ok().and_then(|i| i.clone()) {
@@ -379,6 +458,10 @@ async fn run_pipeline(
         None
     };
     let (frame_tx, frame_rx) = mpsc::channel::<Frame>(depth);
+    #[cfg(feature = "gstreamer")]
+    let video_tx = video.frames;
+    #[cfg(not(feature = "gstreamer"))]
+    let video_tx: Option<mpsc::Sender<Frame>> = None;
     // Metadata waits in capture order for its frame's mask: room for a second of
     // frames, so a slow model costs masks (counted), never capture frames.
     let meta_depth = depth
@@ -450,7 +533,7 @@ async fn run_pipeline(
         let stats = Arc::clone(stats);
         std::thread::Builder::new()
             .name(format!("analyze-{}", cam.id))
-            .spawn(move || analyze_loop(frame_rx, &meta_tx, &stats, infer))
+            .spawn(move || analyze_loop(frame_rx, &meta_tx, video_tx.as_ref(), &stats, infer))
     };
     let analyze = match analyze {
         Ok(t) => t,
@@ -485,6 +568,8 @@ async fn run_pipeline(
 
     let result = capture_done.await;
     forward_stop.abort();
+    #[cfg(feature = "gstreamer")]
+    video.stop.cancel();
     // Capture has ended: analysis, tagging and spooling drain what is queued, then end.
     let joined = tokio::task::spawn_blocking(move || {
         let ok = capture.join().is_ok() & analyze.join().is_ok();
@@ -492,6 +577,16 @@ async fn run_pipeline(
     })
     .await;
     let _ = spool_stage.await;
+    #[cfg(feature = "gstreamer")]
+    {
+        let threads = video.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
     if let Some((pool, slot)) = infer_release {
         pool.release(slot);
     }
@@ -570,6 +665,7 @@ struct InferHandle {
 fn analyze_loop(
     mut rx: mpsc::Receiver<Frame>,
     tx: &mpsc::Sender<Analyzed>,
+    video: Option<&mpsc::Sender<Frame>>,
     stats: &CameraStats,
     mut infer: Option<InferHandle>,
 ) {
@@ -611,6 +707,13 @@ fn analyze_loop(
             },
             mask,
         };
+        // The video thread shares the pixels; when it is behind, this waits (and
+        // capture counts the drop), so every analysed frame is also encoded.
+        if let Some(v) = video
+            && v.blocking_send(frame.clone()).is_err()
+        {
+            debug!("video thread gone; frames no longer encoded");
+        }
         // Releases the pixel buffer back to the source's pool before waiting.
         drop(frame);
         // Back-pressure: if spooling is slow we wait here, the capture queue fills
@@ -745,6 +848,14 @@ async fn spool_loop(
                 stats.spool.frames_out.inc();
             } else {
                 stats.spool.errors.inc();
+            }
+        }
+        #[cfg(feature = "gstreamer")]
+        if let Some((_, video)) = &streams.video {
+            for e in &t.events {
+                if let (venue_proto::EventPhase::Ended, Some(end)) = (e.phase, e.end_ns) {
+                    video.event_ended(e.event_id, e.start_ns, end);
+                }
             }
         }
         if let Some((events, composites)) = &streams.tagged {
@@ -941,4 +1052,77 @@ fn source_state(stats: &CameraStats) -> Option<(CameraState, Option<String>)> {
         }
     }
     seen.state
+}
+
+// Video: the `video` thread of a pipeline run.
+
+/// The video side of one pipeline run.
+#[cfg(feature = "gstreamer")]
+struct RunVideo {
+    /// Raw frames for the `video` thread (`None`: no raw video thread).
+    frames: Option<mpsc::Sender<Frame>>,
+    /// Ends the passthrough thread once capture has ended.
+    stop: CancellationToken,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Starts the camera's `video` thread for this run. A raw camera's encoder is
+/// built here for the configured size, so a missing or misconfigured encoder
+/// fails the camera at once with the reason.
+#[cfg(feature = "gstreamer")]
+async fn start_video(
+    shared: &Arc<Shared>,
+    cam: &CameraConfig,
+    streams: &CameraStreams,
+    feed_units: Option<sources::FeedUnits>,
+    next_frame_seq: &Arc<AtomicU64>,
+) -> Result<RunVideo, String> {
+    let mut run = RunVideo {
+        frames: None,
+        stop: CancellationToken::new(),
+        threads: Vec::new(),
+    };
+    let Some((stream, video)) = &streams.video else {
+        return Ok(run);
+    };
+    let sink = UnitSink::new(Arc::clone(video), Arc::clone(shared), stream.clone());
+    let name = format!("video-{}", cam.id);
+    if let Some(units) = feed_units {
+        let (stop, base) = (run.stop.clone(), next_frame_seq.load(Ordering::Relaxed));
+        let t = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || video_stage::passthrough_loop(units, &stop, base, sink))
+            .map_err(|e| format!("cannot start the video thread: {e}"))?;
+        run.threads.push(t);
+    }
+    // Raw frames: encoded (synthetic cameras with an encoder), or only for snapshots.
+    let settings = match cam.source {
+        SourceConfig::Synthetic { .. } => shared.video.encoder,
+        SourceConfig::Feed(_) | SourceConfig::V4l2(_) => None,
+    };
+    let encoder = match settings {
+        Some(s) => {
+            let (w, h, fps) = (cam.width, cam.height, cam.fps);
+            let built = tokio::task::spawn_blocking(move || {
+                venue_drivers::gst::encode::Encoder::new(&s, w, h, fps)
+            })
+            .await
+            .map_err(|e| format!("video encoder set-up failed: {e}"))?;
+            let enc = built.map_err(|e| format!("video: {e}"))?;
+            info!(camera = %cam.id, encoder = enc.element().factory, bitrate_kbps = s.bitrate_kbps, gop = s.gop, "video encoder ready");
+            Some(enc)
+        }
+        None => None,
+    };
+    let (tx, rx) = mpsc::channel::<Frame>(VIDEO_QUEUE);
+    let v = Arc::clone(video);
+    let sink =
+        settings.map(|_| UnitSink::new(Arc::clone(video), Arc::clone(shared), stream.clone()));
+    let t = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || video_stage::raw_loop(rx, &v, settings, encoder, sink))
+        .map_err(|e| format!("cannot start the video thread: {e}"))?;
+    run.threads.push(t);
+    run.frames = Some(tx);
+    Ok(run)
 }

@@ -123,6 +123,7 @@ pub async fn run(
         mqtt: mqtt.clone(),
         inference: std::sync::Mutex::new(inference),
         tagging: config.tagging.clone(),
+        video: config.video.clone(),
     });
     let cameras_cancel = CancellationToken::new();
     let mut cameras: BTreeMap<Id, CameraHandle> = BTreeMap::new();

@@ -19,3 +19,4 @@ pub mod tag_stage;
 pub mod tagging;
 pub mod tail;
 pub mod uplink;
+pub mod video;

@@ -126,6 +126,89 @@ enum Command {
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=300))]
         window: u64,
     },
+    /// Receive a camera's video chunks and write a playable MP4 (from the first
+    /// keyframe received), optionally the Annex-B stream and a per-frame index
+    /// (frame, frame_seq, capture_ns, keyframe) that lines the file up with metadata.
+    VideoFile {
+        #[command(flatten)]
+        camera: CameraArgs,
+        /// Stop after this many frames.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        frames: Option<u64>,
+        /// Stop after this many seconds (default 10, or unlimited with --frames).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        seconds: Option<u64>,
+        /// The MP4 to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the access units as an Annex-B elementary stream.
+        #[arg(long)]
+        annexb: Option<PathBuf>,
+        /// Also write a tab-separated index: frame, frame_seq, capture_ns, keyframe.
+        #[arg(long)]
+        index: Option<PathBuf>,
+    },
+    /// Ask a box for an MP4 clip: a key-moment event's (--event) or any time range
+    /// still in its pre-roll ring (--start-ns/--end-ns, Unix ns).
+    Clip {
+        #[command(flatten)]
+        camera: CameraArgs,
+        /// The event id.
+        #[arg(long, conflicts_with_all = ["start_ns", "end_ns"], required_unless_present = "start_ns")]
+        event: Option<u64>,
+        #[arg(long, requires = "end_ns")]
+        start_ns: Option<u64>,
+        #[arg(long, requires = "start_ns")]
+        end_ns: Option<u64>,
+        /// The MP4 to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Ask a box for a camera's next frame as a full-size JPEG.
+    Snapshot {
+        #[command(flatten)]
+        camera: CameraArgs,
+        /// The JPEG to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Which camera of which box, and where to reach it.
+#[derive(Debug, clap::Args)]
+struct CameraArgs {
+    /// Camera id.
+    #[arg(long)]
+    camera: String,
+    /// Venue id (default: any).
+    #[arg(long, default_value = "*")]
+    venue: String,
+    /// Box id (default: any).
+    #[arg(long = "box", default_value = "*")]
+    box_id: String,
+    /// Zenoh endpoint of the box (or a router) to connect to.
+    #[arg(long, default_value = "tcp/127.0.0.1:7447")]
+    connect: Vec<String>,
+}
+
+#[cfg_attr(not(feature = "gstreamer"), allow(dead_code))]
+impl CameraArgs {
+    /// The camera's key for `what`, after checking each id names one chunk.
+    fn key(&self, what: &str) -> anyhow::Result<String> {
+        for (name, v) in [
+            ("camera", &self.camera),
+            ("venue", &self.venue),
+            ("box", &self.box_id),
+        ] {
+            if v != "*" && venue_proto::Id::new(v.as_str()).is_err() {
+                anyhow::bail!("--{name} {v:?} is not a valid id");
+            }
+        }
+        Ok(format!(
+            "venue/{}/{}/{}/{what}",
+            self.venue, self.box_id, self.camera
+        ))
+    }
 }
 
 /// Parsed `--seeds`.
@@ -231,6 +314,81 @@ fn main() -> ExitCode {
             let result = runtime()
                 .and_then(|rt| rt.block_on(venue_edge::tail::tail(connect, &key, count, resends)));
             report(result)
+        }
+        #[cfg(feature = "gstreamer")]
+        Command::VideoFile {
+            camera,
+            frames,
+            seconds,
+            out,
+            annexb,
+            index,
+        } => {
+            init_logging("warn", true);
+            let result = camera.key("video").and_then(|key| {
+                let args = venue_edge::video::client::VideoFileArgs {
+                    connect: camera.connect.clone(),
+                    key,
+                    frames,
+                    duration: Duration::from_secs(seconds.unwrap_or(if frames.is_some() {
+                        86_400
+                    } else {
+                        10
+                    })),
+                    out,
+                    annexb,
+                    index,
+                };
+                runtime()?.block_on(venue_edge::video::client::video_file(args))
+            });
+            report(result)
+        }
+        #[cfg(feature = "gstreamer")]
+        Command::Clip {
+            camera,
+            event,
+            start_ns,
+            end_ns,
+            out,
+        } => {
+            init_logging("warn", true);
+            let params = match (event, start_ns, end_ns) {
+                (Some(id), _, _) => format!("event={id}"),
+                (None, Some(a), Some(b)) => format!("start_ns={a};end_ns={b}"),
+                _ => String::new(),
+            };
+            let result = camera.key("clip").and_then(|key| {
+                runtime()?
+                    .block_on(venue_edge::video::client::clip(
+                        camera.connect.clone(),
+                        &key,
+                        &params,
+                        &out,
+                    ))
+                    .map(|_| ())
+            });
+            report(result)
+        }
+        #[cfg(feature = "gstreamer")]
+        Command::Snapshot { camera, out } => {
+            init_logging("warn", true);
+            let result = camera.key("snapshot").and_then(|key| {
+                runtime()?
+                    .block_on(venue_edge::video::client::snapshot(
+                        camera.connect.clone(),
+                        &key,
+                        &out,
+                    ))
+                    .map(|_| ())
+            });
+            report(result)
+        }
+        #[cfg(not(feature = "gstreamer"))]
+        Command::VideoFile { .. } | Command::Clip { .. } | Command::Snapshot { .. } => {
+            eprintln!(
+                "error: this build has no GStreamer support (feature \"gstreamer\"), which video needs"
+            );
+            ExitCode::from(1)
         }
         Command::Synth {
             scene,

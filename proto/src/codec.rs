@@ -4,7 +4,9 @@
 use alloc::vec::Vec;
 
 use crate::key::StreamKind;
-use crate::msg::{Ack, Composite, Event, FrameMeta, Gap, Header, Health, Thumbnail, VideoChunk};
+use crate::msg::{
+    Ack, Clip, Composite, Event, FrameMeta, Gap, Header, Health, Thumbnail, VideoChunk,
+};
 
 /// Largest payload accepted by [`decode`]: bigger inputs are rejected before parsing.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -56,6 +58,8 @@ message!(Ack, Ack);
 message!(Gap, Gap);
 message!(Thumbnail, Thumbnail);
 message!(Composite, Composite);
+// A clip is a reply to a query on the camera's `clip` key, cut from its `video`.
+message!(Clip, Video);
 
 /// Encodes a message into a new buffer.
 pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, EncodeError> {

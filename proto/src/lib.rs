@@ -25,7 +25,7 @@ pub use codec::{
 pub use id::{BOX_CAMERA, Id, IdError};
 pub use key::{KeyError, StreamKey, StreamKind};
 pub use msg::{
-    AccessUnit, Ack, BBox, CameraState, Composite, Detection, Event, EventKind, EventPhase,
+    AccessUnit, Ack, BBox, CameraState, Clip, Composite, Detection, Event, EventKind, EventPhase,
     FrameMeta, FrameStats, Gap, GapReason, Header, Health, ImageFormat, MaskRle, PixelFormat,
     StageCounters, StreamUplink, Thumbnail, VideoChunk, VideoCodec,
 };

@@ -462,6 +462,43 @@ pub struct VideoChunk {
     pub units: Vec<AccessUnit>,
 }
 
+/// An MP4 clip cut from a camera's encoded video without re-encoding: the reply to
+/// a `clip` query (an event's clip, or any time range still in the box's pre-roll
+/// ring). It starts on a keyframe at or before the requested start.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, CborLen)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cbor(map)]
+pub struct Clip {
+    /// `seq` counts clips sent for this camera in this run; `capture_ns`/`timecode`
+    /// are those of the clip's first frame.
+    #[n(0)]
+    pub header: Header,
+    /// The event this clip was cut for; absent for a time-range request.
+    #[n(1)]
+    pub event_id: Option<u64>,
+    #[n(2)]
+    pub codec: VideoCodec,
+    #[n(3)]
+    pub width: u32,
+    #[n(4)]
+    pub height: u32,
+    /// Capture sequence of the first frame (a keyframe).
+    #[n(5)]
+    pub first_frame_seq: u64,
+    /// Frames in the clip.
+    #[n(6)]
+    pub frames: u32,
+    /// Capture times of the first and last frame, Unix ns.
+    #[n(7)]
+    pub start_ns: u64,
+    #[n(8)]
+    pub end_ns: u64,
+    /// The MP4 file (`ftyp`, `moov` first, then `mdat`).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::msg::byte_len"))]
+    #[cbor(n(9), with = "minicbor::bytes")]
+    pub mp4: Vec<u8>,
+}
+
 /// End-to-end acknowledgement from the cloud consumer: stream `ack`, cloud → box,
 /// on the key of the camera whose stream it acknowledges. It means "every record of
 /// `stream` in `acked_incarnation` up to and including `acked_seq` is durably stored".

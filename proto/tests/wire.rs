@@ -166,6 +166,22 @@ fn sample_composite() -> Composite {
     }
 }
 
+fn sample_clip() -> Clip {
+    Clip {
+        header: header(id("cam-1"), 2),
+        event_id: Some(11),
+        codec: VideoCodec::H264,
+        width: 1280,
+        height: 720,
+        first_frame_seq: 120,
+        frames: 390,
+        start_ns: 1_771_000_000_000_000_000,
+        end_ns: 1_771_000_012_966_666_666,
+        // The first bytes of an MP4; a real clip is megabytes.
+        mp4: vec![0, 0, 0, 0x20, b'f', b't', b'y', b'p'],
+    }
+}
+
 fn fixtures() -> Vec<(&'static str, StreamKind, Vec<u8>)> {
     let enc = |r: Result<Vec<u8>, EncodeError>| r.unwrap_or_else(|e| panic!("{e}"));
     vec![
@@ -189,6 +205,7 @@ fn fixtures() -> Vec<(&'static str, StreamKind, Vec<u8>)> {
             StreamKind::Composite,
             enc(encode(&sample_composite())),
         ),
+        ("clip", StreamKind::Video, enc(encode(&sample_clip()))),
     ]
 }
 
@@ -252,6 +269,7 @@ fn golden_fixtures_decode_to_samples() {
         decode::<Composite>(&read("composite")).ok(),
         Some(sample_composite())
     );
+    assert_eq!(decode::<Clip>(&read("clip")).ok(), Some(sample_clip()));
     // Every message's header can be read without decoding its body.
     for (name, _, bytes) in fixtures() {
         let h = peek_header(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -7,6 +7,7 @@
 //! without the `gstreamer` feature, so configuration can name feeds either way.
 
 mod backoff;
+pub mod encode;
 #[cfg(feature = "gstreamer")]
 mod pipeline;
 #[cfg(feature = "gstreamer")]

@@ -24,7 +24,11 @@ pub struct RtspTestServer {
     thread: Option<JoinHandle<()>>,
     flowing: Arc<AtomicBool>,
     valves: Arc<Mutex<Vec<gst::Element>>>,
+    sent: Sent,
 }
+
+/// Access units handed to the RTP payloader (what clients are sent), in order.
+type Sent = Arc<Mutex<Vec<Vec<u8>>>>;
 
 /// What the pattern looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,7 @@ impl RtspTestServer {
         gst::init().map_err(|e| e.to_string())?;
         let flowing = Arc::new(AtomicBool::new(true));
         let valves: Arc<Mutex<Vec<gst::Element>>> = Arc::default();
+        let sent: Sent = Arc::default();
         let context = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&context), false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<u16, String>>();
@@ -60,11 +65,17 @@ impl RtspTestServer {
             let main_loop = main_loop.clone();
             let flowing = Arc::clone(&flowing);
             let valves = Arc::clone(&valves);
+            let sent = Arc::clone(&sent);
             std::thread::Builder::new()
                 .name("rtsp-test-server".into())
                 .spawn(move || {
                     serve(
-                        port, pattern, &context, &main_loop, &flowing, &valves, &ready_tx,
+                        port,
+                        pattern,
+                        &context,
+                        &main_loop,
+                        (&flowing, &valves, &sent),
+                        &ready_tx,
                     );
                 })
                 .map_err(|e| e.to_string())?
@@ -78,7 +89,14 @@ impl RtspTestServer {
             thread: Some(thread),
             flowing,
             valves,
+            sent,
         })
+    }
+
+    /// Every H.264 access unit sent so far (Annex-B, as the encoder made it), in
+    /// order: what a passthrough must deliver unchanged.
+    pub fn sent_units(&self) -> Vec<Vec<u8>> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn port(&self) -> u16 {
@@ -125,8 +143,7 @@ fn serve(
     pattern: Pattern,
     context: &glib::MainContext,
     main_loop: &glib::MainLoop,
-    flowing: &Arc<AtomicBool>,
-    valves: &Arc<Mutex<Vec<gst::Element>>>,
+    (flowing, valves, sent): (&Arc<AtomicBool>, &Arc<Mutex<Vec<gst::Element>>>, &Sent),
     ready: &std::sync::mpsc::Sender<Result<u16, String>>,
 ) {
     let result = context.with_thread_default(|| {
@@ -170,8 +187,24 @@ fn serve(
             let flowing = Arc::clone(flowing);
             let valves = Arc::clone(valves);
             let medias = Arc::clone(&medias);
+            let sent = Arc::clone(sent);
             factory.connect_media_configure(move |_, media| {
                 let element = media.element();
+                if let Some(pad) = element
+                    .downcast_ref::<gst::Bin>()
+                    .and_then(|b| b.by_name("pay0"))
+                    .and_then(|p| p.static_pad("sink"))
+                {
+                    let sent = Arc::clone(&sent);
+                    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                        if let Some(map) = info.buffer().and_then(|b| b.map_readable().ok())
+                            && let Ok(mut s) = sent.lock()
+                        {
+                            s.push(map.as_slice().to_vec());
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                }
                 if let Some(gate) = element
                     .downcast_ref::<gst::Bin>()
                     .and_then(|b| b.by_name("gate"))

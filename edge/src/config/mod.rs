@@ -37,6 +37,8 @@ pub struct Config {
     pub inference: InferenceConfig,
     /// Tagging of segmented frames (`[tagging]`); `None` when switched off.
     pub tagging: Option<TaggingConfig>,
+    /// Encoding, passthrough, chunks, pre-roll and clips (`[video]`).
+    pub video: VideoConfig,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -85,6 +87,7 @@ pub struct PipelineConfig {
 pub use crate::inference::InferenceConfig;
 pub use crate::spool::SpoolConfig;
 pub use crate::tagging::TaggingConfig;
+pub use crate::video::VideoConfig;
 
 /// Where the spool lives when `[spool] dir` is not set (relative to the working
 /// directory; a box sets an absolute path such as /var/lib/venue-edge/spool).

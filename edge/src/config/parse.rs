@@ -4,6 +4,7 @@
 mod inference;
 mod tagging;
 mod v4l2;
+mod video;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -509,6 +510,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
             "mqtt",
             "inference",
             "tagging",
+            "video",
             "cameras",
         ],
     )?;
@@ -674,6 +676,11 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         t.finish(ctx);
         tagging
     });
+    let video = section(ctx, &mut top, "video", video::KEYS).and_then(|mut t| {
+        let video = video::video(ctx, &mut t);
+        t.finish(ctx);
+        video
+    });
     let cameras = match top.take("cameras") {
         Some((_, v)) => cameras(ctx, v),
         None => {
@@ -695,6 +702,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         mqtt: mqtt?,
         inference: inference?,
         tagging: tagging?,
+        video: video?,
         cameras: cameras?,
     })
 }

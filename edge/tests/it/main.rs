@@ -16,3 +16,4 @@ mod mqtt;
 mod segment;
 mod synth;
 mod tagging;
+mod video;
