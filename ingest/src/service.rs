@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +17,7 @@ use venue_proto::{Ack, Header, Id, SCHEMA_VERSION, StreamKey, StreamKind, Timeco
 use crate::api;
 use crate::db::{Db, DbError};
 use crate::ingest::{AckDue, Counters, Incoming, Ingest};
-use crate::objects::{ObjectError, Objects};
+use crate::objects::{ObjectError, Objects, S3Options};
 
 /// Queue between the receivers and the writer; when full, zenoh is slowed down
 /// (back-pressure) rather than records dropped.
@@ -37,7 +36,10 @@ pub struct ZenohSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub db: String,
-    pub objects: PathBuf,
+    /// A directory, or `s3://BUCKET/PREFIX` (see [`crate::objects::Location`]).
+    pub objects: String,
+    /// Endpoint, region and plain-HTTP permission of an S3-compatible store.
+    pub s3: S3Options,
     pub http: SocketAddr,
     pub zenoh: ZenohSettings,
     /// Key expressions this instance owns (its partition), e.g. `venue/**` or
@@ -65,7 +67,8 @@ impl Settings {
     pub fn demo() -> Self {
         Self {
             db: "sqlite:.run/ingest.db".into(),
-            objects: PathBuf::from(".run/objects"),
+            objects: ".run/objects".into(),
+            s3: S3Options::default(),
             http: SocketAddr::from(([127, 0, 0, 1], 8090)),
             zenoh: ZenohSettings {
                 mode: "peer".into(),
@@ -139,7 +142,7 @@ pub async fn open_zenoh(z: &ZenohSettings) -> Result<zenoh::Session, StartError>
 impl Service {
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         let db = Db::connect(&settings.db).await?;
-        let objects = Objects::local(&settings.objects)?;
+        let objects = Objects::open(&settings.objects, &settings.s3).await?;
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let session = open_zenoh(&settings.zenoh).await?;
@@ -214,7 +217,7 @@ impl Service {
                 warn!(error = %e, "HTTP server stopped");
             }
         }));
-        info!(http = %http_addr, keys = ?settings.keys, "ingest running");
+        info!(http = %http_addr, keys = ?settings.keys, objects = %settings.objects, "ingest running");
         Ok(Self {
             http_addr,
             counters,

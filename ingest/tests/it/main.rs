@@ -7,4 +7,6 @@ mod e2e;
 mod events;
 mod mqtt;
 mod payloads;
+mod s3;
 mod scale;
+mod truth;
