@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use venue_proto::{Ack, Header, Id, SCHEMA_VERSION, StreamKey, StreamKind, Timecode};
+use zenoh::sample::Locality;
 
 use crate::api;
 use crate::db::{Db, DbError};
@@ -150,8 +151,14 @@ impl Service {
         let mut tasks = Vec::new();
 
         for key in &settings.keys {
+            // Remote records only: the ingest's own acks lie under `venue/**` too,
+            // and a local put is delivered inside the put itself. With the queue
+            // full (the writer busy) the writer's ack would then wait on the queue
+            // only the writer empties — a deadlock that also stalls zenoh's receive
+            // thread, so boxes block until zenoh closes their link.
             let sub = session
                 .declare_subscriber(key.as_str())
+                .allowed_origin(Locality::Remote)
                 .with(zenoh::handlers::FifoChannel::new(QUEUE))
                 .await
                 .map_err(|e| StartError::Subscribe {
@@ -363,7 +370,13 @@ impl Acker {
             let Ok(bytes) = venue_proto::encode(&ack) else {
                 continue;
             };
-            match self.session.put(&key, bytes).await {
+            // Never to this process's own subscribers (see `Service::start`).
+            match self
+                .session
+                .put(&key, bytes)
+                .allowed_destination(Locality::Remote)
+                .await
+            {
                 Ok(()) => {
                     counters
                         .acks_sent
