@@ -5,6 +5,7 @@
 mod common;
 mod e2e;
 mod events;
+mod flood;
 mod mqtt;
 mod payloads;
 mod s3;
