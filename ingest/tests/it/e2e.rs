@@ -104,6 +104,23 @@ pub fn spooled(ingest: &Ingest, venue: &str, cameras: &[&str]) -> BTreeMap<Strin
     out
 }
 
+/// How much the tagger had to work with, from each camera's newest health: frames
+/// due for segmentation and frames segmented (stage `infer`, in and out).
+fn segmented(ingest: &Ingest, venue: &str) -> BTreeMap<String, (u64, u64)> {
+    let stats = ingest.get(&format!("/api/v1/stats?venue={venue}"));
+    let mut out = BTreeMap::new();
+    for c in stats["cameras"].as_array().unwrap() {
+        let infer = c["health"]["stages"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["stage"] == "infer"));
+        if let (Some(cam), Some(i)) = (c["camera"].as_str(), infer) {
+            let n = |k: &str| i[k].as_u64().unwrap_or(0);
+            out.insert(cam.to_string(), (n("frames_in"), n("frames_out")));
+        }
+    }
+    out
+}
+
 /// Waits until, for every camera, the box's first run is fully delivered: in a
 /// health report of its next run (incarnation other than `first_run`), the first
 /// unacknowledged meta record belongs to that next run (`ack_lag` counts an older
@@ -241,6 +258,7 @@ fn e2e(name: &str, db: String) {
     ingest.crash_and_restart();
     std::thread::sleep(Duration::from_secs(secs - secs / 2));
     let before_stop = spooled(&ingest, "test-venue", &cams);
+    let segmented_first_run = segmented(&ingest, "test-venue");
     let first_run = health_incarnations(&ingest, "test-venue");
     assert!(edge.stop().success(), "{}", edge.log());
     // The next run delivers what the first left unacknowledged, under its own
@@ -278,6 +296,11 @@ fn e2e(name: &str, db: String) {
     assert!(ingest.counter("health") > 0);
     assert_eq!(ingest.get("/api/v1/ingest")["rejected"]["malformed"], 0);
 
+    for (cam, (due, done)) in &segmented_first_run {
+        println!(
+            "{cam}: {done} of {due} frames due for segmentation segmented in the first run (the rest replaced while waiting for the worker)"
+        );
+    }
     let seen = watcher.seen.lock().unwrap();
     check_events_as_published(&ingest, &seen);
     score_against_truth(&ingest, &seen);
