@@ -2,18 +2,24 @@
 //! - sustained per-frame metadata ingest (decode, dedup, batched transactions) into
 //!   SQLite and into PostgreSQL, messages/s, for 50 boxes × 4 cameras; target
 //!   ≥ 6,000/s;
+//! - the same through zenoh into the running service (`Service`: subscriber, writer,
+//!   acks): a box-like publisher session puts every message once, never resending,
+//!   with at most `INGEST_BENCH_WINDOW` (256) unacknowledged per stream, peer to peer on loopback and
+//!   through a zenoh router; messages/s from the first put to the ack of the last;
 //! - API latency of event queries over 1 million stored events (SQLite), p50/p99;
 //!   target p99 ≤ 50 ms.
 //!
 //! `cargo bench -p venue-ingest --bench ingest` (`INGEST_BENCH_MESSAGES`, default
-//! 120000; `INGEST_BENCH_EVENTS`, default 1000000). Under `cargo test --all-targets`
-//! a small smoke run checks the bench still works.
+//! 120000; `INGEST_BENCH_EVENTS`, default 1000000; `INGEST_BENCH_ONLY=store|zenoh|api`
+//! runs one part). Under `cargo test --all-targets` a small smoke run checks the
+//! bench still works.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,10 +27,12 @@ use venue_ingest::api::{AppState, router};
 use venue_ingest::db::Db;
 use venue_ingest::ingest::{Counters, Incoming, Ingest};
 use venue_ingest::objects::Objects;
+use venue_ingest::service::{Service, Settings, ZenohSettings};
 use venue_proto::{
-    Detection, FrameMeta, FrameStats, Header, Id, PixelFormat, SCHEMA_VERSION, StreamKey,
+    Ack, Detection, FrameMeta, FrameStats, Header, Id, PixelFormat, SCHEMA_VERSION, StreamKey,
     StreamKind, Timecode,
 };
+use zenoh::qos::CongestionControl;
 
 /// `cargo bench` passes `--bench`; without it this is the smoke run.
 fn smoke() -> bool {
@@ -131,6 +139,210 @@ async fn ingest_rate(label: &str, db: Db, dir: &Path, n: usize) {
         "ingest {label}: {n} per-frame metadata messages (200 streams) in {secs:.2} s = {:.0} messages/s (target >= 6000)",
         n as f64 / secs
     );
+}
+
+/// Unacknowledged messages a publisher keeps in flight per stream (the box's
+/// `[uplink] window` is 4096; 200 streams × 256 keeps ~50,000 in flight);
+/// `INGEST_BENCH_WINDOW` changes it.
+fn window() -> u64 {
+    std::env::var("INGEST_BENCH_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn zenoh_config(mode: &str, connect: &[String], listen: &[String]) -> zenoh::Config {
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", &format!("{mode:?}")).unwrap();
+    c.insert_json5(
+        "connect/endpoints",
+        &serde_json::to_string(connect).unwrap(),
+    )
+    .unwrap();
+    c.insert_json5("listen/endpoints", &serde_json::to_string(listen).unwrap())
+        .unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    c
+}
+
+/// The zenoh router of `tests/python/router.py` (eclipse-zenoh in `.venv`), or
+/// `None` when the venv is missing.
+fn python_router(port: u16) -> Option<Child> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let python = root.join(".venv/bin/python");
+    if !python.exists() {
+        return None;
+    }
+    let child = Command::new(python)
+        .arg(root.join("tests/python/router.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t.elapsed() > Duration::from_secs(30) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(child)
+}
+
+/// Highest acknowledged sequence per stream key.
+type Acked = Arc<Mutex<HashMap<String, u64>>>;
+
+/// Messages/s through zenoh into the service, publishing every message once.
+/// `router`: connect both sides to a router there (clients) instead of the
+/// publisher connecting to the ingest directly (peers).
+async fn zenoh_rate(label: &str, db_url: &str, dir: &Path, n: usize, router: Option<u16>) {
+    let zport = free_port();
+    let mut settings = Settings::demo();
+    settings.db = db_url.to_string();
+    settings.objects = dir.join("objects").display().to_string();
+    settings.http = "127.0.0.1:0".parse().unwrap();
+    let (ingest_z, publisher_z) = match router {
+        Some(r) => {
+            let at = vec![format!("tcp/127.0.0.1:{r}")];
+            (
+                ZenohSettings {
+                    mode: "client".into(),
+                    connect: at.clone(),
+                    listen: Vec::new(),
+                },
+                zenoh_config("client", &at, &[]),
+            )
+        }
+        None => (
+            ZenohSettings {
+                mode: "peer".into(),
+                connect: Vec::new(),
+                listen: vec![format!("tcp/127.0.0.1:{zport}")],
+            },
+            zenoh_config("peer", &[format!("tcp/127.0.0.1:{zport}")], &[]),
+        ),
+    };
+    settings.zenoh = ingest_z;
+    let service = Service::start(settings).await.unwrap();
+    let session = zenoh::open(publisher_z).await.unwrap();
+    let acked: Acked = Arc::default();
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let (sink, wake) = (Arc::clone(&acked), Arc::clone(&notify));
+    let _acks = session
+        .declare_subscriber("venue/*/*/*/ack")
+        .callback(move |s| {
+            if let Ok(a) = venue_proto::decode::<Ack>(&s.payload().to_bytes()) {
+                let key = StreamKey::new(
+                    a.header.venue.clone(),
+                    a.header.box_id.clone(),
+                    a.header.camera.clone(),
+                    a.stream,
+                )
+                .to_string();
+                let mut m = sink.lock().unwrap();
+                let e = m.entry(key).or_insert(a.acked_seq);
+                *e = (*e).max(a.acked_seq);
+                drop(m);
+                wake.notify_waiters();
+            }
+        })
+        .await
+        .unwrap();
+    let msgs = frames(n);
+    let mut publishers = HashMap::new();
+    for m in &msgs {
+        if !publishers.contains_key(&m.key) {
+            let p = session
+                .declare_publisher(m.key.clone())
+                .congestion_control(CongestionControl::Block)
+                .await
+                .unwrap();
+            publishers.insert(m.key.clone(), p);
+        }
+    }
+    // A put before the ingest's subscription has reached this session is routed
+    // nowhere and lost: wait until every publisher matches it, as a box does
+    // (its resends cover it; this publisher never resends).
+    // INGEST_BENCH_NO_MATCH_WAIT=1 shows what happens without it (the run then
+    // stops at the first stream whose early messages were lost).
+    let t = Instant::now();
+    let wait_matching = std::env::var_os("INGEST_BENCH_NO_MATCH_WAIT").is_none();
+    for p in publishers.values().filter(|_| wait_matching) {
+        while !p.matching_status().await.unwrap().matching() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no subscriber matched"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let seq_of = |i: usize| (i / 200) as u64;
+    let window = window();
+    let t = Instant::now();
+    for (i, m) in msgs.iter().enumerate() {
+        let seq = seq_of(i);
+        // Window: wait for the ack that lets this sequence go (as the box's sender).
+        loop {
+            let acked_to = acked.lock().unwrap().get(&m.key).map_or(-1, |a| *a as i64);
+            if (seq as i64) - acked_to <= window as i64 {
+                break;
+            }
+            let waited = tokio::time::timeout(Duration::from_secs(10), notify.notified()).await;
+            if waited.is_err()
+                && acked.lock().unwrap().get(&m.key).map_or(-1, |a| *a as i64) == acked_to
+            {
+                panic!(
+                    "{label}: no ack progress for 10 s on {} at seq {seq}: lost on the way (ingest counters {})",
+                    m.key,
+                    service.counters.snapshot()
+                );
+            }
+        }
+        publishers[&m.key].put(m.payload.clone()).await.unwrap();
+    }
+    let last = seq_of(n - 1);
+    let streams = publishers.len();
+    let done = || {
+        let a = acked.lock().unwrap();
+        a.len() == streams && a.values().all(|s| *s >= last)
+    };
+    let wait = Instant::now();
+    while !done() {
+        if wait.elapsed() > Duration::from_secs(60) {
+            panic!(
+                "{label}: not every stream acknowledged to {last} after 60 s (ingest counters {})",
+                service.counters.snapshot()
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), notify.notified()).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let stored = service
+        .counters
+        .stored
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let ahead = service
+        .counters
+        .ahead
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(stored, n as u64, "every message stored once");
+    println!(
+        "ingest {label}: {n} per-frame metadata messages (200 streams, window {window}, put once, acked) in {secs:.2} s = {:.0} messages/s (target >= 6000); lost on the way: {ahead}",
+        n as f64 / secs
+    );
+    drop(publishers);
+    let _ = session.close().await;
+    service.stop(Duration::from_secs(5)).await;
 }
 
 /// A PostgreSQL server of the bench's own (as the `postgres` user when run as root).
@@ -359,27 +571,54 @@ async fn api_latency(dir: &Path, n: usize, queries: usize) {
 fn main() {
     let messages = env_or("INGEST_BENCH_MESSAGES", 120_000, 4_000);
     let events = env_or("INGEST_BENCH_EVENTS", 1_000_000, 10_000);
+    let only = std::env::var("INGEST_BENCH_ONLY").unwrap_or_default();
+    let part = |p: &str| only.is_empty() || only == p;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let dir = temp_dir("sqlite");
-        let db = Db::connect(&format!("sqlite:{}", dir.join("ingest.db").display()))
-            .await
-            .unwrap();
-        ingest_rate("sqlite", db, &dir, messages).await;
+        if part("store") {
+            let dir = temp_dir("sqlite");
+            let db = Db::connect(&format!("sqlite:{}", dir.join("ingest.db").display()))
+                .await
+                .unwrap();
+            ingest_rate("sqlite", db, &dir, messages).await;
+            let _ = std::fs::remove_dir_all(&dir);
 
-        let dir = temp_dir("pg");
-        let pg = postgres(&dir);
-        let db = Db::connect(&pg.url).await.unwrap();
-        ingest_rate("postgres", db, &dir, messages).await;
-        drop(pg);
+            let dir = temp_dir("pg");
+            let pg = postgres(&dir);
+            let db = Db::connect(&pg.url).await.unwrap();
+            ingest_rate("postgres", db, &dir, messages).await;
+        }
+        if part("zenoh") {
+            let dir = temp_dir("zenoh-sqlite");
+            let url = format!("sqlite:{}", dir.join("ingest.db").display());
+            zenoh_rate("sqlite via zenoh (peer)", &url, &dir, messages, None).await;
+            let _ = std::fs::remove_dir_all(&dir);
 
-        let dir = temp_dir("api");
-        api_latency(&dir, events, if smoke() { 50 } else { 2000 }).await;
-        let _ = std::fs::remove_dir_all(
-            std::env::temp_dir().join(format!("venue-ingest-bench-sqlite-{}", std::process::id())),
-        );
+            let dir = temp_dir("zenoh-pg");
+            let pg = postgres(&dir);
+            zenoh_rate("postgres via zenoh (peer)", &pg.url, &dir, messages, None).await;
+            drop(pg);
+
+            // Through a router (both sides clients), when the test venv has one.
+            let port = free_port();
+            if let Some(mut router) = python_router(port) {
+                let dir = temp_dir("zenoh-router");
+                let url = format!("sqlite:{}", dir.join("ingest.db").display());
+                zenoh_rate("sqlite via zenoh router", &url, &dir, messages, Some(port)).await;
+                let _ = router.kill();
+                let _ = router.wait();
+                let _ = std::fs::remove_dir_all(&dir);
+            } else {
+                println!("ingest via zenoh router: skipped (no .venv with eclipse-zenoh)");
+            }
+        }
+        if part("api") {
+            let dir = temp_dir("api");
+            api_latency(&dir, events, if smoke() { 50 } else { 2000 }).await;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     });
 }

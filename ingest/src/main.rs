@@ -1,12 +1,12 @@
 //! `venue-ingest`: command line, logging and signals around `venue_ingest::service`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use venue_ingest::objects::{Location, S3Options};
 use venue_ingest::service::{MqttSettings, Service, Settings, ZenohSettings};
 
 /// Reference cloud consumer of Venue Edge boxes: stores every record once,
@@ -17,9 +17,21 @@ struct Cli {
     /// Database: sqlite:PATH (created when missing) or postgres://USER[:PASSWORD]@HOST:PORT/DB.
     #[arg(long, default_value = "sqlite:.run/ingest.db")]
     db: String,
-    /// Directory for video chunks and clips.
+    /// Where video chunks, composites and thumbnails go: a directory, or an
+    /// S3-compatible bucket as s3://BUCKET/PREFIX (credentials from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN).
     #[arg(long, default_value = ".run/objects")]
-    objects: PathBuf,
+    objects: String,
+    /// Endpoint of an S3-compatible server (MinIO, Ceph, ...), e.g.
+    /// https://s3.example.net:9000; default: AWS_ENDPOINT_URL, else AWS itself.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region; default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Permit a plain-HTTP S3 endpoint (a test server on loopback).
+    #[arg(long)]
+    s3_allow_http: bool,
     /// Address of the HTTP API.
     #[arg(long, default_value = "127.0.0.1:8090")]
     http: SocketAddr,
@@ -95,7 +107,21 @@ fn mqtt_settings(url: &str, topics: &[String]) -> anyhow::Result<MqttSettings> {
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
     let mut s = Settings::demo();
     s.db = cli.db;
+    // The location's syntax is checked here; reaching it is checked at start-up.
+    let location = Location::parse(&cli.objects)?;
+    let s3_flags = cli.s3_endpoint.is_some() || cli.s3_region.is_some() || cli.s3_allow_http;
+    if s3_flags && matches!(location, Location::Local(_)) {
+        bail!(
+            "--s3-endpoint, --s3-region and --s3-allow-http need --objects s3://BUCKET/PREFIX (got {:?})",
+            cli.objects
+        );
+    }
     s.objects = cli.objects;
+    s.s3 = S3Options {
+        endpoint: cli.s3_endpoint,
+        region: cli.s3_region,
+        allow_http: cli.s3_allow_http,
+    };
     s.http = cli.http;
     if cli.mode != "peer" && cli.mode != "client" {
         bail!("--mode {:?}: expected peer or client", cli.mode);

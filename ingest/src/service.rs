@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,11 +13,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use venue_proto::{Ack, Header, Id, SCHEMA_VERSION, StreamKey, StreamKind, Timecode};
+use zenoh::sample::Locality;
 
 use crate::api;
 use crate::db::{Db, DbError};
 use crate::ingest::{AckDue, Counters, Incoming, Ingest};
-use crate::objects::{ObjectError, Objects};
+use crate::objects::{ObjectError, Objects, S3Options};
 
 /// Queue between the receivers and the writer; when full, zenoh is slowed down
 /// (back-pressure) rather than records dropped.
@@ -37,7 +37,10 @@ pub struct ZenohSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub db: String,
-    pub objects: PathBuf,
+    /// A directory, or `s3://BUCKET/PREFIX` (see [`crate::objects::Location`]).
+    pub objects: String,
+    /// Endpoint, region and plain-HTTP permission of an S3-compatible store.
+    pub s3: S3Options,
     pub http: SocketAddr,
     pub zenoh: ZenohSettings,
     /// Key expressions this instance owns (its partition), e.g. `venue/**` or
@@ -65,7 +68,8 @@ impl Settings {
     pub fn demo() -> Self {
         Self {
             db: "sqlite:.run/ingest.db".into(),
-            objects: PathBuf::from(".run/objects"),
+            objects: ".run/objects".into(),
+            s3: S3Options::default(),
             http: SocketAddr::from(([127, 0, 0, 1], 8090)),
             zenoh: ZenohSettings {
                 mode: "peer".into(),
@@ -139,7 +143,7 @@ pub async fn open_zenoh(z: &ZenohSettings) -> Result<zenoh::Session, StartError>
 impl Service {
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         let db = Db::connect(&settings.db).await?;
-        let objects = Objects::local(&settings.objects)?;
+        let objects = Objects::open(&settings.objects, &settings.s3).await?;
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let session = open_zenoh(&settings.zenoh).await?;
@@ -147,8 +151,14 @@ impl Service {
         let mut tasks = Vec::new();
 
         for key in &settings.keys {
+            // Remote records only: the ingest's own acks lie under `venue/**` too,
+            // and a local put is delivered inside the put itself. With the queue
+            // full (the writer busy) the writer's ack would then wait on the queue
+            // only the writer empties — a deadlock that also stalls zenoh's receive
+            // thread, so boxes block until zenoh closes their link.
             let sub = session
                 .declare_subscriber(key.as_str())
+                .allowed_origin(Locality::Remote)
                 .with(zenoh::handlers::FifoChannel::new(QUEUE))
                 .await
                 .map_err(|e| StartError::Subscribe {
@@ -214,7 +224,7 @@ impl Service {
                 warn!(error = %e, "HTTP server stopped");
             }
         }));
-        info!(http = %http_addr, keys = ?settings.keys, "ingest running");
+        info!(http = %http_addr, keys = ?settings.keys, objects = %settings.objects, "ingest running");
         Ok(Self {
             http_addr,
             counters,
@@ -360,7 +370,13 @@ impl Acker {
             let Ok(bytes) = venue_proto::encode(&ack) else {
                 continue;
             };
-            match self.session.put(&key, bytes).await {
+            // Never to this process's own subscribers (see `Service::start`).
+            match self
+                .session
+                .put(&key, bytes)
+                .allowed_destination(Locality::Remote)
+                .await
+            {
                 Ok(()) => {
                     counters
                         .acks_sent

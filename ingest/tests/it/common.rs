@@ -121,22 +121,31 @@ pub struct Ingest {
     pub proc: Proc,
     pub http: u16,
     pub args: Vec<String>,
+    /// Environment variables set for the process (besides RUST_LOG).
+    pub env: Vec<(String, String)>,
 }
 
 impl Ingest {
     /// Starts the ingest with `args` on a free HTTP port and waits for its API.
     pub fn start(args: &[String], log: PathBuf) -> Self {
+        Self::start_with_env(args, &[], log)
+    }
+
+    /// Like [`Ingest::start`], with environment variables for the process.
+    pub fn start_with_env(args: &[String], env: &[(String, String)], log: PathBuf) -> Self {
         let http = free_port();
         let mut all: Vec<String> = vec!["--http".into(), format!("127.0.0.1:{http}")];
         all.extend(args.iter().cloned());
-        let mut i = Self::spawn(all, log);
+        let mut i = Self::spawn(all, env.to_vec(), log);
         i.http = http;
         i
     }
 
-    fn spawn(args: Vec<String>, log: PathBuf) -> Self {
+    fn spawn(args: Vec<String>, env: Vec<(String, String)>, log: PathBuf) -> Self {
         let mut cmd = Command::new(INGEST);
-        cmd.args(&args).env("RUST_LOG", "info,zenoh=warn");
+        cmd.args(&args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "info,zenoh=warn");
         let proc = Proc::spawn(cmd, log);
         let http = args
             .iter()
@@ -145,7 +154,12 @@ impl Ingest {
             .and_then(|a| a.rsplit(':').next())
             .and_then(|p| p.parse().ok())
             .expect("http port");
-        let mut me = Self { proc, http, args };
+        let mut me = Self {
+            proc,
+            http,
+            args,
+            env,
+        };
         me.wait_ready();
         me
     }
@@ -170,7 +184,8 @@ impl Ingest {
         self.proc.kill9();
         let log = self.proc.log.clone();
         let args = self.args.clone();
-        *self = Self::spawn(args, log);
+        let env = self.env.clone();
+        *self = Self::spawn(args, env, log);
     }
 
     pub fn get(&self, path: &str) -> serde_json::Value {

@@ -174,7 +174,7 @@ fn events_stored_once_and_queried_exactly_postgres() {
     check_events(&ingest, zport);
 }
 
-fn check_events(ingest: &Ingest, zport: u16) {
+pub fn check_events(ingest: &Ingest, zport: u16) {
     let bus = Bus::connect(&format!("tcp/127.0.0.1:{zport}"));
     bus.wait_subscriber(&key(VENUE, BOX, "cam-1", StreamKind::Event));
     let (records, truth) = scenario();

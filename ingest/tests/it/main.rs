@@ -5,6 +5,9 @@
 mod common;
 mod e2e;
 mod events;
+mod flood;
 mod mqtt;
 mod payloads;
+mod s3;
 mod scale;
+mod truth;
