@@ -99,7 +99,7 @@ pub struct UplinkConfig {
     pub resend_after: Duration,
 }
 
-/// The MQTT uplink (health for systems that speak MQTT). QoS is always 1.
+/// The MQTT uplink (health and events for systems that speak MQTT). QoS is always 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttConfig {
     /// The broker's URL as written (`mqtt://HOST:PORT`), for logs.
@@ -112,6 +112,9 @@ pub struct MqttConfig {
     /// The client pings the broker when idle this long; the broker drops the
     /// connection after 1.5 times this without traffic.
     pub keep_alive: Duration,
+    /// What MQTT carries: `Health` (live, retained) and/or `Event` (from the
+    /// spool, acknowledged over MQTT).
+    pub streams: Vec<venue_proto::StreamKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use toml_span::Span;
 use toml_span::value::{Key, Table, Value, ValueInner};
-use venue_proto::Id;
+use venue_proto::{Id, StreamKind};
 
 use super::{
     CameraConfig, Config, ConfigError, ConfigErrors, DEFAULT_SPOOL_DIR, HealthConfig,
@@ -381,6 +381,7 @@ fn mqtt(
         }
     };
     let keep_alive = int_or(ctx, t, "keep_alive_s", 5..=600, 30);
+    let streams = mqtt_streams(ctx, t);
     let qos = match t.take("qos") {
         None => Some(()),
         Some((_, mut v)) => match v.take() {
@@ -405,7 +406,8 @@ fn mqtt(
         t.missing(ctx, "url");
         return None;
     }
-    let (enabled, url, client_id, keep_alive, ()) = (enabled?, url?, client_id?, keep_alive?, qos?);
+    let (enabled, url, client_id, keep_alive, streams, ()) =
+        (enabled?, url?, client_id?, keep_alive?, streams?, qos?);
     let Some((url, (host, port))) = url.filter(|_| enabled) else {
         return Some(None);
     };
@@ -422,7 +424,50 @@ fn mqtt(
         port,
         client_id,
         keep_alive: Duration::from_secs(keep_alive.unsigned_abs()),
+        streams,
     }))
+}
+
+/// `mqtt.streams`: which streams MQTT carries, from "health" and "event"; each
+/// at most once. Default: both.
+fn mqtt_streams(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<Vec<StreamKind>> {
+    const ALLOWED: [StreamKind; 2] = [StreamKind::Health, StreamKind::Event];
+    let Some((_, mut v)) = t.take("streams") else {
+        return Some(ALLOWED.to_vec());
+    };
+    let ValueInner::Array(items) = v.take() else {
+        ctx.error(
+            v.span,
+            "mqtt.streams: expected an array of stream names, e.g. [\"health\", \"event\"]".into(),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, mut item) in items.into_iter().enumerate() {
+        let kind = match item.take() {
+            ValueInner::String(s) => ALLOWED.into_iter().find(|k| k.as_str() == s),
+            _ => None,
+        };
+        match kind {
+            Some(k) if out.contains(&k) => {
+                ctx.error(
+                    item.span,
+                    format!("mqtt.streams[{i}]: \"{k}\" is listed twice"),
+                );
+                ok = false;
+            }
+            Some(k) => out.push(k),
+            None => {
+                ctx.error(
+                    item.span,
+                    format!("mqtt.streams[{i}]: expected \"health\" or \"event\""),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn endpoints(
@@ -639,6 +684,8 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
             segment_bytes: segment_mb? as u64 * 1024 * 1024,
             fsync_interval: ms(fsync?),
             cache_bytes: cache_kb? as usize * 1024,
+            // Filled in from [mqtt] below.
+            mqtt_streams: Vec::new(),
         })
     });
     let uplink =
@@ -656,7 +703,14 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         ctx,
         &mut top,
         "mqtt",
-        &["enabled", "url", "client_id", "keep_alive_s", "qos"],
+        &[
+            "enabled",
+            "url",
+            "client_id",
+            "keep_alive_s",
+            "qos",
+            "streams",
+        ],
     )
     .and_then(|mut t| {
         let mqtt = mqtt(ctx, &mut t, present, ids.as_ref());
@@ -682,6 +736,16 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
     };
     top.finish(ctx);
     let (venue, box_id) = ids?;
+    let mut spool = spool?;
+    let mqtt = mqtt?;
+    // A spooled stream MQTT carries is kept until MQTT acknowledges it too.
+    spool.mqtt_streams = mqtt.as_ref().map_or_else(Vec::new, |m| {
+        m.streams
+            .iter()
+            .copied()
+            .filter(|k| crate::delivery::SPOOLED.contains(k))
+            .collect()
+    });
     Some(Config {
         venue,
         box_id,
@@ -689,9 +753,9 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         metrics: metrics?,
         health: health?,
         pipeline: pipeline?,
-        spool: spool?,
+        spool,
         uplink: uplink?,
-        mqtt: mqtt?,
+        mqtt,
         inference: inference?,
         tagging: tagging?,
         cameras: cameras?,
@@ -1178,6 +1242,19 @@ mod tests {
             ("::1", 1884, "box:7")
         );
         assert_eq!(v6.keep_alive, Duration::from_secs(600));
+        // Health and events by default; events on MQTT keep them in the spool until
+        // MQTT acknowledges them too.
+        assert_eq!(on.streams, [StreamKind::Health, StreamKind::Event]);
+        let config = |extra: &str| {
+            parse(&format!("{BOX}{extra}{CAM}"), "t.toml").unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(
+            config("[mqtt]\nurl = \"mqtt://b:1\"\n").spool.mqtt_streams,
+            [StreamKind::Event]
+        );
+        let health_only = config("[mqtt]\nurl = \"mqtt://b:1\"\nstreams = [\"health\"]\n");
+        assert!(health_only.spool.mqtt_streams.is_empty());
+        assert!(config("").spool.mqtt_streams.is_empty());
         for bad in [
             "mqtt://:1883",
             "mqtt://host:0",
@@ -1348,6 +1425,22 @@ mod tests {
                 vec![
                     "t.toml:5:8: mqtt.url: scheme \"mqtts\" is not supported; expected \"mqtt\" (TLS is not built in)",
                     "t.toml:6:16: mqtt.keep_alive_s: 2 is out of range; expected 5..=600",
+                ],
+            ),
+            (
+                format!(
+                    "{BOX}[mqtt]\nurl = \"mqtt://b:1\"\nstreams = [\"event\", \"meta\", \"event\", 3]\n{CAM}"
+                ),
+                vec![
+                    "t.toml:6:22: mqtt.streams[1]: expected \"health\" or \"event\"",
+                    "t.toml:6:30: mqtt.streams[2]: \"event\" is listed twice",
+                    "t.toml:6:38: mqtt.streams[3]: expected \"health\" or \"event\"",
+                ],
+            ),
+            (
+                format!("{BOX}[mqtt]\nurl = \"mqtt://b:1\"\nstreams = \"event\"\n{CAM}"),
+                vec![
+                    "t.toml:6:12: mqtt.streams: expected an array of stream names, e.g. [\"health\", \"event\"]",
                 ],
             ),
             (

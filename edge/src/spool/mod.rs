@@ -4,7 +4,8 @@
 //! the cloud acknowledges them. See ARCHITECTURE.md ("Spool") for the policy.
 //!
 //! Layout: `{dir}/{camera}/{stream}/{incarnation:020}-{first_seq:020}.seg`, plus an
-//! `acked` file per stream (best effort: losing it only means resending).
+//! `acked` file per stream (best effort: losing it only means resending) holding
+//! each transport's ack cursor: `INC SEQ` lines for zenoh, `mqtt INC SEQ` for MQTT.
 
 mod record;
 mod stream;
@@ -21,7 +22,7 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 use venue_proto::{Id, StreamKind};
 
-pub use stream::{Pos, Read, Record, StreamCounters, StreamId};
+pub use stream::{Pos, Read, Record, StreamCounters, StreamId, Transport};
 use stream::{Segment, StreamState};
 
 /// How the spool behaves; validated by the config layer.
@@ -36,6 +37,9 @@ pub struct SpoolConfig {
     pub fsync_interval: Duration,
     /// Recent records kept in memory per stream for live sending.
     pub cache_bytes: usize,
+    /// Streams MQTT carries besides zenoh: their records are deleted only once
+    /// both transports have acknowledged them (from `[mqtt] streams`).
+    pub mqtt_streams: Vec<StreamKind>,
 }
 
 /// Why a record was not stored. Either way it is counted as lost.
@@ -89,7 +93,24 @@ struct Writer {
 #[derive(Debug)]
 struct StreamEntry {
     state: Mutex<StreamState>,
-    notify: Notify,
+    /// One per transport's sender (`Notify` wakes a single waiter, or keeps a
+    /// permit for the next one).
+    notify: [Notify; 2],
+}
+
+impl StreamEntry {
+    fn new(state: StreamState) -> Self {
+        Self {
+            state: Mutex::new(state),
+            notify: [Notify::new(), Notify::new()],
+        }
+    }
+
+    fn wake(&self) {
+        for n in &self.notify {
+            n.notify_one();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -202,6 +223,7 @@ impl Spool {
                     kind,
                 };
                 let mut state = StreamState::new(kind_entry.path(), incarnation);
+                state.via_mqtt = cfg.mqtt_streams.contains(&kind);
                 recover_stream(&mut state, &mut report)?;
                 for seg in &state.segments {
                     max_incarnation = max_incarnation.max(seg.incarnation);
@@ -212,13 +234,7 @@ impl Spool {
                 }
                 total += state.disk_bytes();
                 report.streams += 1;
-                streams.insert(
-                    id,
-                    Arc::new(StreamEntry {
-                        state: Mutex::new(state),
-                        notify: Notify::new(),
-                    }),
-                );
+                streams.insert(id, Arc::new(StreamEntry::new(state)));
             }
         }
         let incarnation = incarnation.max(max_incarnation + 1);
@@ -265,10 +281,9 @@ impl Spool {
             .entry(id.clone())
             .or_insert_with(|| {
                 let dir = self.inner.cfg.dir.join(camera.as_str()).join(kind.as_str());
-                Arc::new(StreamEntry {
-                    state: Mutex::new(StreamState::new(dir, self.inner.incarnation)),
-                    notify: Notify::new(),
-                })
+                let mut state = StreamState::new(dir, self.inner.incarnation);
+                state.via_mqtt = self.inner.cfg.mqtt_streams.contains(&kind);
+                Arc::new(StreamEntry::new(state))
             })
             .clone();
         StreamHandle {
@@ -545,7 +560,7 @@ impl StreamHandle {
         s.push(pos.seq, payload, cfg.cache_bytes);
         s.next_seq += 1;
         drop(s);
-        self.entry.notify.notify_one();
+        self.entry.wake();
         Ok(pos)
     }
 
@@ -563,13 +578,21 @@ impl StreamHandle {
         stream::read_file(plan)
     }
 
-    /// Records everything up to `seq` of `incarnation` as stored by the cloud, and
-    /// frees what no longer needs keeping.
+    /// Records everything up to `seq` of `incarnation` as acknowledged over every
+    /// transport (tests and benchmarks; the uplinks use [`Self::ack_by`]).
     pub fn ack(&self, incarnation: u64, seq: u64) {
-        let (deleted, dir, acked) = {
+        for t in Transport::ALL {
+            self.ack_by(t, incarnation, seq);
+        }
+    }
+
+    /// Records everything up to `seq` of `incarnation` as stored by the cloud,
+    /// acknowledged over `transport`, and frees what every transport carrying the
+    /// stream has acknowledged.
+    pub fn ack_by(&self, transport: Transport, incarnation: u64, seq: u64) {
+        let (deleted, dir, cursors) = {
             let mut s = lock(&self.entry.state);
-            let slot = s.acked.entry(incarnation).or_insert(seq);
-            *slot = (*slot).max(seq);
+            s.set_cursor(transport, incarnation, seq);
             let deleted = s.trim_acked();
             let freed: u64 = deleted
                 .iter()
@@ -580,7 +603,7 @@ impl StreamHandle {
                 freed.min(self.inner.total_bytes.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
             );
-            (deleted, s.dir.clone(), s.acked.clone())
+            (deleted, s.dir.clone(), s.cursors.clone())
         };
         if !deleted.is_empty() {
             let mut writers = lock(&self.inner.writers);
@@ -592,11 +615,22 @@ impl StreamHandle {
             }
         }
         // Best effort: a lost ack file only means resending what the cloud has.
-        let text: String = acked.iter().map(|(i, s)| format!("{i} {s}\n")).collect();
+        let [zenoh, mqtt] = &cursors;
+        let text: String = zenoh
+            .iter()
+            .map(|(i, s)| format!("{i} {s}\n"))
+            .chain(mqtt.iter().map(|(i, s)| format!("mqtt {i} {s}\n")))
+            .collect();
         if std::fs::create_dir_all(&dir).is_ok() {
             let _ = std::fs::write(dir.join("acked"), text);
         }
-        self.entry.notify.notify_one();
+        self.entry.wake();
+    }
+
+    /// The first record `transport` has not seen acknowledged (where its sender
+    /// resumes after a reconnect).
+    pub fn first_unacked_by(&self, transport: Transport) -> Option<Pos> {
+        lock(&self.entry.state).first_unacked_by(transport)
     }
 
     /// The oldest record not yet acknowledged.
@@ -618,9 +652,15 @@ impl StreamHandle {
         lock(&self.entry.state).counters
     }
 
-    /// Waits until something was appended or acknowledged since the last call.
+    /// Waits until something was appended or acknowledged since the last call
+    /// (for the zenoh sender).
     pub async fn changed(&self) {
-        self.entry.notify.notified().await;
+        self.changed_for(Transport::Zenoh).await;
+    }
+
+    /// The same for `transport`'s sender: each has its own wake-up.
+    pub async fn changed_for(&self, transport: Transport) {
+        self.entry.notify[transport.index()].notified().await;
     }
 }
 
@@ -629,10 +669,14 @@ fn recover_stream(state: &mut StreamState, report: &mut RecoveryReport) -> Resul
     let dir = state.dir.clone();
     if let Ok(text) = std::fs::read_to_string(dir.join("acked")) {
         for line in text.lines() {
-            if let Some((i, s)) = line.split_once(' ')
+            let (transport, rest) = match line.strip_prefix("mqtt ") {
+                Some(rest) => (Transport::Mqtt, rest),
+                None => (Transport::Zenoh, line),
+            };
+            if let Some((i, s)) = rest.split_once(' ')
                 && let (Ok(i), Ok(s)) = (i.parse(), s.parse())
             {
-                state.acked.insert(i, s);
+                state.set_cursor(transport, i, s);
             }
         }
     }
