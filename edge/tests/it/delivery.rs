@@ -2,7 +2,6 @@
 //! consumer that acks after storing, exactly once and in order.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -253,56 +252,12 @@ fn kill_9_and_restart_on_the_same_spool_loses_nothing_stored() {
     assert!(daemon.log().contains("spool opened") || daemon.log().contains("spool recovered"));
 }
 
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let py = root.join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} missing: run scripts/test.sh (it installs eclipse-zenoh into .venv)",
-        py.display()
-    );
-    py
-}
-
-struct Router(Child);
-
-impl Router {
-    fn start(port: u16) -> Self {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/router.py");
-        let child = Command::new(python())
-            .arg(script)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start router");
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "router did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self(child)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[test]
 fn router_restart_loses_nothing() {
     let (dir, ports) = setup("router");
     let router_port = free_port();
-    let mut router = Router::start(router_port);
+    // A real zenohd, as a venue or cloud network runs it.
+    let mut router = Router::start(router_port, dir.join("router.log"));
     let cams = ["cam-a", "cam-b"];
     let zenoh = format!(
         "[zenoh]\nmode = \"client\"\nlisten = []\nconnect = [\"tcp/127.0.0.1:{router_port}\"]\n"
@@ -322,7 +277,7 @@ fn router_restart_loses_nothing() {
 
     router.kill();
     std::thread::sleep(Duration::from_secs(5));
-    let _router = Router::start(router_port);
+    let _router = Router::start(router_port, dir.join("router.log"));
     assert!(
         wait_caught_up(&consumer, &ports, &cams, Duration::from_secs(60)),
         "{}",
