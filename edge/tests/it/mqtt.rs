@@ -424,10 +424,19 @@ struct EventConsumer {
     stop: Arc<AtomicBool>,
 }
 
+/// One (camera, incarnation) of the event stream at the consumer.
+#[derive(Debug, Default)]
+struct EventStream {
+    /// Next sequence expected: everything below is stored or declared lost.
+    next: u64,
+    stored: u64,
+    lost: u64,
+    acked: Option<u64>,
+}
+
 #[derive(Default)]
 struct EventStore {
-    /// (camera, incarnation) → (next expected, stored, lost, last acked).
-    streams: std::collections::BTreeMap<(String, u64), (u64, u64, u64, Option<u64>)>,
+    streams: std::collections::BTreeMap<(String, u64), EventStream>,
     duplicates: u64,
     ahead: u64,
 }
@@ -437,7 +446,7 @@ impl EventStore {
         self.streams
             .iter()
             .filter(|((c, _), _)| c == camera)
-            .map(|(_, s)| s.0)
+            .map(|(_, s)| s.next)
             .sum()
     }
 }
@@ -475,9 +484,9 @@ impl EventConsumer {
                         if key.stream == StreamKind::Gap {
                             let g: Gap = venue_proto::decode(&p.payload).expect("gap");
                             let e = s.streams.entry((cam, g.incarnation)).or_default();
-                            if g.first_seq <= e.0 && e.0 < g.end_seq {
-                                e.2 += g.end_seq - e.0;
-                                e.0 = g.end_seq;
+                            if g.first_seq <= e.next && e.next < g.end_seq {
+                                e.lost += g.end_seq - e.next;
+                                e.next = g.end_seq;
                             }
                             continue;
                         }
@@ -486,10 +495,10 @@ impl EventConsumer {
                         assert_eq!(ev.header.camera.as_str(), cam, "topic and header disagree");
                         let h = ev.header;
                         let e = s.streams.entry((cam, h.incarnation)).or_default();
-                        if h.seq == e.0 {
-                            e.0 += 1;
-                            e.1 += 1;
-                        } else if h.seq < e.0 {
+                        if h.seq == e.next {
+                            e.next += 1;
+                            e.stored += 1;
+                        } else if h.seq < e.next {
                             s.duplicates += 1;
                         } else {
                             s.ahead += 1;
@@ -505,7 +514,7 @@ impl EventConsumer {
                 last_ack = Instant::now();
                 let mut s = st.lock().expect("store");
                 for ((cam, inc), e) in s.streams.iter_mut() {
-                    if e.0 == 0 || e.3 == Some(e.0 - 1) {
+                    if e.next == 0 || e.acked == Some(e.next - 1) {
                         continue;
                     }
                     let camera = Id::new(cam).expect("camera");
@@ -522,7 +531,7 @@ impl EventConsumer {
                         },
                         stream: StreamKind::Event,
                         acked_incarnation: *inc,
-                        acked_seq: e.0 - 1,
+                        acked_seq: e.next - 1,
                     };
                     ack_seq += 1;
                     let topic = format!("venue/test-venue/box-1/{cam}/ack");
@@ -532,7 +541,7 @@ impl EventConsumer {
                         .try_publish(topic, QoS::AtLeastOnce, false, bytes)
                         .is_ok()
                     {
-                        e.3 = Some(e.0 - 1);
+                        e.acked = Some(e.next - 1);
                     }
                 }
             }
@@ -614,15 +623,15 @@ fn events_over_mqtt_arrive_exactly_once_in_order_across_a_broker_restart() {
             "one incarnation: {:?}",
             s.streams.keys()
         );
-        let (_, (next, stored, lost, _)) = s.streams.iter().next().expect("stream");
+        let (_, e) = s.streams.iter().next().expect("stream");
         assert_eq!(
-            (stored, lost),
-            (next, &0),
+            (e.stored, e.lost),
+            (e.next, 0),
             "every event stored once, none lost"
         );
         eprintln!(
-            "events over MQTT: {next} stored in order, {} copies dropped, {} ahead of a missing one",
-            s.duplicates, s.ahead
+            "events over MQTT: {} stored in order, {} copies dropped, {} ahead of a missing one",
+            e.next, s.duplicates, s.ahead
         );
     }
     // Both transports acknowledged: the event backlog drains to nothing.
