@@ -13,13 +13,17 @@
 //! broker that restarted without persistence has lost its retained messages.
 
 mod events;
+pub mod tls;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Request};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Request,
+    TlsConfiguration, Transport,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -76,12 +80,18 @@ impl Mqtt {
         spool: Spool,
         uplink: UplinkConfig,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
         options
             .set_keep_alive(config.keep_alive)
             .set_clean_session(true)
             .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
+        if let Some(t) = &config.tls {
+            // Checked when the configuration was loaded; a failure here means the
+            // files changed since.
+            let tls = tls::client_config(t)?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+        }
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
         let mut network = eventloop.network_options();
         network.set_connection_timeout(CONNECT_TIMEOUT_S);
@@ -104,7 +114,7 @@ impl Mqtt {
             stop.clone(),
         ));
         info!(url = %config.url, client_id = %config.client_id, "MQTT uplink started; connecting in the background");
-        Self {
+        Ok(Self {
             venue,
             box_id,
             inner,
@@ -115,7 +125,7 @@ impl Mqtt {
             clock,
             senders: Mutex::new(HashSet::new()),
             sender_tasks: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// Whether MQTT carries this stream (health, events).
@@ -391,6 +401,18 @@ impl Inner {
     }
 }
 
+/// Whether a connection error is the TLS handshake (certificates), not the network.
+fn is_tls_failure(error: &ConnectionError) -> bool {
+    match error {
+        ConnectionError::Tls(_) => true,
+        ConnectionError::Io(e) => e.get_ref().is_some_and(|inner| {
+            inner.downcast_ref::<rustls::Error>().is_some()
+                || inner.to_string().contains("certificate")
+        }),
+        _ => false,
+    }
+}
+
 /// The stream label of a topic the box published on.
 fn stream_of(topic: &str) -> &'static str {
     StreamKey::parse(topic).map_or("other", |k| k.stream.as_str())
@@ -439,7 +461,9 @@ async fn drive(mut eventloop: EventLoop, inner: Arc<Inner>, url: String, stop: C
                     return;
                 }
                 if !down_logged {
-                    if was_connected {
+                    if is_tls_failure(&error) {
+                        warn!(%url, %error, "MQTT TLS handshake failed (check [mqtt] ca_file, cert_file and key_file against the broker's certificates); retrying in the background");
+                    } else if was_connected {
                         warn!(%url, %error, "MQTT connection lost; reconnecting in the background");
                     } else {
                         warn!(%url, %error, "MQTT broker unreachable; retrying in the background");

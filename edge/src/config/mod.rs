@@ -6,7 +6,7 @@ mod parse;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use venue_proto::Id;
@@ -115,6 +115,26 @@ pub struct MqttConfig {
     /// What MQTT carries: `Health` (live, retained) and/or `Event` (from the
     /// spool, acknowledged over MQTT).
     pub streams: Vec<venue_proto::StreamKind>,
+    /// TLS (`mqtts://`): the checked PEM files.
+    pub tls: Option<MqttTls>,
+}
+
+/// TLS settings of the MQTT uplink, with the PEM contents read and checked at
+/// load time (a reload that changes a file's content is seen as a change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttTls {
+    pub ca_file: PathBuf,
+    pub ca_pem: Vec<u8>,
+    /// Mutual TLS: the box's certificate chain and key.
+    pub client: Option<MqttClientCert>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttClientCert {
+    pub cert_file: PathBuf,
+    pub cert_pem: Vec<u8>,
+    pub key_file: PathBuf,
+    pub key_pem: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

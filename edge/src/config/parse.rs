@@ -16,8 +16,8 @@ use venue_proto::{Id, StreamKind};
 
 use super::{
     CameraConfig, Config, ConfigError, ConfigErrors, DEFAULT_SPOOL_DIR, HealthConfig,
-    MetricsConfig, MqttConfig, PipelineConfig, SourceConfig, SpoolConfig, UplinkConfig,
-    ZenohConfig, ZenohMode,
+    MetricsConfig, MqttClientCert, MqttConfig, MqttTls, PipelineConfig, SourceConfig, SpoolConfig,
+    UplinkConfig, ZenohConfig, ZenohMode,
 };
 
 /// Parses and validates `text`; `file` names it in error messages.
@@ -305,20 +305,25 @@ fn endpoint(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<String
     Some(s.to_string())
 }
 
-/// Checks an MQTT broker URL: `mqtt://HOST:PORT`, nothing else (no TLS in this
-/// build, no credentials, path or query). Returns the host (IPv6 unbracketed) and port.
-fn mqtt_url(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<(String, u16)> {
+/// Checks an MQTT broker URL: `mqtt://HOST:PORT` or `mqtts://HOST:PORT` (TLS),
+/// nothing else (no credentials, path or query). Returns whether it is TLS, the
+/// host (IPv6 unbracketed) and port.
+fn mqtt_url(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<(bool, String, u16)> {
     let Some((scheme, rest)) = s.split_once("://") else {
         ctx.error(span, format!("{path}: \"{s}\" is not a broker URL; expected \"mqtt://HOST:PORT\", e.g. \"mqtt://127.0.0.1:1883\""));
         return None;
     };
-    if scheme != "mqtt" {
-        ctx.error(
-            span,
-            format!("{path}: scheme \"{scheme}\" is not supported; expected \"mqtt\" (TLS is not built in)"),
-        );
-        return None;
-    }
+    let tls = match scheme {
+        "mqtt" => false,
+        "mqtts" => true,
+        _ => {
+            ctx.error(
+                span,
+                format!("{path}: scheme \"{scheme}\" is not supported; expected \"mqtt\" or \"mqtts\" (TLS)"),
+            );
+            return None;
+        }
+    };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains(['/', '?', '#', '@']) {
         ctx.error(
@@ -341,7 +346,7 @@ fn mqtt_url(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<(Strin
     };
     match host_port {
         Some((h, p)) if !h.is_empty() => match p.parse::<u16>() {
-            Ok(port) if port > 0 => return Some((h.to_string(), port)),
+            Ok(port) if port > 0 => return Some((tls, h.to_string(), port)),
             _ => {}
         },
         _ => {}
@@ -382,6 +387,9 @@ fn mqtt(
     };
     let keep_alive = int_or(ctx, t, "keep_alive_s", 5..=600, 30);
     let streams = mqtt_streams(ctx, t);
+    let ca_file = pem_file(ctx, t, "ca_file", crate::mqtt::tls::read_certificates);
+    let cert_file = pem_file(ctx, t, "cert_file", crate::mqtt::tls::read_certificates);
+    let key_file = pem_file(ctx, t, "key_file", crate::mqtt::tls::read_private_key);
     let qos = match t.take("qos") {
         None => Some(()),
         Some((_, mut v)) => match v.take() {
@@ -408,7 +416,59 @@ fn mqtt(
     }
     let (enabled, url, client_id, keep_alive, streams, ()) =
         (enabled?, url?, client_id?, keep_alive?, streams?, qos?);
-    let Some((url, (host, port))) = url.filter(|_| enabled) else {
+    let (ca_file, cert_file, key_file) = (ca_file?, cert_file?, key_file?);
+    let tls_url = url.as_ref().is_some_and(|(_, (tls, _, _))| *tls);
+    let client = match (cert_file, key_file) {
+        (Some(cert), Some(key)) => Some(MqttClientCert {
+            cert_file: cert.0,
+            cert_pem: cert.1,
+            key_file: key.0,
+            key_pem: key.1,
+        }),
+        (None, None) => None,
+        (Some((_, _, span)), None) | (None, Some((_, _, span))) => {
+            ctx.error(
+                span,
+                "mqtt.cert_file and mqtt.key_file go together: set both for mutual TLS, or neither"
+                    .into(),
+            );
+            return None;
+        }
+    };
+    let tls = match ca_file {
+        Some((ca_file, ca_pem, span)) if !tls_url => {
+            ctx.error(
+                span,
+                format!(
+                    "mqtt.ca_file: \"{}\" is for TLS; the url must start with \"mqtts://\"",
+                    ca_file.display()
+                ),
+            );
+            return None;
+        }
+        Some((ca_file, ca_pem, _)) => Some(MqttTls {
+            ca_file,
+            ca_pem,
+            client,
+        }),
+        None if tls_url => {
+            let span = t.value_span("url");
+            ctx.error(span, "mqtt.url: mqtts:// needs mqtt.ca_file, the CA certificate (PEM) that signed the broker's certificate".into());
+            return None;
+        }
+        None if client.is_some() => {
+            ctx.error(t.span, "mqtt.cert_file/key_file: client certificates need TLS: an \"mqtts://\" url and mqtt.ca_file".into());
+            return None;
+        }
+        None => None,
+    };
+    if let Some(tls) = &tls
+        && let Err(e) = crate::mqtt::tls::client_config(tls)
+    {
+        ctx.error(t.span, format!("[mqtt] TLS: {e}"));
+        return None;
+    }
+    let Some((url, (_, host, port))) = url.filter(|_| enabled) else {
         return Some(None);
     };
     let client_id = match client_id {
@@ -425,7 +485,33 @@ fn mqtt(
         client_id,
         keep_alive: Duration::from_secs(keep_alive.unsigned_abs()),
         streams,
+        tls,
     }))
+}
+
+/// A PEM file key of `[mqtt]`: the path, the file's bytes (checked by `read`) and
+/// the value's span. `Some(None)` when absent.
+#[allow(clippy::type_complexity)]
+fn pem_file(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'_>,
+    key: &'static str,
+    read: fn(&std::path::Path) -> Result<Vec<u8>, String>,
+) -> Option<Option<(PathBuf, Vec<u8>, Span)>> {
+    match string(ctx, t, key) {
+        None => Some(None),
+        Some(None) => None,
+        Some(Some((s, span))) => {
+            let path = PathBuf::from(&s);
+            match read(&path) {
+                Ok(pem) => Some(Some((path, pem, span))),
+                Err(e) => {
+                    ctx.error(span, format!("mqtt.{key}: {e}"));
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// `mqtt.streams`: which streams MQTT carries, from "health" and "event"; each
@@ -1421,9 +1507,9 @@ mod tests {
                 ],
             ),
             (
-                format!("{BOX}[mqtt]\nurl = \"mqtts://broker:8883\"\nkeep_alive_s = 2\n{CAM}"),
+                format!("{BOX}[mqtt]\nurl = \"mqtp://broker:8883\"\nkeep_alive_s = 2\n{CAM}"),
                 vec![
-                    "t.toml:5:8: mqtt.url: scheme \"mqtts\" is not supported; expected \"mqtt\" (TLS is not built in)",
+                    "t.toml:5:8: mqtt.url: scheme \"mqtp\" is not supported; expected \"mqtt\" or \"mqtts\" (TLS)",
                     "t.toml:6:16: mqtt.keep_alive_s: 2 is out of range; expected 5..=600",
                 ],
             ),

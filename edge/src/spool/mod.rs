@@ -120,6 +120,8 @@ struct Inner {
     streams: Mutex<BTreeMap<StreamId, Arc<StreamEntry>>>,
     writers: Mutex<HashMap<StreamId, Writer>>,
     total_bytes: AtomicU64,
+    /// Consecutive failed stream commits (disk full), for logging.
+    write_failures: AtomicU64,
     failed: AtomicBool,
     /// Held open with an exclusive lock for as long as the spool is open: two
     /// processes writing the same segments would corrupt each other.
@@ -250,6 +252,7 @@ impl Spool {
             streams: Mutex::new(streams),
             writers: Mutex::new(HashMap::new()),
             total_bytes: AtomicU64::new(total),
+            write_failures: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             _lock: lock_file,
         };
@@ -332,9 +335,25 @@ impl Spool {
     /// Writes and fsyncs everything pending (the group commit), then applies the
     /// size policy. Called by the committer thread and at shutdown.
     pub fn commit(&self) {
+        let mut failed = None;
         for handle in self.streams() {
             if let Err(e) = self.commit_stream(&handle) {
-                warn!(stream = %handle.id, error = %e, "spool write failed; records kept in memory and retried");
+                failed = Some((handle.id.clone(), e));
+            }
+        }
+        match failed {
+            // Logged once per failing spell and then every 1000 commits (a full
+            // disk fails every commit; the log must not flood).
+            Some((stream, e)) => {
+                let n = self.inner.write_failures.fetch_add(1, Ordering::Relaxed);
+                if n % 1000 == 0 {
+                    warn!(%stream, error = %e, failed_commits = n + 1, "spool write failed; records kept in memory and retried");
+                }
+            }
+            None => {
+                if self.inner.write_failures.swap(0, Ordering::Relaxed) > 0 {
+                    info!("spool writes succeed again");
+                }
             }
         }
         self.evict_video();

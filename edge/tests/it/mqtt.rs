@@ -41,12 +41,17 @@ struct Broker {
 
 impl Broker {
     fn start(dir: &Path, port: u16) -> Self {
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        Self::start_with(
+            dir,
+            port,
+            &format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
         )
-        .expect("broker config");
+    }
+
+    /// Starts mosquitto with this configuration; `port` is the one waited for.
+    fn start_with(dir: &Path, port: u16, config: &str) -> Self {
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, config).expect("broker config");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -653,4 +658,189 @@ fn events_over_mqtt_arrive_exactly_once_in_order_across_a_broker_restart() {
     assert!(published >= n as f64, "published {published} of {n}");
     stop_daemon(&mut daemon);
     drop(broker);
+}
+
+/// Runs `openssl` with `args` in `dir`; the test needs the CLI to make certificates.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "the TLS test makes its certificates with the openssl CLI ({e}); install openssl"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`{name}.pem`/`.key`) and, signed by it, certificates for `leaves`
+/// (`{leaf}.pem`/`.key`, the broker's for IP 127.0.0.1).
+fn make_pki(dir: &Path, name: &str, leaves: &[&str]) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_key = format!("{name}.key");
+    let ca_pem = format!("{name}.pem");
+    let subject = format!("/CN={name}");
+    let mut args = vec![
+        "req", "-x509", "-days", "2", "-subj", &subject, "-keyout", &ca_key, "-out", &ca_pem,
+    ];
+    args.extend(ec);
+    openssl(dir, &args);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    for leaf in leaves {
+        let (key, csr, pem) = (
+            format!("{leaf}.key"),
+            format!("{leaf}.csr"),
+            format!("{leaf}.pem"),
+        );
+        let subject = format!("/CN={leaf}");
+        let mut args = vec!["req", "-subj", &subject, "-keyout", &key, "-out", &csr];
+        args.extend(ec);
+        openssl(dir, &args);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+                "-out",
+                &pem,
+            ],
+        );
+    }
+}
+
+#[test]
+fn mqtt_over_tls_with_a_client_certificate_and_a_wrong_ca_fails_clearly() {
+    let dir = temp_dir("mqtt-tls");
+    make_pki(&dir, "ca", &["broker", "box"]);
+    make_pki(&dir, "other-ca", &[]);
+    let (plain, tls) = (free_port(), free_port());
+    let p = |f: &str| dir.join(f).display().to_string();
+    // Mutual TLS for the box; a plain loopback listener for the test's subscriber.
+    let broker = Broker::start_with(
+        &dir,
+        tls,
+        &format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\n\
+             listener {plain} 127.0.0.1\n\
+             listener {tls} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            p("ca.pem"),
+            p("broker.pem"),
+            p("broker.key")
+        ),
+    );
+    let sub = Subscriber::connect(plain);
+    let tls_section = |ca: &str| {
+        format!(
+            "\n[mqtt]\nurl = \"mqtts://127.0.0.1:{tls}\"\nkeep_alive_s = 5\nca_file = \"{}\"\n\
+             cert_file = \"{}\"\nkey_file = \"{}\"\n",
+            p(ca),
+            p("box.pem"),
+            p("box.key")
+        )
+    };
+
+    // (a) The right CA and a client certificate: health arrives through TLS.
+    let cameras = format!("{}{}", camera("cam-a", 15, ""), tls_section("ca.pem"));
+    let (mut daemon, _listener, ports, cfg) = start("mqtt-tls-box", &cameras);
+    let check = Command::new(BIN)
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .expect("check-config");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        sub.health_from(&["cam-a", "_box"], Duration::from_secs(20))
+            .is_some(),
+        "no health over TLS; log:\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        metric(ports.metrics, "venue_edge_mqtt_connected"),
+        Some(1.0)
+    );
+    stop_daemon(&mut daemon);
+
+    // (b) A CA that did not sign the broker's certificate: a clear log line, never
+    // connected, and the box captures and publishes on zenoh all the same.
+    let cameras = format!("{}{}", camera("cam-a", 15, ""), tls_section("other-ca.pem"));
+    let (mut daemon, listener, ports, _) = start("mqtt-tls-wrong-ca", &cameras);
+    let mut log = MetaLog::default();
+    assert!(
+        log.collect_until(&listener, Duration::from_secs(20), |l| l.count("cam-a")
+            >= 30),
+        "no metadata with a failing TLS broker; log:\n{}",
+        daemon.log()
+    );
+    let text = daemon.log();
+    assert!(
+        text.contains("MQTT TLS handshake failed") && text.contains("certificate"),
+        "no clear TLS message:\n{text}"
+    );
+    assert_eq!(
+        metric(ports.metrics, "venue_edge_mqtt_connected"),
+        Some(0.0)
+    );
+    stop_daemon(&mut daemon);
+    drop(broker);
+
+    // (c) Unreadable and invalid PEM files are configuration errors, with position.
+    let bad = dir.join("bad.toml");
+    for (ca, cert, expect) in [
+        (
+            "/nonexistent/ca.pem",
+            p("box.pem"),
+            "mqtt.ca_file: cannot read \"/nonexistent/ca.pem\"",
+        ),
+        (&p("san.ext")[..], p("box.pem"), "holds no PEM certificate"),
+        (&p("ca.pem")[..], p("box.key"), "mqtt.cert_file"),
+    ] {
+        std::fs::write(
+            &bad,
+            format!(
+                "[box]\nvenue = \"v\"\nid = \"b\"\n[mqtt]\nurl = \"mqtts://127.0.0.1:{tls}\"\n\
+                 ca_file = \"{ca}\"\ncert_file = \"{cert}\"\nkey_file = \"{}\"\n\
+                 [[cameras]]\nid = \"c\"\n[cameras.source]\nkind = \"synthetic\"\n",
+                p("box.key")
+            ),
+        )
+        .expect("bad config");
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .arg(&bad)
+            .output()
+            .expect("check-config");
+        let err = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "accepted: {err}");
+        assert!(
+            err.contains(expect) && err.contains("bad.toml:"),
+            "{expect}: {err}"
+        );
+    }
 }
