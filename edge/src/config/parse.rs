@@ -436,7 +436,7 @@ fn mqtt(
         }
     };
     let tls = match ca_file {
-        Some((ca_file, ca_pem, span)) if !tls_url => {
+        Some((ca_file, _, span)) if !tls_url => {
             ctx.error(
                 span,
                 format!(
@@ -796,6 +796,9 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
             "keep_alive_s",
             "qos",
             "streams",
+            "ca_file",
+            "cert_file",
+            "key_file",
         ],
     )
     .and_then(|mut t| {
