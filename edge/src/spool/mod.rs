@@ -171,6 +171,33 @@ fn parse_segment_name(name: &str) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
+/// Most bytes handed to one `write` at a commit (see `commit_stream`).
+const WRITE_PIECE: usize = 64 * 1024;
+
+/// Record-aligned pieces of a framed batch: `(end offset, last seq)` of each, at
+/// most `max` bytes unless a single record is larger.
+fn record_pieces(batch: &[u8], max: usize) -> Vec<(usize, u64)> {
+    let mut pieces = Vec::new();
+    let (mut off, mut start, mut last) = (0usize, 0usize, None);
+    while let Some(header) = batch.get(off..off + record::RECORD_HEADER) {
+        let len = header[4..8].try_into().map_or(0, u32::from_le_bytes) as usize;
+        let seq = header[12..20].try_into().map_or(0, u64::from_le_bytes);
+        let end = off + record::RECORD_HEADER + len;
+        if let Some(prev) = last
+            && end - start > max
+        {
+            pieces.push((off, prev));
+            start = off;
+        }
+        last = Some(seq);
+        off = end;
+    }
+    if let Some(prev) = last {
+        pieces.push((off.min(batch.len()), prev));
+    }
+    pieces
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -360,7 +387,7 @@ impl Spool {
     }
 
     fn commit_stream(&self, h: &StreamHandle) -> std::io::Result<()> {
-        let (batch, index, first, last, inc, dir) = {
+        let (batch, index, first, _last, inc, dir) = {
             let mut s = lock(&h.entry.state);
             if s.pending.is_empty() || s.failed.is_some() {
                 return Ok(());
@@ -433,14 +460,43 @@ impl Spool {
             return Ok(());
         };
         let base = w.bytes;
-        if let Err(e) = w.file.write_all(&batch) {
-            // Undo a partial write so the file ends on a record boundary, and keep
-            // the records in memory for the next commit (space may free up).
-            let _ = w.file.set_len(base);
-            let _ = std::io::Seek::seek(&mut w.file, std::io::SeekFrom::Start(base));
-            self.restore_pending(h, batch, index, first);
-            return Err(e);
+        // Written in record-aligned pieces, so that on a full disk what fits is
+        // stored and the rest waits: all-or-nothing would need as much free space
+        // as everything pending, which freed segments may never give.
+        let mut written = 0usize;
+        let mut last_written = None;
+        let mut failure = None;
+        for (end, seq) in record_pieces(&batch, WRITE_PIECE) {
+            match w.file.write_all(&batch[written..end]) {
+                Ok(()) => {
+                    written = end;
+                    last_written = Some(seq);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
+        if failure.is_some() {
+            // Undo a partial piece so the file ends on a record boundary.
+            let _ = w.file.set_len(base + written as u64);
+            let _ =
+                std::io::Seek::seek(&mut w.file, std::io::SeekFrom::Start(base + written as u64));
+        }
+        let Some(last_written) = last_written else {
+            // Nothing fitted. Seal the segment and start a new one at the next
+            // commit: an active segment is not deleted while records are pending,
+            // so on a full disk acknowledged records could otherwise never make room.
+            let path = w.path.clone();
+            writers.remove(&h.id);
+            drop(writers);
+            if let Some(seg) = lock(&h.entry.state).segment_mut(&path) {
+                seg.sealed = true;
+            }
+            self.restore_pending(h, batch, index, first);
+            return Err(failure.unwrap_or_else(|| std::io::Error::other("empty spool batch")));
+        };
         if let Err(e) = w.file.sync_data() {
             // After a failed fsync the kernel may have dropped the dirty pages: the
             // file's content is unknown. Stop writing rather than pretend.
@@ -452,21 +508,43 @@ impl Spool {
             s.writing = false;
             return Ok(());
         }
-        w.bytes += batch.len() as u64;
+        w.bytes += written as u64;
         let path = w.path.clone();
+        if failure.is_some() {
+            // Sealed, as above; the rest goes to a new segment.
+            writers.remove(&h.id);
+        }
         drop(writers);
         let mut s = lock(&h.entry.state);
         if let Some(seg) = s.segment_mut(&path) {
-            seg.last_seq = Some(last);
-            seg.bytes = base + batch.len() as u64;
-            seg.index
-                .extend(index.into_iter().map(|(seq, off)| (seq, base + off as u64)));
+            seg.last_seq = Some(last_written);
+            seg.bytes = base + written as u64;
+            seg.index.extend(
+                index
+                    .iter()
+                    .filter(|(_, off)| *off < written)
+                    .map(|(seq, off)| (*seq, base + *off as u64)),
+            );
+            seg.sealed |= failure.is_some();
         }
-        s.durable = Some(last);
+        s.durable = Some(last_written);
         s.writing = false;
         let limit = self.inner.cfg.cache_bytes;
         s.trim_cache(limit);
-        Ok(())
+        drop(s);
+        match failure {
+            None => Ok(()),
+            Some(e) => {
+                let rest = batch[written..].to_vec();
+                let rest_index = index
+                    .into_iter()
+                    .filter(|(_, off)| *off >= written)
+                    .map(|(seq, off)| (seq, off - written))
+                    .collect();
+                self.restore_pending(h, rest, rest_index, last_written + 1);
+                Err(e)
+            }
+        }
     }
 
     fn restore_pending(

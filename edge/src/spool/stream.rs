@@ -434,7 +434,9 @@ impl StreamState {
                         seq: l,
                     })
                 });
-            if !(done || old_and_done) {
+            // Sealed with no record (a write failed right after its header).
+            let empty = seg.sealed && seg.last_seq.is_none();
+            if !(done || old_and_done || empty) {
                 break;
             }
             if let Some(seg) = self.segments.pop_front() {

@@ -462,3 +462,20 @@ fn a_stream_on_both_transports_is_deleted_only_when_both_acked() {
     h.ack_by(Transport::Zenoh, 1, 399);
     assert_eq!(h.first_unacked(), None);
 }
+
+#[test]
+fn batches_are_cut_into_record_aligned_pieces() {
+    let mut batch = Vec::new();
+    for seq in 10..20u64 {
+        record::encode_record(seq, &[7u8; 100], &mut batch);
+    }
+    let one = record::framed_len(100);
+    let pieces = record_pieces(&batch, 3 * one + 1);
+    assert_eq!(
+        pieces,
+        vec![(3 * one, 12), (6 * one, 15), (9 * one, 18), (10 * one, 19)]
+    );
+    // A record larger than a piece is a piece of its own.
+    assert_eq!(record_pieces(&batch[..one], 10), vec![(one, 10)]);
+    assert!(record_pieces(&[], 10).is_empty());
+}

@@ -502,7 +502,7 @@ fn full_filesystem_keeps_capturing_counts_losses_and_resumes_when_space_returns(
         let lost = metric(
             ports.metrics,
             &format!(
-                "venue_edge_spool_lost_records{{camera=\"{cam}\",reason=\"full\",stream=\"meta\"}}"
+                "venue_edge_spool_lost_records{{camera=\"{cam}\",stream=\"meta\",reason=\"full\"}}"
             ),
         );
         assert!(lost.is_some(), "{cam}: no loss series");
@@ -527,12 +527,17 @@ fn full_filesystem_keeps_capturing_counts_losses_and_resumes_when_space_returns(
         "spooling did not resume after space returned; log:\n{}",
         daemon.log()
     );
+    let t = Instant::now();
+    while !daemon.log().contains("spool writes succeed again") {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no write succeeded after space returned:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     stop(&mut daemon);
     let text_log = daemon.log();
-    assert!(
-        text_log.contains("spool writes succeed again"),
-        "no write succeeded after space returned:\n{text_log}"
-    );
     assert!(!text_log.contains("panicked"), "{text_log}");
     for cam in cams {
         let runs = check_complete(&consumer, cam);

@@ -735,6 +735,15 @@ fn mqtt_over_tls_with_a_client_certificate_and_a_wrong_ca_fails_clearly() {
     let dir = temp_dir("mqtt-tls");
     make_pki(&dir, "ca", &["broker", "box"]);
     make_pki(&dir, "other-ca", &[]);
+    // mosquitto started as root reads its key as the `mosquitto` user.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            dir.join("broker.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+    }
     let (plain, tls) = (free_port(), free_port());
     let p = |f: &str| dir.join(f).display().to_string();
     // Mutual TLS for the box; a plain loopback listener for the test's subscriber.
