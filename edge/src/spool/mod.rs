@@ -373,7 +373,7 @@ impl Spool {
             // disk fails every commit; the log must not flood).
             Some((stream, e)) => {
                 let n = self.inner.write_failures.fetch_add(1, Ordering::Relaxed);
-                if n % 1000 == 0 {
+                if n.is_multiple_of(1000) {
                     warn!(%stream, error = %e, failed_commits = n + 1, "spool write failed; records kept in memory and retried");
                 }
             }
