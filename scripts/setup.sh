@@ -63,3 +63,15 @@ setup_python() {
         cp "$req" "$stamp"
     fi
 }
+
+# A real zenoh router for the router-restart tests: zenohd at the workspace's zenoh
+# version, TCP only (no QUIC/TLS/WebSocket/shared memory, like the box), built once
+# into .tools/ (git-ignored). About 7 CPU-minutes; skipped when it is there.
+ZENOHD_VERSION=1.10.2
+setup_zenohd() {
+    local bin="$ROOT/.tools/bin/zenohd"
+    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "v$ZENOHD_VERSION"; then return; fi
+    echo "setup: building zenohd $ZENOHD_VERSION into .tools (once)"
+    cargo install zenohd --version "=$ZENOHD_VERSION" --locked --root "$ROOT/.tools" \
+        --no-default-features --features zenoh/transport_tcp --quiet
+}

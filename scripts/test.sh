@@ -7,6 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/setup.sh
 setup_python
+setup_zenohd
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -20,6 +20,7 @@ fn run(label: &str, dir: &std::path::Path, total_mb: u64, record: usize) {
         segment_bytes: 64 * 1024 * 1024,
         fsync_interval: Duration::from_millis(10),
         cache_bytes: 4 * 1024 * 1024,
+        mqtt_streams: Vec::new(),
     };
     let (spool, _) = Spool::open(cfg.clone(), 1).expect("open");
     let stop = CancellationToken::new();

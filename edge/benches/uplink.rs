@@ -111,6 +111,7 @@ async fn main() {
             segment_bytes: 64 << 20,
             fsync_interval: Duration::from_millis(10),
             cache_bytes: 256 << 20,
+            mqtt_streams: Vec::new(),
         },
         1,
     )
@@ -139,6 +140,7 @@ async fn main() {
                 },
                 Arc::new(SystemClock::new()),
                 Arc::new(Metrics::new()),
+                None,
             )
             .await
             .unwrap();

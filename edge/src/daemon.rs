@@ -90,6 +90,21 @@ pub async fn run(
     let session = uplink::open(&config.zenoh).await?;
     info!(venue = %config.venue, r#box = %config.box_id, listen = ?config.zenoh.listen,
           connect = ?config.zenoh.connect, "zenoh session open");
+    let mqtt = match &config.mqtt {
+        Some(m) => Some(Arc::new(
+            Mqtt::start(
+                m,
+                config.venue.clone(),
+                config.box_id.clone(),
+                Arc::clone(&metrics),
+                spool.clone(),
+                config.uplink.clone(),
+                Arc::clone(&clock),
+            )
+            .map_err(|e| anyhow::anyhow!("cannot start the MQTT uplink: {e} (check [mqtt])"))?,
+        )),
+        None => None,
+    };
     let delivery = Delivery::start(
         session.clone(),
         spool.clone(),
@@ -98,17 +113,10 @@ pub async fn run(
         config.uplink.clone(),
         Arc::clone(&clock),
         Arc::clone(&metrics),
+        mqtt.clone(),
     )
     .await?;
 
-    let mqtt = config.mqtt.as_ref().map(|m| {
-        Arc::new(Mqtt::start(
-            m,
-            config.venue.clone(),
-            config.box_id.clone(),
-            Arc::clone(&metrics),
-        ))
-    });
     let shared = Arc::new(Shared {
         venue: config.venue.clone(),
         box_id: config.box_id.clone(),

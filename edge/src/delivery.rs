@@ -19,7 +19,8 @@ use venue_proto::{
 
 use crate::config::UplinkConfig;
 use crate::metrics::{Metrics, StreamLabels};
-use crate::spool::{Pos, Read, Spool, StreamHandle, StreamId};
+use crate::mqtt::Mqtt;
+use crate::spool::{Pos, Read, Spool, StreamHandle, StreamId, Transport};
 use crate::uplink;
 
 /// Records read from the spool per batch.
@@ -47,6 +48,8 @@ pub struct Delivery {
     running: Mutex<HashSet<StreamId>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     gap_seq: AtomicU64,
+    /// The MQTT uplink, which carries some spooled streams (events) too.
+    mqtt: Option<Arc<Mqtt>>,
 }
 
 impl Delivery {
@@ -61,6 +64,7 @@ impl Delivery {
         cfg: UplinkConfig,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
+        mqtt: Option<Arc<Mqtt>>,
     ) -> anyhow::Result<Arc<Self>> {
         let d = Arc::new(Self {
             session,
@@ -74,6 +78,7 @@ impl Delivery {
             running: Mutex::new(HashSet::new()),
             tasks: Mutex::new(Vec::new()),
             gap_seq: AtomicU64::new(0),
+            mqtt,
         });
         // Acks are cumulative: when the queue is full, dropping one loses nothing.
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(1024);
@@ -103,8 +108,12 @@ impl Delivery {
         }
     }
 
-    /// Starts the sender of a stream unless it runs already.
+    /// Starts the sender of a stream unless it runs already (and its MQTT sender
+    /// when MQTT carries the stream).
     pub fn ensure_sender(self: &Arc<Self>, h: StreamHandle) {
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.ensure_sender(h.clone());
+        }
         let fresh = self
             .running
             .lock()
@@ -159,7 +168,7 @@ impl Delivery {
                     accepted.inc();
                     // File deletions happen here: keep them off the async workers.
                     let _ = tokio::task::spawn_blocking(move || {
-                        h.ack(ack.acked_incarnation, ack.acked_seq)
+                        h.ack_by(Transport::Zenoh, ack.acked_incarnation, ack.acked_seq)
                     })
                     .await;
                 }
@@ -251,7 +260,7 @@ impl Delivery {
         let mut resend_after = self.cfg.resend_after;
         let mut read_errors = 0u64;
         while !self.cancel.is_cancelled() {
-            let Some(first) = h.first_unacked() else {
+            let Some(first) = h.first_unacked_by(Transport::Zenoh) else {
                 cursor = None;
                 self.wait(&h, None, matching.as_ref(), &mut subscribed, &mut rewind)
                     .await;

@@ -1,5 +1,8 @@
-//! The MQTT uplink: health for cloud systems that speak MQTT, on the same topic
-//! hierarchy and with the same CBOR payloads as zenoh, QoS 1, retained.
+//! The MQTT uplink: health and events for cloud systems that speak MQTT, on the
+//! same topic hierarchy and with the same CBOR payloads as zenoh, QoS 1.
+//!
+//! Events come from the spool ([`events`]): sent go-back-N against the cloud's
+//! acks on MQTT, which move the stream's MQTT ack cursor in the spool.
 //!
 //! [`Mqtt`] owns a `rumqttc` client and the task that drives its event loop. The
 //! task reconnects forever with capped exponential backoff and never blocks or fails
@@ -9,19 +12,28 @@
 //! (re)connect the newest payload of every topic is published again, because a
 //! broker that restarted without persistence has lost its retained messages.
 
-use std::collections::{HashMap, VecDeque};
+mod events;
+pub mod tls;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Request};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Request,
+    TlsConfiguration, Transport,
+};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+use venue_drivers::Clock;
 use venue_proto::{Id, StreamKey, StreamKind};
 
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, UplinkConfig};
 use crate::metrics::{Metrics, MqttLabels};
+use crate::spool::{Spool, StreamHandle, StreamId};
 
 /// Reconnect delays: the first retry after this, doubling …
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -30,11 +42,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Publishes waiting for the event loop. Health is one message per camera (at most
 /// 64) and one for the box per interval, so this fills only when the event loop
 /// cannot keep up; then `try_publish` fails and the message is counted as dropped.
-const REQUEST_QUEUE: usize = 256;
+pub(crate) const REQUEST_QUEUE: usize = 256;
 /// Largest packet the box sends (health is well under 1 KiB); larger payloads are
 /// dropped before they reach the client, which would otherwise drop the connection.
 const MAX_OUTGOING_PACKET: usize = 1024 * 1024;
-/// Largest packet accepted from the broker (the box subscribes to nothing).
+/// Largest packet accepted from the broker (the box subscribes to acks only, each
+/// well under 1 KiB).
 const MAX_INCOMING_PACKET: usize = 16 * 1024;
 /// Seconds to wait for a TCP connection and the broker's CONNACK.
 const CONNECT_TIMEOUT_S: u64 = 5;
@@ -47,22 +60,52 @@ pub struct Mqtt {
     inner: Arc<Inner>,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
+    streams: Vec<StreamKind>,
+    uplink: UplinkConfig,
+    clock: Arc<dyn Clock>,
+    /// Streams whose event sender runs.
+    senders: Mutex<HashSet<StreamId>>,
+    sender_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Mqtt {
     /// Starts the client and its event loop (inside a tokio runtime). Returns at once:
-    /// the connection is made, and remade, in the background.
-    pub fn start(config: &MqttConfig, venue: Id, box_id: Id, metrics: Arc<Metrics>) -> Self {
+    /// the connection is made, and remade, in the background. Acks for spooled
+    /// streams arriving over MQTT move their MQTT cursor in `spool`.
+    pub fn start(
+        config: &MqttConfig,
+        venue: Id,
+        box_id: Id,
+        metrics: Arc<Metrics>,
+        spool: Spool,
+        uplink: UplinkConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
         let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
         options
             .set_keep_alive(config.keep_alive)
             .set_clean_session(true)
             .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
+        if let Some(t) = &config.tls {
+            // Checked when the configuration was loaded; a failure here means the
+            // files changed since.
+            let tls = tls::client_config(t)?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+        }
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
         let mut network = eventloop.network_options();
         network.set_connection_timeout(CONNECT_TIMEOUT_S);
         eventloop.set_network_options(network);
-        let inner = Arc::new(Inner::new(client, metrics));
+        let mut inner = Inner::new(client, metrics);
+        if config.streams.contains(&StreamKind::Event) {
+            inner.acks = Some(AckRoute {
+                topic: venue_proto::key::acks_for_box(&venue, &box_id).replace('*', "+"),
+                venue: venue.clone(),
+                box_id: box_id.clone(),
+                spool,
+            });
+        }
+        let inner = Arc::new(inner);
         let stop = CancellationToken::new();
         let task = tokio::spawn(drive(
             eventloop,
@@ -71,18 +114,50 @@ impl Mqtt {
             stop.clone(),
         ));
         info!(url = %config.url, client_id = %config.client_id, "MQTT uplink started; connecting in the background");
-        Self {
+        Ok(Self {
             venue,
             box_id,
             inner,
             stop,
             task: Mutex::new(Some(task)),
+            streams: config.streams.clone(),
+            uplink,
+            clock,
+            senders: Mutex::new(HashSet::new()),
+            sender_tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Whether MQTT carries this stream (health, events).
+    pub fn carries(&self, kind: StreamKind) -> bool {
+        self.streams.contains(&kind)
+    }
+
+    /// Starts the MQTT sender of a spooled stream MQTT carries, unless it runs.
+    pub fn ensure_sender(self: &Arc<Self>, h: StreamHandle) {
+        if !self.carries(h.id().kind) {
+            return;
+        }
+        let fresh = self
+            .senders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(h.id().clone());
+        if fresh {
+            let task = tokio::spawn(events::send_loop(Arc::clone(self), h));
+            self.sender_tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(task);
         }
     }
 
     /// Publishes a camera's (or the box's) health, retained, on
     /// `venue/{venue}/{box}/{camera}/health`. Never blocks.
     pub fn publish_health(&self, camera: &Id, payload: Bytes) {
+        if !self.carries(StreamKind::Health) {
+            return;
+        }
         let key = StreamKey::new(
             self.venue.clone(),
             self.box_id.clone(),
@@ -97,6 +172,15 @@ impl Mqtt {
     /// to go out, then stops the event loop either way.
     pub async fn shutdown(&self, within: Duration) {
         self.stop.cancel();
+        let senders = std::mem::take(
+            &mut *self
+                .sender_tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for t in senders {
+            t.abort();
+        }
         // Wakes an event loop waiting on the connection; harmless when disconnected
         // (the loop then ends at once).
         let _ = self.inner.client.try_disconnect();
@@ -123,6 +207,21 @@ struct Inner {
     client: AsyncClient,
     state: Mutex<State>,
     metrics: Arc<Metrics>,
+    /// Counts connections accepted by the broker; senders resend from the last
+    /// ack when it changes (the session is clean, so nothing survives a reconnect).
+    connections: watch::Sender<u64>,
+    /// Where acks arriving over MQTT go, when MQTT carries a spooled stream.
+    acks: Option<AckRoute>,
+}
+
+/// The box's ack subscription and the spool its acks apply to.
+#[derive(Debug)]
+struct AckRoute {
+    /// `venue/{venue}/{box}/+/ack`.
+    topic: String,
+    venue: Id,
+    box_id: Id,
+    spool: Spool,
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +250,8 @@ impl Inner {
             client,
             state: Mutex::new(State::default()),
             metrics,
+            connections: watch::Sender::new(0),
+            acks: None,
         }
     }
 
@@ -203,8 +304,36 @@ impl Inner {
         }
     }
 
-    /// The broker accepted the connection: publish the newest of every topic again.
+    /// Hands one QoS 1 publish of a spooled stream to the client; `false` when
+    /// disconnected or the client's queue is full (the record stays in the spool
+    /// and is sent later).
+    fn try_send_spooled(&self, topic: String, stream: &'static str, payload: Bytes) -> bool {
+        let mut st = self.lock();
+        if !st.connected {
+            return false;
+        }
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+        {
+            Ok(()) => {
+                st.queued.push_back(stream);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The broker accepted the connection: subscribe to acks, publish the newest of
+    /// every retained topic again and let the senders resend from the last ack.
     fn on_connected(&self) {
+        if let Some(route) = &self.acks
+            && let Err(error) = self
+                .client
+                .try_subscribe(route.topic.clone(), QoS::AtLeastOnce)
+        {
+            warn!(topic = %route.topic, %error, "cannot subscribe to MQTT acks");
+        }
         let mut st = self.lock();
         st.connected = true;
         self.metrics.mqtt_connected.set(1);
@@ -219,6 +348,8 @@ impl Inner {
         for (topic, stream, payload) in again {
             self.send(&mut st, topic, stream, payload);
         }
+        drop(st);
+        self.connections.send_modify(|n| *n += 1);
     }
 
     /// A publish left for the network under packet id `pkid`.
@@ -254,7 +385,11 @@ impl Inner {
         for request in pending.drain(..) {
             if let Request::Publish(p) = request {
                 lost += 1;
-                self.dropped(stream_of(&p.topic), 1);
+                let stream = stream_of(&p.topic);
+                // Spooled records are sent again from the spool: not a loss.
+                if stream != StreamKind::Event.as_str() && stream != StreamKind::Gap.as_str() {
+                    self.dropped(stream, 1);
+                }
             }
         }
         // Unacknowledged ones were in flight; the rest came from the client's queue,
@@ -263,6 +398,18 @@ impl Inner {
         st.queued.drain(..from_queue);
         st.in_flight.clear();
         was
+    }
+}
+
+/// Whether a connection error is the TLS handshake (certificates), not the network.
+fn is_tls_failure(error: &ConnectionError) -> bool {
+    match error {
+        ConnectionError::Tls(_) => true,
+        ConnectionError::Io(e) => e.get_ref().is_some_and(|inner| {
+            inner.downcast_ref::<rustls::Error>().is_some()
+                || inner.to_string().contains("certificate")
+        }),
+        _ => false,
     }
 }
 
@@ -297,6 +444,11 @@ async fn drive(mut eventloop: EventLoop, inner: Arc<Inner>, url: String, stop: C
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => inner.on_written(pkid),
             Ok(Event::Incoming(Packet::PubAck(ack))) => inner.on_acked(ack.pkid),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(route) = &inner.acks {
+                    events::on_ack(route, &inner.metrics, &p.topic, &p.payload);
+                }
+            }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                 inner.on_disconnected(&mut eventloop.pending);
                 debug!(%url, "MQTT disconnected");
@@ -309,7 +461,9 @@ async fn drive(mut eventloop: EventLoop, inner: Arc<Inner>, url: String, stop: C
                     return;
                 }
                 if !down_logged {
-                    if was_connected {
+                    if is_tls_failure(&error) {
+                        warn!(%url, %error, "MQTT TLS handshake failed (check [mqtt] ca_file, cert_file and key_file against the broker's certificates); retrying in the background");
+                    } else if was_connected {
                         warn!(%url, %error, "MQTT connection lost; reconnecting in the background");
                     } else {
                         warn!(%url, %error, "MQTT broker unreachable; retrying in the background");

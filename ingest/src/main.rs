@@ -49,11 +49,15 @@ struct Cli {
     /// 'venue/a$*/**' for the venues starting with "a".
     #[arg(long = "key", value_name = "KEYEXPR", default_value = "venue/**")]
     keys: Vec<String>,
-    /// MQTT broker to read health from, mqtt://HOST:PORT.
+    /// MQTT broker to read health and events from, mqtt://HOST:PORT; events
+    /// are acknowledged there after they are stored.
     #[arg(long, value_name = "URL")]
     mqtt: Option<String>,
     /// MQTT topic filter, repeatable.
-    #[arg(long = "mqtt-topic", default_value = "venue/+/+/+/health")]
+    #[arg(
+        long = "mqtt-topic",
+        default_values = ["venue/+/+/+/health", "venue/+/+/+/event", "venue/+/+/+/gap"]
+    )]
     mqtt_topics: Vec<String>,
     /// Most records stored per transaction (1-100000).
     #[arg(long, default_value_t = 4096)]

@@ -18,6 +18,7 @@ use zenoh::sample::Locality;
 use crate::api;
 use crate::db::{Db, DbError};
 use crate::ingest::{AckDue, Counters, Incoming, Ingest};
+use crate::mqtt::MqttAcks;
 use crate::objects::{ObjectError, Objects, S3Options};
 
 /// Queue between the receivers and the writer; when full, zenoh is slowed down
@@ -183,12 +184,11 @@ impl Service {
                 }
             }));
         }
+        let mut mqtt_acks = None;
         if let Some(m) = settings.mqtt.clone() {
-            tasks.push(tokio::spawn(crate::mqtt::run(
-                m,
-                tx.clone(),
-                cancel.clone(),
-            )));
+            let (acks, task) = crate::mqtt::start(m, tx.clone(), cancel.clone());
+            tasks.push(task);
+            mqtt_acks = Some(acks);
         }
         drop(tx);
 
@@ -196,7 +196,7 @@ impl Service {
         tasks.push(tokio::spawn(writer(
             ingest,
             rx,
-            session.clone(),
+            Acker::new(session.clone(), mqtt_acks),
             settings.clone(),
             cancel.clone(),
         )));
@@ -254,11 +254,10 @@ impl Service {
 async fn writer(
     mut ingest: Ingest,
     mut rx: mpsc::Receiver<Incoming>,
-    session: zenoh::Session,
+    mut acker: Acker,
     settings: Settings,
     cancel: CancellationToken,
 ) {
-    let mut acker = Acker::new(session);
     let mut tick = tokio::time::interval(settings.ack_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut backoff = Duration::from_millis(100);
@@ -308,9 +307,11 @@ async fn writer(
     acker.flush(ingest.counters()).await;
 }
 
-/// Coalesces acks per stream and publishes them.
+/// Coalesces acks per stream and publishes them on zenoh, and over MQTT for the
+/// streams that arrived over MQTT.
 struct Acker {
     session: zenoh::Session,
+    mqtt: Option<MqttAcks>,
     pending: HashMap<(Id, Id, Id, StreamKind, u64), u64>,
     seq: HashMap<(Id, Id, Id), u64>,
     incarnation: u64,
@@ -318,9 +319,10 @@ struct Acker {
 }
 
 impl Acker {
-    fn new(session: zenoh::Session) -> Self {
+    fn new(session: zenoh::Session, mqtt: Option<MqttAcks>) -> Self {
         Self {
             session,
+            mqtt,
             pending: HashMap::new(),
             seq: HashMap::new(),
             incarnation: now_ns(),
@@ -366,10 +368,13 @@ impl Acker {
                 acked_seq,
             };
             *seq += 1;
-            let key = StreamKey::new(venue, box_id, camera, StreamKind::Ack).to_string();
             let Ok(bytes) = venue_proto::encode(&ack) else {
                 continue;
             };
+            if let Some(mqtt) = &self.mqtt {
+                mqtt.publish(&venue, &box_id, &camera, stream, &bytes);
+            }
+            let key = StreamKey::new(venue, box_id, camera, StreamKind::Ack).to_string();
             // Never to this process's own subscribers (see `Service::start`).
             match self
                 .session

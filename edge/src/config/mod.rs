@@ -6,7 +6,7 @@ mod parse;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use venue_proto::Id;
@@ -102,7 +102,7 @@ pub struct UplinkConfig {
     pub resend_after: Duration,
 }
 
-/// The MQTT uplink (health for systems that speak MQTT). QoS is always 1.
+/// The MQTT uplink (health and events for systems that speak MQTT). QoS is always 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttConfig {
     /// The broker's URL as written (`mqtt://HOST:PORT`), for logs.
@@ -115,6 +115,29 @@ pub struct MqttConfig {
     /// The client pings the broker when idle this long; the broker drops the
     /// connection after 1.5 times this without traffic.
     pub keep_alive: Duration,
+    /// What MQTT carries: `Health` (live, retained) and/or `Event` (from the
+    /// spool, acknowledged over MQTT).
+    pub streams: Vec<venue_proto::StreamKind>,
+    /// TLS (`mqtts://`): the checked PEM files.
+    pub tls: Option<MqttTls>,
+}
+
+/// TLS settings of the MQTT uplink, with the PEM contents read and checked at
+/// load time (a reload that changes a file's content is seen as a change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttTls {
+    pub ca_file: PathBuf,
+    pub ca_pem: Vec<u8>,
+    /// Mutual TLS: the box's certificate chain and key.
+    pub client: Option<MqttClientCert>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttClientCert {
+    pub cert_file: PathBuf,
+    pub cert_pem: Vec<u8>,
+    pub key_file: PathBuf,
+    pub key_pem: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +171,7 @@ pub enum SourceConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V4l2Source {
     /// Device node, reopened by this path after an unplug.
-    pub device: std::path::PathBuf,
+    pub device: PathBuf,
     /// Allowed pixel formats, most preferred first.
     pub formats: Vec<venue_drivers::PixelFormat>,
     /// mmap buffers queued in the driver.

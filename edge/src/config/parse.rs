@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use toml_span::Span;
 use toml_span::value::{Key, Table, Value, ValueInner};
-use venue_proto::Id;
+use venue_proto::{Id, StreamKind};
 
 use super::{
     CameraConfig, Config, ConfigError, ConfigErrors, DEFAULT_SPOOL_DIR, HealthConfig,
-    MetricsConfig, MqttConfig, PipelineConfig, SourceConfig, SpoolConfig, UplinkConfig,
-    ZenohConfig, ZenohMode,
+    MetricsConfig, MqttClientCert, MqttConfig, MqttTls, PipelineConfig, SourceConfig, SpoolConfig,
+    UplinkConfig, ZenohConfig, ZenohMode,
 };
 
 /// Parses and validates `text`; `file` names it in error messages.
@@ -307,20 +307,25 @@ fn endpoint(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<String
     Some(s.to_string())
 }
 
-/// Checks an MQTT broker URL: `mqtt://HOST:PORT`, nothing else (no TLS in this
-/// build, no credentials, path or query). Returns the host (IPv6 unbracketed) and port.
-fn mqtt_url(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<(String, u16)> {
+/// Checks an MQTT broker URL: `mqtt://HOST:PORT` or `mqtts://HOST:PORT` (TLS),
+/// nothing else (no credentials, path or query). Returns whether it is TLS, the
+/// host (IPv6 unbracketed) and port.
+fn mqtt_url(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<(bool, String, u16)> {
     let Some((scheme, rest)) = s.split_once("://") else {
         ctx.error(span, format!("{path}: \"{s}\" is not a broker URL; expected \"mqtt://HOST:PORT\", e.g. \"mqtt://127.0.0.1:1883\""));
         return None;
     };
-    if scheme != "mqtt" {
-        ctx.error(
-            span,
-            format!("{path}: scheme \"{scheme}\" is not supported; expected \"mqtt\" (TLS is not built in)"),
-        );
-        return None;
-    }
+    let tls = match scheme {
+        "mqtt" => false,
+        "mqtts" => true,
+        _ => {
+            ctx.error(
+                span,
+                format!("{path}: scheme \"{scheme}\" is not supported; expected \"mqtt\" or \"mqtts\" (TLS)"),
+            );
+            return None;
+        }
+    };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains(['/', '?', '#', '@']) {
         ctx.error(
@@ -343,7 +348,7 @@ fn mqtt_url(ctx: &mut Ctx<'_>, path: &str, s: &str, span: Span) -> Option<(Strin
     };
     match host_port {
         Some((h, p)) if !h.is_empty() => match p.parse::<u16>() {
-            Ok(port) if port > 0 => return Some((h.to_string(), port)),
+            Ok(port) if port > 0 => return Some((tls, h.to_string(), port)),
             _ => {}
         },
         _ => {}
@@ -383,6 +388,10 @@ fn mqtt(
         }
     };
     let keep_alive = int_or(ctx, t, "keep_alive_s", 5..=600, 30);
+    let streams = mqtt_streams(ctx, t);
+    let ca_file = pem_file(ctx, t, "ca_file", crate::mqtt::tls::read_certificates);
+    let cert_file = pem_file(ctx, t, "cert_file", crate::mqtt::tls::read_certificates);
+    let key_file = pem_file(ctx, t, "key_file", crate::mqtt::tls::read_private_key);
     let qos = match t.take("qos") {
         None => Some(()),
         Some((_, mut v)) => match v.take() {
@@ -407,8 +416,61 @@ fn mqtt(
         t.missing(ctx, "url");
         return None;
     }
-    let (enabled, url, client_id, keep_alive, ()) = (enabled?, url?, client_id?, keep_alive?, qos?);
-    let Some((url, (host, port))) = url.filter(|_| enabled) else {
+    let (enabled, url, client_id, keep_alive, streams, ()) =
+        (enabled?, url?, client_id?, keep_alive?, streams?, qos?);
+    let (ca_file, cert_file, key_file) = (ca_file?, cert_file?, key_file?);
+    let tls_url = url.as_ref().is_some_and(|(_, (tls, _, _))| *tls);
+    let client = match (cert_file, key_file) {
+        (Some(cert), Some(key)) => Some(MqttClientCert {
+            cert_file: cert.0,
+            cert_pem: cert.1,
+            key_file: key.0,
+            key_pem: key.1,
+        }),
+        (None, None) => None,
+        (Some((_, _, span)), None) | (None, Some((_, _, span))) => {
+            ctx.error(
+                span,
+                "mqtt.cert_file and mqtt.key_file go together: set both for mutual TLS, or neither"
+                    .into(),
+            );
+            return None;
+        }
+    };
+    let tls = match ca_file {
+        Some((ca_file, _, span)) if !tls_url => {
+            ctx.error(
+                span,
+                format!(
+                    "mqtt.ca_file: \"{}\" is for TLS; the url must start with \"mqtts://\"",
+                    ca_file.display()
+                ),
+            );
+            return None;
+        }
+        Some((ca_file, ca_pem, _)) => Some(MqttTls {
+            ca_file,
+            ca_pem,
+            client,
+        }),
+        None if tls_url => {
+            let span = t.value_span("url");
+            ctx.error(span, "mqtt.url: mqtts:// needs mqtt.ca_file, the CA certificate (PEM) that signed the broker's certificate".into());
+            return None;
+        }
+        None if client.is_some() => {
+            ctx.error(t.span, "mqtt.cert_file/key_file: client certificates need TLS: an \"mqtts://\" url and mqtt.ca_file".into());
+            return None;
+        }
+        None => None,
+    };
+    if let Some(tls) = &tls
+        && let Err(e) = crate::mqtt::tls::client_config(tls)
+    {
+        ctx.error(t.span, format!("[mqtt] TLS: {e}"));
+        return None;
+    }
+    let Some((url, (_, host, port))) = url.filter(|_| enabled) else {
         return Some(None);
     };
     let client_id = match client_id {
@@ -424,7 +486,76 @@ fn mqtt(
         port,
         client_id,
         keep_alive: Duration::from_secs(keep_alive.unsigned_abs()),
+        streams,
+        tls,
     }))
+}
+
+/// A PEM file key of `[mqtt]`: the path, the file's bytes (checked by `read`) and
+/// the value's span. `Some(None)` when absent.
+#[allow(clippy::type_complexity)]
+fn pem_file(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'_>,
+    key: &'static str,
+    read: fn(&std::path::Path) -> Result<Vec<u8>, String>,
+) -> Option<Option<(PathBuf, Vec<u8>, Span)>> {
+    match string(ctx, t, key) {
+        None => Some(None),
+        Some(None) => None,
+        Some(Some((s, span))) => {
+            let path = PathBuf::from(&s);
+            match read(&path) {
+                Ok(pem) => Some(Some((path, pem, span))),
+                Err(e) => {
+                    ctx.error(span, format!("mqtt.{key}: {e}"));
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// `mqtt.streams`: which streams MQTT carries, from "health" and "event"; each
+/// at most once. Default: both.
+fn mqtt_streams(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<Vec<StreamKind>> {
+    const ALLOWED: [StreamKind; 2] = [StreamKind::Health, StreamKind::Event];
+    let Some((_, mut v)) = t.take("streams") else {
+        return Some(ALLOWED.to_vec());
+    };
+    let ValueInner::Array(items) = v.take() else {
+        ctx.error(
+            v.span,
+            "mqtt.streams: expected an array of stream names, e.g. [\"health\", \"event\"]".into(),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, mut item) in items.into_iter().enumerate() {
+        let kind = match item.take() {
+            ValueInner::String(s) => ALLOWED.into_iter().find(|k| k.as_str() == s),
+            _ => None,
+        };
+        match kind {
+            Some(k) if out.contains(&k) => {
+                ctx.error(
+                    item.span,
+                    format!("mqtt.streams[{i}]: \"{k}\" is listed twice"),
+                );
+                ok = false;
+            }
+            Some(k) => out.push(k),
+            None => {
+                ctx.error(
+                    item.span,
+                    format!("mqtt.streams[{i}]: expected \"health\" or \"event\""),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn endpoints(
@@ -642,6 +773,8 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
             segment_bytes: segment_mb? as u64 * 1024 * 1024,
             fsync_interval: ms(fsync?),
             cache_bytes: cache_kb? as usize * 1024,
+            // Filled in from [mqtt] below.
+            mqtt_streams: Vec::new(),
         })
     });
     let uplink =
@@ -659,7 +792,17 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         ctx,
         &mut top,
         "mqtt",
-        &["enabled", "url", "client_id", "keep_alive_s", "qos"],
+        &[
+            "enabled",
+            "url",
+            "client_id",
+            "keep_alive_s",
+            "qos",
+            "streams",
+            "ca_file",
+            "cert_file",
+            "key_file",
+        ],
     )
     .and_then(|mut t| {
         let mqtt = mqtt(ctx, &mut t, present, ids.as_ref());
@@ -690,6 +833,16 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
     };
     top.finish(ctx);
     let (venue, box_id) = ids?;
+    let mut spool = spool?;
+    let mqtt = mqtt?;
+    // A spooled stream MQTT carries is kept until MQTT acknowledges it too.
+    spool.mqtt_streams = mqtt.as_ref().map_or_else(Vec::new, |m| {
+        m.streams
+            .iter()
+            .copied()
+            .filter(|k| crate::delivery::SPOOLED.contains(k))
+            .collect()
+    });
     Some(Config {
         venue,
         box_id,
@@ -697,9 +850,9 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         metrics: metrics?,
         health: health?,
         pipeline: pipeline?,
-        spool: spool?,
+        spool,
         uplink: uplink?,
-        mqtt: mqtt?,
+        mqtt,
         inference: inference?,
         tagging: tagging?,
         video: video?,
@@ -1193,6 +1346,19 @@ mod tests {
             ("::1", 1884, "box:7")
         );
         assert_eq!(v6.keep_alive, Duration::from_secs(600));
+        // Health and events by default; events on MQTT keep them in the spool until
+        // MQTT acknowledges them too.
+        assert_eq!(on.streams, [StreamKind::Health, StreamKind::Event]);
+        let config = |extra: &str| {
+            parse(&format!("{BOX}{extra}{CAM}"), "t.toml").unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(
+            config("[mqtt]\nurl = \"mqtt://b:1\"\n").spool.mqtt_streams,
+            [StreamKind::Event]
+        );
+        let health_only = config("[mqtt]\nurl = \"mqtt://b:1\"\nstreams = [\"health\"]\n");
+        assert!(health_only.spool.mqtt_streams.is_empty());
+        assert!(config("").spool.mqtt_streams.is_empty());
         for bad in [
             "mqtt://:1883",
             "mqtt://host:0",
@@ -1359,10 +1525,26 @@ mod tests {
                 ],
             ),
             (
-                format!("{BOX}[mqtt]\nurl = \"mqtts://broker:8883\"\nkeep_alive_s = 2\n{CAM}"),
+                format!("{BOX}[mqtt]\nurl = \"mqtp://broker:8883\"\nkeep_alive_s = 2\n{CAM}"),
                 vec![
-                    "t.toml:5:8: mqtt.url: scheme \"mqtts\" is not supported; expected \"mqtt\" (TLS is not built in)",
+                    "t.toml:5:8: mqtt.url: scheme \"mqtp\" is not supported; expected \"mqtt\" or \"mqtts\" (TLS)",
                     "t.toml:6:16: mqtt.keep_alive_s: 2 is out of range; expected 5..=600",
+                ],
+            ),
+            (
+                format!(
+                    "{BOX}[mqtt]\nurl = \"mqtt://b:1\"\nstreams = [\"event\", \"meta\", \"event\", 3]\n{CAM}"
+                ),
+                vec![
+                    "t.toml:6:22: mqtt.streams[1]: expected \"health\" or \"event\"",
+                    "t.toml:6:30: mqtt.streams[2]: \"event\" is listed twice",
+                    "t.toml:6:38: mqtt.streams[3]: expected \"health\" or \"event\"",
+                ],
+            ),
+            (
+                format!("{BOX}[mqtt]\nurl = \"mqtt://b:1\"\nstreams = \"event\"\n{CAM}"),
+                vec![
+                    "t.toml:6:12: mqtt.streams: expected an array of stream names, e.g. [\"health\", \"event\"]",
                 ],
             ),
             (

@@ -4,7 +4,8 @@
 //! the cloud acknowledges them. See ARCHITECTURE.md ("Spool") for the policy.
 //!
 //! Layout: `{dir}/{camera}/{stream}/{incarnation:020}-{first_seq:020}.seg`, plus an
-//! `acked` file per stream (best effort: losing it only means resending).
+//! `acked` file per stream (best effort: losing it only means resending) holding
+//! each transport's ack cursor: `INC SEQ` lines for zenoh, `mqtt INC SEQ` for MQTT.
 
 mod record;
 mod stream;
@@ -21,7 +22,7 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 use venue_proto::{Id, StreamKind};
 
-pub use stream::{Pos, Read, Record, StreamCounters, StreamId};
+pub use stream::{Pos, Read, Record, StreamCounters, StreamId, Transport};
 use stream::{Segment, StreamState};
 
 /// How the spool behaves; validated by the config layer.
@@ -36,6 +37,9 @@ pub struct SpoolConfig {
     pub fsync_interval: Duration,
     /// Recent records kept in memory per stream for live sending.
     pub cache_bytes: usize,
+    /// Streams MQTT carries besides zenoh: their records are deleted only once
+    /// both transports have acknowledged them (from `[mqtt] streams`).
+    pub mqtt_streams: Vec<StreamKind>,
 }
 
 /// Why a record was not stored. Either way it is counted as lost.
@@ -89,7 +93,24 @@ struct Writer {
 #[derive(Debug)]
 struct StreamEntry {
     state: Mutex<StreamState>,
-    notify: Notify,
+    /// One per transport's sender (`Notify` wakes a single waiter, or keeps a
+    /// permit for the next one).
+    notify: [Notify; 2],
+}
+
+impl StreamEntry {
+    fn new(state: StreamState) -> Self {
+        Self {
+            state: Mutex::new(state),
+            notify: [Notify::new(), Notify::new()],
+        }
+    }
+
+    fn wake(&self) {
+        for n in &self.notify {
+            n.notify_one();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -99,6 +120,8 @@ struct Inner {
     streams: Mutex<BTreeMap<StreamId, Arc<StreamEntry>>>,
     writers: Mutex<HashMap<StreamId, Writer>>,
     total_bytes: AtomicU64,
+    /// Consecutive failed stream commits (disk full), for logging.
+    write_failures: AtomicU64,
     failed: AtomicBool,
     /// Held open with an exclusive lock for as long as the spool is open: two
     /// processes writing the same segments would corrupt each other.
@@ -146,6 +169,33 @@ fn parse_segment_name(name: &str) -> Option<(u64, u64)> {
     let stem = name.strip_suffix(".seg")?;
     let (a, b) = stem.split_once('-')?;
     Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Most bytes handed to one `write` at a commit (see `commit_stream`).
+const WRITE_PIECE: usize = 64 * 1024;
+
+/// Record-aligned pieces of a framed batch: `(end offset, last seq)` of each, at
+/// most `max` bytes unless a single record is larger.
+fn record_pieces(batch: &[u8], max: usize) -> Vec<(usize, u64)> {
+    let mut pieces = Vec::new();
+    let (mut off, mut start, mut last) = (0usize, 0usize, None);
+    while let Some(header) = batch.get(off..off + record::RECORD_HEADER) {
+        let len = header[4..8].try_into().map_or(0, u32::from_le_bytes) as usize;
+        let seq = header[12..20].try_into().map_or(0, u64::from_le_bytes);
+        let end = off + record::RECORD_HEADER + len;
+        if let Some(prev) = last
+            && end - start > max
+        {
+            pieces.push((off, prev));
+            start = off;
+        }
+        last = Some(seq);
+        off = end;
+    }
+    if let Some(prev) = last {
+        pieces.push((off.min(batch.len()), prev));
+    }
+    pieces
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -202,6 +252,7 @@ impl Spool {
                     kind,
                 };
                 let mut state = StreamState::new(kind_entry.path(), incarnation);
+                state.via_mqtt = cfg.mqtt_streams.contains(&kind);
                 recover_stream(&mut state, &mut report)?;
                 for seg in &state.segments {
                     max_incarnation = max_incarnation.max(seg.incarnation);
@@ -212,13 +263,7 @@ impl Spool {
                 }
                 total += state.disk_bytes();
                 report.streams += 1;
-                streams.insert(
-                    id,
-                    Arc::new(StreamEntry {
-                        state: Mutex::new(state),
-                        notify: Notify::new(),
-                    }),
-                );
+                streams.insert(id, Arc::new(StreamEntry::new(state)));
             }
         }
         let incarnation = incarnation.max(max_incarnation + 1);
@@ -234,6 +279,7 @@ impl Spool {
             streams: Mutex::new(streams),
             writers: Mutex::new(HashMap::new()),
             total_bytes: AtomicU64::new(total),
+            write_failures: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             _lock: lock_file,
         };
@@ -265,10 +311,9 @@ impl Spool {
             .entry(id.clone())
             .or_insert_with(|| {
                 let dir = self.inner.cfg.dir.join(camera.as_str()).join(kind.as_str());
-                Arc::new(StreamEntry {
-                    state: Mutex::new(StreamState::new(dir, self.inner.incarnation)),
-                    notify: Notify::new(),
-                })
+                let mut state = StreamState::new(dir, self.inner.incarnation);
+                state.via_mqtt = self.inner.cfg.mqtt_streams.contains(&kind);
+                Arc::new(StreamEntry::new(state))
             })
             .clone();
         StreamHandle {
@@ -317,16 +362,32 @@ impl Spool {
     /// Writes and fsyncs everything pending (the group commit), then applies the
     /// size policy. Called by the committer thread and at shutdown.
     pub fn commit(&self) {
+        let mut failed = None;
         for handle in self.streams() {
             if let Err(e) = self.commit_stream(&handle) {
-                warn!(stream = %handle.id, error = %e, "spool write failed; records kept in memory and retried");
+                failed = Some((handle.id.clone(), e));
+            }
+        }
+        match failed {
+            // Logged once per failing spell and then every 1000 commits (a full
+            // disk fails every commit; the log must not flood).
+            Some((stream, e)) => {
+                let n = self.inner.write_failures.fetch_add(1, Ordering::Relaxed);
+                if n.is_multiple_of(1000) {
+                    warn!(%stream, error = %e, failed_commits = n + 1, "spool write failed; records kept in memory and retried");
+                }
+            }
+            None => {
+                if self.inner.write_failures.swap(0, Ordering::Relaxed) > 0 {
+                    info!("spool writes succeed again");
+                }
             }
         }
         self.evict_video();
     }
 
     fn commit_stream(&self, h: &StreamHandle) -> std::io::Result<()> {
-        let (batch, index, first, last, inc, dir) = {
+        let (batch, index, first, _last, inc, dir) = {
             let mut s = lock(&h.entry.state);
             if s.pending.is_empty() || s.failed.is_some() {
                 return Ok(());
@@ -399,14 +460,43 @@ impl Spool {
             return Ok(());
         };
         let base = w.bytes;
-        if let Err(e) = w.file.write_all(&batch) {
-            // Undo a partial write so the file ends on a record boundary, and keep
-            // the records in memory for the next commit (space may free up).
-            let _ = w.file.set_len(base);
-            let _ = std::io::Seek::seek(&mut w.file, std::io::SeekFrom::Start(base));
-            self.restore_pending(h, batch, index, first);
-            return Err(e);
+        // Written in record-aligned pieces, so that on a full disk what fits is
+        // stored and the rest waits: all-or-nothing would need as much free space
+        // as everything pending, which freed segments may never give.
+        let mut written = 0usize;
+        let mut last_written = None;
+        let mut failure = None;
+        for (end, seq) in record_pieces(&batch, WRITE_PIECE) {
+            match w.file.write_all(&batch[written..end]) {
+                Ok(()) => {
+                    written = end;
+                    last_written = Some(seq);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
+        if failure.is_some() {
+            // Undo a partial piece so the file ends on a record boundary.
+            let _ = w.file.set_len(base + written as u64);
+            let _ =
+                std::io::Seek::seek(&mut w.file, std::io::SeekFrom::Start(base + written as u64));
+        }
+        let Some(last_written) = last_written else {
+            // Nothing fitted. Seal the segment and start a new one at the next
+            // commit: an active segment is not deleted while records are pending,
+            // so on a full disk acknowledged records could otherwise never make room.
+            let path = w.path.clone();
+            writers.remove(&h.id);
+            drop(writers);
+            if let Some(seg) = lock(&h.entry.state).segment_mut(&path) {
+                seg.sealed = true;
+            }
+            self.restore_pending(h, batch, index, first);
+            return Err(failure.unwrap_or_else(|| std::io::Error::other("empty spool batch")));
+        };
         if let Err(e) = w.file.sync_data() {
             // After a failed fsync the kernel may have dropped the dirty pages: the
             // file's content is unknown. Stop writing rather than pretend.
@@ -418,21 +508,43 @@ impl Spool {
             s.writing = false;
             return Ok(());
         }
-        w.bytes += batch.len() as u64;
+        w.bytes += written as u64;
         let path = w.path.clone();
+        if failure.is_some() {
+            // Sealed, as above; the rest goes to a new segment.
+            writers.remove(&h.id);
+        }
         drop(writers);
         let mut s = lock(&h.entry.state);
         if let Some(seg) = s.segment_mut(&path) {
-            seg.last_seq = Some(last);
-            seg.bytes = base + batch.len() as u64;
-            seg.index
-                .extend(index.into_iter().map(|(seq, off)| (seq, base + off as u64)));
+            seg.last_seq = Some(last_written);
+            seg.bytes = base + written as u64;
+            seg.index.extend(
+                index
+                    .iter()
+                    .filter(|(_, off)| *off < written)
+                    .map(|(seq, off)| (*seq, base + *off as u64)),
+            );
+            seg.sealed |= failure.is_some();
         }
-        s.durable = Some(last);
+        s.durable = Some(last_written);
         s.writing = false;
         let limit = self.inner.cfg.cache_bytes;
         s.trim_cache(limit);
-        Ok(())
+        drop(s);
+        match failure {
+            None => Ok(()),
+            Some(e) => {
+                let rest = batch[written..].to_vec();
+                let rest_index = index
+                    .into_iter()
+                    .filter(|(_, off)| *off >= written)
+                    .map(|(seq, off)| (seq, off - written))
+                    .collect();
+                self.restore_pending(h, rest, rest_index, last_written + 1);
+                Err(e)
+            }
+        }
     }
 
     fn restore_pending(
@@ -545,7 +657,7 @@ impl StreamHandle {
         s.push(pos.seq, payload, cfg.cache_bytes);
         s.next_seq += 1;
         drop(s);
-        self.entry.notify.notify_one();
+        self.entry.wake();
         Ok(pos)
     }
 
@@ -563,13 +675,21 @@ impl StreamHandle {
         stream::read_file(plan)
     }
 
-    /// Records everything up to `seq` of `incarnation` as stored by the cloud, and
-    /// frees what no longer needs keeping.
+    /// Records everything up to `seq` of `incarnation` as acknowledged over every
+    /// transport (tests and benchmarks; the uplinks use [`Self::ack_by`]).
     pub fn ack(&self, incarnation: u64, seq: u64) {
-        let (deleted, dir, acked) = {
+        for t in Transport::ALL {
+            self.ack_by(t, incarnation, seq);
+        }
+    }
+
+    /// Records everything up to `seq` of `incarnation` as stored by the cloud,
+    /// acknowledged over `transport`, and frees what every transport carrying the
+    /// stream has acknowledged.
+    pub fn ack_by(&self, transport: Transport, incarnation: u64, seq: u64) {
+        let (deleted, dir, cursors) = {
             let mut s = lock(&self.entry.state);
-            let slot = s.acked.entry(incarnation).or_insert(seq);
-            *slot = (*slot).max(seq);
+            s.set_cursor(transport, incarnation, seq);
             let deleted = s.trim_acked();
             let freed: u64 = deleted
                 .iter()
@@ -580,7 +700,7 @@ impl StreamHandle {
                 freed.min(self.inner.total_bytes.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
             );
-            (deleted, s.dir.clone(), s.acked.clone())
+            (deleted, s.dir.clone(), s.cursors.clone())
         };
         if !deleted.is_empty() {
             let mut writers = lock(&self.inner.writers);
@@ -592,11 +712,22 @@ impl StreamHandle {
             }
         }
         // Best effort: a lost ack file only means resending what the cloud has.
-        let text: String = acked.iter().map(|(i, s)| format!("{i} {s}\n")).collect();
+        let [zenoh, mqtt] = &cursors;
+        let text: String = zenoh
+            .iter()
+            .map(|(i, s)| format!("{i} {s}\n"))
+            .chain(mqtt.iter().map(|(i, s)| format!("mqtt {i} {s}\n")))
+            .collect();
         if std::fs::create_dir_all(&dir).is_ok() {
             let _ = std::fs::write(dir.join("acked"), text);
         }
-        self.entry.notify.notify_one();
+        self.entry.wake();
+    }
+
+    /// The first record `transport` has not seen acknowledged (where its sender
+    /// resumes after a reconnect).
+    pub fn first_unacked_by(&self, transport: Transport) -> Option<Pos> {
+        lock(&self.entry.state).first_unacked_by(transport)
     }
 
     /// The oldest record not yet acknowledged.
@@ -618,9 +749,15 @@ impl StreamHandle {
         lock(&self.entry.state).counters
     }
 
-    /// Waits until something was appended or acknowledged since the last call.
+    /// Waits until something was appended or acknowledged since the last call
+    /// (for the zenoh sender).
     pub async fn changed(&self) {
-        self.entry.notify.notified().await;
+        self.changed_for(Transport::Zenoh).await;
+    }
+
+    /// The same for `transport`'s sender: each has its own wake-up.
+    pub async fn changed_for(&self, transport: Transport) {
+        self.entry.notify[transport.index()].notified().await;
     }
 }
 
@@ -629,10 +766,14 @@ fn recover_stream(state: &mut StreamState, report: &mut RecoveryReport) -> Resul
     let dir = state.dir.clone();
     if let Ok(text) = std::fs::read_to_string(dir.join("acked")) {
         for line in text.lines() {
-            if let Some((i, s)) = line.split_once(' ')
+            let (transport, rest) = match line.strip_prefix("mqtt ") {
+                Some(rest) => (Transport::Mqtt, rest),
+                None => (Transport::Zenoh, line),
+            };
+            if let Some((i, s)) = rest.split_once(' ')
                 && let (Ok(i), Ok(s)) = (i.parse(), s.parse())
             {
-                state.acked.insert(i, s);
+                state.set_cursor(transport, i, s);
             }
         }
     }

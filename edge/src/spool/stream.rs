@@ -26,6 +26,33 @@ impl std::fmt::Display for StreamId {
     }
 }
 
+/// A transport that carries spooled records and brings the cloud's acks back.
+/// Each keeps its own ack cursor per stream; a record is deleted only once every
+/// transport carrying its stream has acknowledged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Zenoh,
+    Mqtt,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::Zenoh, Transport::Mqtt];
+
+    pub(super) fn index(self) -> usize {
+        match self {
+            Self::Zenoh => 0,
+            Self::Mqtt => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zenoh => "zenoh",
+            Self::Mqtt => "mqtt",
+        }
+    }
+}
+
 /// A position in a stream: records are ordered by incarnation, then sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
@@ -115,8 +142,14 @@ pub(super) struct StreamState {
     pub cache_bytes: usize,
     /// Highest sequence written and fsynced in the current incarnation.
     pub durable: Option<u64>,
-    /// Highest acknowledged sequence per incarnation.
+    /// Highest sequence per incarnation acknowledged over every transport that
+    /// carries the stream: what may be deleted.
     pub acked: BTreeMap<u64, u64>,
+    /// Each transport's own cursor (highest sequence it acknowledged, per
+    /// incarnation), indexed by `Transport::index`.
+    pub cursors: [BTreeMap<u64, u64>; 2],
+    /// MQTT carries this stream too: its acks are needed before deleting.
+    pub via_mqtt: bool,
     pub counters: StreamCounters,
     /// A commit is writing this stream's pending records (its segment must stay).
     pub writing: bool,
@@ -138,6 +171,8 @@ impl StreamState {
             cache_bytes: 0,
             durable: None,
             acked: BTreeMap::new(),
+            cursors: [BTreeMap::new(), BTreeMap::new()],
+            via_mqtt: false,
             counters: StreamCounters::default(),
             writing: false,
             failed: None,
@@ -188,6 +223,73 @@ impl StreamState {
         self.acked
             .get(&pos.incarnation)
             .is_some_and(|a| pos.seq <= *a)
+    }
+
+    /// The transports whose acks a record needs before it is deleted.
+    fn carriers(&self) -> &'static [Transport] {
+        if self.via_mqtt {
+            &Transport::ALL
+        } else {
+            &Transport::ALL[..1]
+        }
+    }
+
+    /// Moves `transport`'s cursor to `seq` of `incarnation` (never back), and the
+    /// deletable point to the minimum over the transports carrying the stream.
+    pub fn set_cursor(&mut self, transport: Transport, incarnation: u64, seq: u64) {
+        let slot = self.cursors[transport.index()]
+            .entry(incarnation)
+            .or_insert(seq);
+        *slot = (*slot).max(seq);
+        self.update_acked(incarnation);
+    }
+
+    /// Recomputes the deletable point of `incarnation` from the cursors.
+    pub fn update_acked(&mut self, incarnation: u64) {
+        let all = self
+            .carriers()
+            .iter()
+            .map(|t| self.cursors[t.index()].get(&incarnation).copied())
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|v| v.into_iter().min());
+        if let Some(min) = all {
+            let slot = self.acked.entry(incarnation).or_insert(min);
+            *slot = (*slot).max(min);
+        }
+    }
+
+    /// The first position `transport` has not acknowledged, if any record it still
+    /// has to send is stored. Records kept only because another transport has not
+    /// acknowledged them yet are skipped.
+    pub fn first_unacked_by(&self, transport: Transport) -> Option<Pos> {
+        let cursor = &self.cursors[transport.index()];
+        // (incarnation, first stored seq, last stored seq or None when unknown).
+        let mut spans: BTreeMap<u64, (u64, Option<u64>)> = BTreeMap::new();
+        let stored = self
+            .segments
+            .iter()
+            .map(|s| (s.incarnation, s.first_seq, s.last_seq))
+            .chain(
+                self.cache
+                    .iter()
+                    .map(|r| (r.pos.incarnation, r.pos.seq, Some(r.pos.seq))),
+            );
+        for (inc, first, last) in stored {
+            let span = spans.entry(inc).or_insert((first, last));
+            span.0 = span.0.min(first);
+            span.1 = match (span.1, last) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        spans.into_iter().find_map(|(inc, (first, last))| {
+            let from = cursor.get(&inc).map_or(first, |a| (*a + 1).max(first));
+            let open = inc == self.incarnation || last.is_none_or(|l| from <= l);
+            open.then_some(Pos {
+                incarnation: inc,
+                seq: from,
+            })
+        })
     }
 
     /// The first position not yet acknowledged, if any record is stored.
@@ -332,7 +434,9 @@ impl StreamState {
                         seq: l,
                     })
                 });
-            if !(done || old_and_done) {
+            // Sealed with no record (a write failed right after its header).
+            let empty = seg.sealed && seg.last_seq.is_none();
+            if !(done || old_and_done || empty) {
                 break;
             }
             if let Some(seg) = self.segments.pop_front() {

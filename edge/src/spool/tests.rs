@@ -9,6 +9,7 @@ fn cfg(dir: &Path) -> SpoolConfig {
         segment_bytes: 4096,
         fsync_interval: Duration::from_millis(5),
         cache_bytes: 1024,
+        mqtt_streams: Vec::new(),
     }
 }
 
@@ -407,4 +408,74 @@ fn a_spool_in_use_cannot_be_opened_twice() {
         Spool::open(cfg(&dir), 1).is_ok(),
         "the lock goes with the spool"
     );
+}
+
+#[test]
+fn a_stream_on_both_transports_is_deleted_only_when_both_acked() {
+    let dir = temp("two-transports");
+    let both = SpoolConfig {
+        mqtt_streams: vec![StreamKind::Event],
+        ..cfg(&dir)
+    };
+    let (spool, _) = Spool::open(both.clone(), 1).unwrap_or_else(|e| panic!("{e}"));
+    let h = spool.stream(&cam(), StreamKind::Event);
+    append_commit(&spool, &h, 400);
+    spool.commit();
+    let full = spool.used_bytes();
+    let at = |seq| {
+        Some(Pos {
+            incarnation: 1,
+            seq,
+        })
+    };
+
+    // Zenoh far ahead: nothing is deleted while MQTT has acknowledged nothing, and
+    // each sender resumes from its own cursor.
+    h.ack_by(Transport::Zenoh, 1, 349);
+    assert_eq!(spool.used_bytes(), full, "deleted before MQTT acknowledged");
+    assert_eq!(h.first_unacked(), at(0));
+    assert_eq!(h.first_unacked_by(Transport::Zenoh), at(350));
+    assert_eq!(h.first_unacked_by(Transport::Mqtt), at(0));
+
+    // The minimum of the two cursors decides.
+    h.ack_by(Transport::Mqtt, 1, 199);
+    assert!(spool.used_bytes() < full, "acked by both, still kept");
+    assert_eq!(h.first_unacked(), at(200));
+    assert_eq!(h.first_unacked_by(Transport::Mqtt), at(200));
+    // A cursor never goes back.
+    h.ack_by(Transport::Mqtt, 1, 100);
+    assert_eq!(h.first_unacked_by(Transport::Mqtt), at(200));
+
+    // Both cursors survive a restart, in the same files.
+    drop((h, spool));
+    let (spool, _) = Spool::open(both, 2).unwrap_or_else(|e| panic!("{e}"));
+    let h = spool.stream(&cam(), StreamKind::Event);
+    assert_eq!(h.first_unacked_by(Transport::Zenoh), at(350));
+    assert_eq!(h.first_unacked_by(Transport::Mqtt), at(200));
+    assert_eq!(h.first_unacked(), at(200));
+
+    // A spool whose stream is on zenoh only (MQTT switched off) trims at zenoh's.
+    drop((h, spool));
+    let (spool, _) = Spool::open(cfg(&dir), 3).unwrap_or_else(|e| panic!("{e}"));
+    let h = spool.stream(&cam(), StreamKind::Event);
+    assert_eq!(h.first_unacked(), at(350));
+    h.ack_by(Transport::Zenoh, 1, 399);
+    assert_eq!(h.first_unacked(), None);
+}
+
+#[test]
+fn batches_are_cut_into_record_aligned_pieces() {
+    let mut batch = Vec::new();
+    for seq in 10..20u64 {
+        record::encode_record(seq, &[7u8; 100], &mut batch);
+    }
+    let one = record::framed_len(100);
+    let pieces = record_pieces(&batch, 3 * one + 1);
+    assert_eq!(
+        pieces,
+        vec![(3 * one, 12), (6 * one, 15), (9 * one, 18), (10 * one, 19)]
+    );
+    // A record larger than a piece is a piece of its own.
+    assert_eq!(record_pieces(&batch[..one], 10), vec![(one, 10)]);
+    assert!(record_pieces(&[], 10).is_empty());
 }

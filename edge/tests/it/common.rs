@@ -272,3 +272,70 @@ pub fn start(name: &str, cameras: &str) -> (Daemon, Listener, Ports, PathBuf) {
     let listener = Listener::connect(ports.zenoh);
     (daemon, listener, ports, cfg)
 }
+
+/// The `zenohd` router that `scripts/setup.sh` builds into `.tools/bin` (the
+/// workspace's zenoh version, TCP only).
+pub fn zenohd_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/zenohd");
+    assert!(
+        bin.is_file(),
+        "{} missing: the router tests need a real zenohd 1.10.2. Run scripts/setup.sh \
+         (its setup_zenohd builds it with cargo install into .tools), or scripts/test.sh",
+        bin.display()
+    );
+    bin
+}
+
+/// A real zenoh router (`zenohd`) on 127.0.0.1:port; killed when dropped.
+pub struct Router {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Router {
+    /// Starts the router and waits until it accepts connections.
+    pub fn start(port: u16, log: PathBuf) -> Self {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("router log");
+        let err = out.try_clone().expect("router log");
+        let child = Command::new(zenohd_bin())
+            .args(["--no-multicast-scouting", "-l"])
+            .arg(format!("tcp/127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start zenohd");
+        let mut router = Self { child, log };
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = router.child.try_wait() {
+                panic!(
+                    "zenohd exited with {status}; log:\n{}",
+                    std::fs::read_to_string(&router.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "zenohd did not listen on port {port} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        router
+    }
+
+    /// Kills the router outright (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

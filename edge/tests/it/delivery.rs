@@ -2,7 +2,6 @@
 //! consumer that acks after storing, exactly once and in order.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -253,56 +252,12 @@ fn kill_9_and_restart_on_the_same_spool_loses_nothing_stored() {
     assert!(daemon.log().contains("spool opened") || daemon.log().contains("spool recovered"));
 }
 
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let py = root.join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} missing: run scripts/test.sh (it installs eclipse-zenoh into .venv)",
-        py.display()
-    );
-    py
-}
-
-struct Router(Child);
-
-impl Router {
-    fn start(port: u16) -> Self {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/router.py");
-        let child = Command::new(python())
-            .arg(script)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start router");
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "router did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self(child)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[test]
 fn router_restart_loses_nothing() {
     let (dir, ports) = setup("router");
     let router_port = free_port();
-    let mut router = Router::start(router_port);
+    // A real zenohd, as a venue or cloud network runs it.
+    let mut router = Router::start(router_port, dir.join("router.log"));
     let cams = ["cam-a", "cam-b"];
     let zenoh = format!(
         "[zenoh]\nmode = \"client\"\nlisten = []\nconnect = [\"tcp/127.0.0.1:{router_port}\"]\n"
@@ -322,7 +277,7 @@ fn router_restart_loses_nothing() {
 
     router.kill();
     std::thread::sleep(Duration::from_secs(5));
-    let _router = Router::start(router_port);
+    let _router = Router::start(router_port, dir.join("router.log"));
     assert!(
         wait_caught_up(&consumer, &ports, &cams, Duration::from_secs(60)),
         "{}",
@@ -471,4 +426,122 @@ fn damaged_spool_files_keep_every_intact_record_and_report_the_rest() {
     // The box ran on: the new incarnation was delivered too.
     assert_eq!(a_runs.len(), 2);
     assert_eq!(b_runs.len(), 2);
+}
+
+/// Mounts a tmpfs of `size` on `dir` in a private mount namespace (entered through
+/// a user namespace, so no host mount is touched) and runs `venue-edge run` there.
+fn launch_on_small_fs(dir: &Path, spool: &Path, size: &str, text: &str) -> Daemon {
+    std::fs::create_dir_all(spool).expect("spool dir");
+    let probe = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size={size} tmpfs '{}'",
+            spool.display()
+        ))
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        other => panic!(
+            "this test needs a small real filesystem: it mounts a tmpfs inside \
+             `unshare --user --map-root-user --mount` (util-linux), which needs user \
+             namespaces (sysctl user.max_user_namespaces > 0; on older Debian kernels \
+             kernel.unprivileged_userns_clone=1) or root with CAP_SYS_ADMIN; got {other:?}"
+        ),
+    }
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, text).expect("config");
+    let log = dir.join("d.log");
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    // `exec` keeps the pid: signals reach the daemon itself.
+    let child = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size="$0" tmpfs "$1" && exec "$2" run --config "$3""#)
+        .arg(size)
+        .arg(spool)
+        .arg(BIN)
+        .arg(&cfg)
+        .env("RUST_LOG", "info,zenoh=warn")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start venue-edge on a tmpfs");
+    Daemon { child, log }
+}
+
+#[test]
+fn full_filesystem_keeps_capturing_counts_losses_and_resumes_when_space_returns() {
+    let (dir, ports) = setup("enospc");
+    let cams = ["d1", "d2"];
+    // The filesystem (256 KiB) fills long before the spool's own cap (1 MiB, which
+    // also bounds what waits in memory for the disk).
+    let text = config(
+        &ports,
+        &zenoh_listen(ports.zenoh),
+        "max_mb = 1\nsegment_mb = 1\n",
+        &cameras(&cams, 240, (64, 48)),
+    );
+    let mut daemon = launch_on_small_fs(&dir, &ports.spool, "256k", &text);
+    // No consumer: the disk fills, writes fail with ENOSPC, then the spool refuses.
+    let t = Instant::now();
+    while metric(ports.metrics, "venue_edge_spool_lost_records{").unwrap_or(0.0) <= 0.0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no losses counted on a full filesystem; log:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let text_log = daemon.log();
+    assert!(
+        text_log.contains("No space left on device"),
+        "the disk never filled up:\n{text_log}"
+    );
+    // Losses per stream, in metrics and in the camera's health.
+    for cam in cams {
+        let lost = metric(
+            ports.metrics,
+            &format!(
+                "venue_edge_spool_lost_records{{camera=\"{cam}\",stream=\"meta\",reason=\"full\"}}"
+            ),
+        );
+        assert!(lost.is_some(), "{cam}: no loss series");
+    }
+    let captured = |m: &Ports| {
+        metric(
+            m.metrics,
+            "venue_edge_frames_in_total{camera=\"d1\",stage=\"capture\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = captured(&ports);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(captured(&ports) > before, "capture stopped on a full disk");
+
+    // A consumer acknowledges: segments are deleted, space returns, spooling resumes
+    // and everything stored arrives once, in order, with no gap.
+    let mut consumer = Consumer::new("test-venue", "box-1");
+    consumer.connect(&endpoint(ports.zenoh));
+    assert!(
+        wait_caught_up(&consumer, &ports, &cams, Duration::from_secs(60)),
+        "spooling did not resume after space returned; log:\n{}",
+        daemon.log()
+    );
+    let t = Instant::now();
+    while !daemon.log().contains("spool writes succeed again") {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no write succeeded after space returned:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop(&mut daemon);
+    let text_log = daemon.log();
+    assert!(!text_log.contains("panicked"), "{text_log}");
+    for cam in cams {
+        let runs = check_complete(&consumer, cam);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].1.lost, 0);
+    }
 }

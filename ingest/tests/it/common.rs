@@ -408,18 +408,21 @@ impl Postgres {
     }
 }
 
-/// The zenoh router of `tests/python/router.py` (eclipse-zenoh in `.venv`).
+/// A real zenoh router: the `zenohd` 1.10.2 that `scripts/setup.sh` builds into
+/// `.tools/bin` (TCP only), on a free loopback port.
 pub fn start_router(dir: &Path) -> (Proc, u16) {
-    let python = root().join(".venv/bin/python");
+    let zenohd = root().join(".tools/bin/zenohd");
     assert!(
-        python.exists(),
-        "{} missing: run scripts/setup.sh (it installs eclipse-zenoh into .venv)",
-        python.display()
+        zenohd.is_file(),
+        "{} missing: the router tests need a real zenohd 1.10.2. Run scripts/setup.sh \
+         (its setup_zenohd builds it with cargo install into .tools), or scripts/test.sh",
+        zenohd.display()
     );
     let port = free_port();
-    let mut cmd = Command::new(python);
-    cmd.arg(root().join("tests/python/router.py"))
-        .arg(port.to_string());
+    let mut cmd = Command::new(zenohd);
+    cmd.args(["--no-multicast-scouting", "-l"])
+        .arg(format!("tcp/127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn");
     let p = Proc::spawn(cmd, dir.join("router.log"));
     wait_for(Duration::from_secs(30), "the zenoh router", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()

@@ -79,3 +79,82 @@ fn health_from_mqtt_is_stored() {
     assert!(ingest.counter("health") > 0);
     assert_eq!(ingest.counter("stored"), 0);
 }
+
+/// Events from a real box's spool over MQTT alone (the ingest's zenoh key matches
+/// no box): stored once, acknowledged over MQTT after the commit. The box deletes
+/// an event only when both its zenoh and its MQTT cursor have passed it, so its
+/// event ack lag falling to 0 shows the MQTT acks arrived.
+#[test]
+fn events_from_mqtt_are_stored_once_and_acknowledged_over_mqtt() {
+    let dir = temp_dir("mqtt-events");
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let mut cmd = Command::new(mosquitto_bin());
+    cmd.arg("-c").arg(&conf);
+    let _broker = Proc::spawn(cmd, dir.join("mosquitto.log"));
+    wait_for(Duration::from_secs(10), "mosquitto", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let zport = free_port();
+    let ingest = Ingest::start(
+        &[
+            "--db".into(),
+            format!("sqlite:{}", dir.join("ingest.db").display()),
+            "--objects".into(),
+            dir.join("objects").display().to_string(),
+            "--connect".into(),
+            format!("tcp/127.0.0.1:{zport}"),
+            "--key".into(),
+            "venue/no-such-venue/**".into(),
+            "--mqtt".into(),
+            format!("mqtt://127.0.0.1:{port}"),
+        ],
+        dir.join("ingest.log"),
+    );
+    // A ski slope, segmented and tagged: it makes events.
+    let config = edge_config(
+        &dir,
+        "mqe",
+        "box-1",
+        &[],
+        8,
+        &format!(
+            "listen = [\"tcp/127.0.0.1:{zport}\"]\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\n\
+             [[cameras]]\nid = \"slope\"\nwidth = 640\nheight = 360\nfps = 8\ninference_fps = 8\n\
+             [cameras.source]\nkind = \"synthetic\"\nscene = \"slope\"\nseed = 9005\nathletes = 3\n"
+        ),
+    );
+    let _edge = start_edge(&config, dir.join("edge.log"));
+    let event_lag = || {
+        let s = ingest.get("/api/v1/stats?venue=mqe");
+        s["cameras"].as_array().and_then(|c| {
+            c.iter().find(|c| c["camera"] == "slope")?["health"]["uplink"]
+                .as_array()?
+                .iter()
+                .find(|u| u["stream"] == "event")?["ack_lag"]
+                .as_u64()
+        })
+    };
+    wait_for(
+        Duration::from_secs(90),
+        "events stored from MQTT and acknowledged over MQTT",
+        || {
+            let events = ingest.get("/api/v1/events?venue=mqe&limit=1000");
+            let n = events["events"].as_array().map_or(0, Vec::len);
+            n >= 2 && event_lag() == Some(0)
+        },
+    );
+    assert!(
+        ingest.counter("stored") >= 2,
+        "{}",
+        ingest.get("/api/v1/ingest")
+    );
+    // Nothing but events came: no metadata from zenoh or MQTT.
+    let f = ingest.get("/api/v1/frames?venue=mqe&box=box-1&camera=slope");
+    assert_eq!(f["frames"].as_array().unwrap().len(), 0);
+}
