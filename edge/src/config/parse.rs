@@ -517,11 +517,14 @@ fn pem_file(
 }
 
 /// `mqtt.streams`: which streams MQTT carries, from "health" and "event"; each
-/// at most once. Default: both.
+/// at most once. Default: health only. Events over MQTT hold the spool until an
+/// MQTT consumer acknowledges them, so they are carried only when asked for: a
+/// broker whose subscribers never acknowledge would otherwise fill the spool and,
+/// at its cap, cost records on zenoh too.
 fn mqtt_streams(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<Vec<StreamKind>> {
     const ALLOWED: [StreamKind; 2] = [StreamKind::Health, StreamKind::Event];
     let Some((_, mut v)) = t.take("streams") else {
-        return Some(ALLOWED.to_vec());
+        return Some(vec![StreamKind::Health]);
     };
     let ValueInner::Array(items) = v.take() else {
         ctx.error(
@@ -1346,18 +1349,20 @@ mod tests {
             ("::1", 1884, "box:7")
         );
         assert_eq!(v6.keep_alive, Duration::from_secs(600));
-        // Health and events by default; events on MQTT keep them in the spool until
-        // MQTT acknowledges them too.
-        assert_eq!(on.streams, [StreamKind::Health, StreamKind::Event]);
+        // Health only by default: events on MQTT stay in the spool until MQTT
+        // acknowledges them too, so they are carried only when asked for.
+        assert_eq!(on.streams, [StreamKind::Health]);
         let config = |extra: &str| {
             parse(&format!("{BOX}{extra}{CAM}"), "t.toml").unwrap_or_else(|e| panic!("{e}"))
         };
-        assert_eq!(
-            config("[mqtt]\nurl = \"mqtt://b:1\"\n").spool.mqtt_streams,
-            [StreamKind::Event]
+        assert!(
+            config("[mqtt]\nurl = \"mqtt://b:1\"\n")
+                .spool
+                .mqtt_streams
+                .is_empty()
         );
-        let health_only = config("[mqtt]\nurl = \"mqtt://b:1\"\nstreams = [\"health\"]\n");
-        assert!(health_only.spool.mqtt_streams.is_empty());
+        let both = config("[mqtt]\nurl = \"mqtt://b:1\"\nstreams = [\"health\", \"event\"]\n");
+        assert_eq!(both.spool.mqtt_streams, [StreamKind::Event]);
         assert!(config("").spool.mqtt_streams.is_empty());
         for bad in [
             "mqtt://:1883",

@@ -228,7 +228,9 @@ fn unix_ns() -> u64 {
 }
 
 fn mqtt_section(port: u16) -> String {
-    format!("\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\n")
+    format!(
+        "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\nstreams = [\"health\", \"event\"]\n"
+    )
 }
 
 /// Every camera's metadata in the log has consecutive frame numbers: nothing was

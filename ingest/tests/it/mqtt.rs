@@ -124,8 +124,8 @@ fn events_from_mqtt_are_stored_once_and_acknowledged_over_mqtt() {
         &[],
         8,
         &format!(
-            "listen = [\"tcp/127.0.0.1:{zport}\"]\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\n\
-             [[cameras]]\nid = \"slope\"\nwidth = 640\nheight = 360\nfps = 8\ninference_fps = 8\n\
+            "listen = [\"tcp/127.0.0.1:{zport}\"]\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\
+             streams = [\"health\", \"event\"]\n\n[[cameras]]\nid = \"slope\"\nwidth = 640\nheight = 360\nfps = 8\ninference_fps = 8\n\
              [cameras.source]\nkind = \"synthetic\"\nscene = \"slope\"\nseed = 9005\nathletes = 3\n"
         ),
     );
