@@ -215,9 +215,7 @@ fn main() {
     };
     let period_ms = 1e3 / f64::from(FPS);
     let target = 2.0 * period_ms + infer_ms;
-    println!(
-        "event_latency slope {WIDTH}x{HEIGHT}@{FPS} segmented every frame, seconds={secs}"
-    );
+    println!("event_latency slope {WIDTH}x{HEIGHT}@{FPS} segmented every frame, seconds={secs}");
     println!("events_received={}", latencies.len());
     println!("inference_ms_median={infer_ms:.1}");
     println!("capture_to_event_p50_ms={:.1}", pct(50));

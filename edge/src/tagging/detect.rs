@@ -383,7 +383,10 @@ impl Detector {
             let c = self.roots[k];
             match split_columns(mask, mw, &c, &mut self.profile) {
                 Some(cut) => {
-                    let (a, b) = (measure(mask, mw, &c, c.x0, cut), measure(mask, mw, &c, cut + 1, c.x1));
+                    let (a, b) = (
+                        measure(mask, mw, &c, c.x0, cut),
+                        measure(mask, mw, &c, cut + 1, c.x1),
+                    );
                     match (a, b) {
                         (Some(a), Some(b)) if a.area >= min_area && b.area >= min_area => {
                             self.roots[k] = a;
@@ -480,6 +483,41 @@ mod tests {
         assert_eq!(b.mask_box, [5, 5, 8, 7]);
         assert!((b.fill - 1.0).abs() < 1e-6);
         assert_eq!(b.centroid, [13.0, 12.0]);
+    }
+
+    #[test]
+    fn two_overlapping_bodies_are_cut_apart_but_one_body_with_skis_is_not() {
+        // Two skiers one behind the other: bodies apart, skis touching.
+        let (m, w, h) = mask(&[
+            "....................",
+            "...##.........##....",
+            "...##.........##....",
+            "...###.......###....",
+            "...##.........##....",
+            "...##.........##....",
+            "..#################.",
+            "....................",
+        ]);
+        let mut d = Detector::default();
+        let mut out = Vec::new();
+        d.detect(&m, (w, h), (w as u32, h as u32), &RULES, &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let mut xs: Vec<f32> = out.iter().map(|b| b.centroid[0]).collect();
+        xs.sort_by(f32::total_cmp);
+        assert!(xs[0] < 8.0 && xs[1] > 12.0, "{xs:?}");
+        // One skier: a body over long skis stays one.
+        let (m, w, h) = mask(&[
+            "....................",
+            "........##..........",
+            "........###.........",
+            "........##..........",
+            "........##..........",
+            "........##..........",
+            "..################..",
+            "....................",
+        ]);
+        d.detect(&m, (w, h), (w as u32, h as u32), &RULES, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 
     #[test]
