@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use venue_proto::{EventKind, EventPhase};
 
 use super::EventUpdate;
-use super::detect::Rect;
 use super::track::{Obs, Track, Tracker};
 
 /// Moment settings (see [`super::TaggingConfig`]).
@@ -186,9 +185,6 @@ impl Moments {
     /// after its last pixel left (otherwise), from the width of the first (last)
     /// blob and how fast the visible width grew (shrank) at the edge.
     fn edge_time(&self, track: &Track, entering: bool) -> u64 {
-        if !entering && let Some(t) = self.exit_by_trailing_edge(track) {
-            return t;
-        }
         let mut seen: Vec<&Obs> = if entering {
             track
                 .history
@@ -229,67 +225,6 @@ impl Moments {
         } else {
             last.t_ns + extra_ns.max(self.frame_ns)
         }
-    }
-
-    /// The frame after the athlete's trailing edge (the box side away from the
-    /// frame edge it leaves by, which the edge does not cut) passes that frame
-    /// edge, from the edge's own speed over the last clear frames. Shrinking
-    /// widths mislead here: the thin skis trailing behind a skier are dropped as
-    /// specks well before they leave.
-    fn exit_by_trailing_edge(&self, track: &Track) -> Option<u64> {
-        let seen: Vec<&Obs> = track
-            .history
-            .iter()
-            .rev()
-            .filter(|o| o.observed && !o.occluded)
-            .take(8)
-            .collect();
-        let last = seen.first()?;
-        if !last.at_edge || seen.len() < 3 {
-            return None;
-        }
-        let (fw, fh) = (self.frame_w, self.frame_h);
-        let r = &last.rect;
-        // Which edge: the one the box touches; the trailing side, and where it must go.
-        let (side, goal): (fn(&Rect) -> f32, f32) = if r.x1 >= fw - 0.5 {
-            (|r| r.x0, fw)
-        } else if r.x0 <= 0.5 {
-            (|r| r.x1, 0.0)
-        } else if r.y1 >= fh - 0.5 {
-            (|r| r.y0, fh)
-        } else if r.y0 <= 0.5 {
-            (|r| r.y1, 0.0)
-        } else {
-            return None;
-        };
-        // Least-squares speed of the trailing side, pixels per frame.
-        let n = seen.len() as f32;
-        let pts: Vec<(f32, f32)> = seen
-            .iter()
-            .map(|o| {
-                let dt = o.t_ns as f64 - last.t_ns as f64;
-                ((dt / self.frame_ns as f64) as f32, side(&o.rect))
-            })
-            .collect();
-        let (mt, mv) = (
-            pts.iter().map(|p| p.0).sum::<f32>() / n,
-            pts.iter().map(|p| p.1).sum::<f32>() / n,
-        );
-        let (mut sxy, mut sxx) = (0.0, 0.0);
-        for (t, v) in &pts {
-            sxy += (t - mt) * (v - mv);
-            sxx += (t - mt) * (t - mt);
-        }
-        if sxx <= 0.0 {
-            return None;
-        }
-        let speed = sxy / sxx;
-        let to_go = goal - side(r);
-        if speed.abs() < 0.2 || to_go * speed <= 0.0 {
-            return None;
-        }
-        let frames = (to_go / speed).ceil().clamp(1.0, 30.0) as u64;
-        Some(last.t_ns + frames * self.frame_ns)
     }
 
     /// Ends whatever is open on a track that is gone.
