@@ -190,6 +190,28 @@ impl EvalReport {
     }
 }
 
+impl EvalReport {
+    /// Adds the counts of `o` (scored on other seeds) to these.
+    fn merge(&mut self, o: &EvalReport) {
+        self.gt_boxes += o.gt_boxes;
+        self.hyp_boxes += o.hyp_boxes;
+        self.misses += o.misses;
+        self.false_positives += o.false_positives;
+        self.id_switches += o.id_switches;
+        self.idtp += o.idtp;
+        for ((k, m), (ok, om)) in self.moments.iter_mut().zip(&o.moments) {
+            if k == ok {
+                m.add(om);
+            }
+        }
+        self.update_errors += o.update_errors;
+        self.duplicate_jumps += o.duplicate_jumps;
+        self.composites += o.composites;
+        self.composite_cutouts_min = self.composite_cutouts_min.min(o.composite_cutouts_min);
+        self.thumbnails += o.thumbnails;
+    }
+}
+
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
@@ -229,35 +251,48 @@ impl fmt::Display for EvalReport {
     }
 }
 
+/// Seeds are independent, so up to this many run at once, each thread with its
+/// own model and tagger; the figures do not depend on how they are shared out.
+const MAX_THREADS: usize = 2;
+
+/// What one thread measured over its share of the seeds.
+struct Partial {
+    report: EvalReport,
+    tag_s: f64,
+    model_s: f64,
+    frames: u64,
+}
+
 /// Runs the evaluation.
 pub fn run(args: &EvalArgs) -> anyhow::Result<EvalReport> {
     args.config.validate().context("bad tagging settings")?;
-    let mut model = if args.truth_masks {
-        None
-    } else {
-        Some(Model::reference().context("cannot load the embedded reference model")?)
-    };
-    let mut report = EvalReport {
-        scene: args.scene.as_str().into(),
-        seeds: args.seeds.clone(),
-        frames: args.frames,
-        truth_masks: args.truth_masks,
-        moments: KINDS.iter().map(|&k| (k, MomentScore::default())).collect(),
-        composite_cutouts_min: usize::MAX,
-        ..EvalReport::default()
-    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS)
+        .min(args.seeds.len().max(1));
+    let share = args.seeds.len().div_ceil(threads).max(1);
+    let parts: Vec<anyhow::Result<Partial>> = std::thread::scope(|s| {
+        let handles: Vec<_> = args
+            .seeds
+            .chunks(share)
+            .map(|seeds| s.spawn(move || run_seeds(args, seeds)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an evaluation thread panicked")))
+            })
+            .collect()
+    });
+    let mut report = empty_report(args);
     let (mut tag_s, mut model_s, mut n_frames) = (0.0f64, 0.0f64, 0u64);
-    for &seed in &args.seeds {
-        let seq = run_seed(
-            args,
-            seed,
-            model.as_mut(),
-            &mut report,
-            &mut tag_s,
-            &mut model_s,
-        )
-        .with_context(|| format!("seed {seed}"))?;
-        n_frames += seq;
+    for part in parts {
+        let part = part?;
+        report.merge(&part.report);
+        tag_s += part.tag_s;
+        model_s += part.model_s;
+        n_frames += part.frames;
     }
     if report.composite_cutouts_min == usize::MAX {
         report.composite_cutouts_min = 0;
@@ -266,6 +301,45 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<EvalReport> {
     report.tagging_ms_per_frame = tag_s * 1e3 / n;
     report.model_ms_per_frame = model_s * 1e3 / n;
     Ok(report)
+}
+
+fn empty_report(args: &EvalArgs) -> EvalReport {
+    EvalReport {
+        scene: args.scene.as_str().into(),
+        seeds: args.seeds.clone(),
+        frames: args.frames,
+        truth_masks: args.truth_masks,
+        moments: KINDS.iter().map(|&k| (k, MomentScore::default())).collect(),
+        composite_cutouts_min: usize::MAX,
+        ..EvalReport::default()
+    }
+}
+
+/// `seeds` one after the other, with a model of its own.
+fn run_seeds(args: &EvalArgs, seeds: &[u64]) -> anyhow::Result<Partial> {
+    let mut model = if args.truth_masks {
+        None
+    } else {
+        Some(Model::reference().context("cannot load the embedded reference model")?)
+    };
+    let mut part = Partial {
+        report: empty_report(args),
+        tag_s: 0.0,
+        model_s: 0.0,
+        frames: 0,
+    };
+    for &seed in seeds {
+        part.frames += run_seed(
+            args,
+            seed,
+            model.as_mut(),
+            &mut part.report,
+            &mut part.tag_s,
+            &mut part.model_s,
+        )
+        .with_context(|| format!("seed {seed}"))?;
+    }
+    Ok(part)
 }
 
 type Boxes = Vec<(u64, Rect)>;

@@ -154,6 +154,89 @@ pub struct Detector {
     roots: Vec<Comp>,
     /// Root label → index in `roots`.
     index: Vec<u32>,
+    /// Column profile scratch for splitting merged athletes.
+    profile: Vec<f32>,
+}
+
+/// Least height of each body, as a share of the component's height, for a cut.
+const SPLIT_PEAK: f32 = 0.5;
+/// Deepest the valley between two bodies may be, as a share of the lower body.
+const SPLIT_VALLEY: f32 = 0.3;
+
+/// The column (inclusive end of the left part) where component `c` is best cut in
+/// two: mask pixels per column, smoothed over three columns, must rise to at least
+/// [`SPLIT_PEAK`] of the component's height on both sides of a valley no higher than
+/// [`SPLIT_VALLEY`] of the lower side. A single athlete has one body column with
+/// thin skis, sticks or arms beside it, so it is never cut.
+fn split_columns(mask: &[u8], mw: usize, c: &Comp, profile: &mut Vec<f32>) -> Option<u32> {
+    let (w, h) = ((c.x1 - c.x0 + 1) as usize, (c.y1 - c.y0 + 1) as usize);
+    if w < 5 || h < 6 {
+        return None;
+    }
+    profile.clear();
+    profile.resize(w, 0.0);
+    for y in c.y0 as usize..=c.y1 as usize {
+        let row = mask.get(y * mw + c.x0 as usize..y * mw + c.x1 as usize + 1)?;
+        for (p, &m) in profile.iter_mut().zip(row) {
+            *p += f32::from(u8::from(m != 0));
+        }
+    }
+    // Three-column mean, in place from a copy of the neighbours.
+    let mut prev = profile[0];
+    for i in 0..w {
+        let cur = profile[i];
+        let next = profile.get(i + 1).copied().unwrap_or(cur);
+        profile[i] = (prev + cur + next) / 3.0;
+        prev = cur;
+    }
+    let tall = SPLIT_PEAK * h as f32;
+    let mut best: Option<(f32, usize)> = None;
+    let mut left_max = profile[0];
+    for k in 1..w - 1 {
+        left_max = left_max.max(profile[k - 1]);
+        if left_max < tall || profile[k] > SPLIT_VALLEY * left_max {
+            continue;
+        }
+        let right_max = profile[k + 1..].iter().copied().fold(0.0, f32::max);
+        let side = left_max.min(right_max);
+        if side < tall || profile[k] > SPLIT_VALLEY * side {
+            continue;
+        }
+        let depth = profile[k] / side;
+        if best.is_none_or(|(d, _)| depth < d) {
+            best = Some((depth, k));
+        }
+    }
+    best.map(|(_, k)| c.x0 + k as u32)
+}
+
+/// The component's pixels in columns `x0..=x1`, measured again.
+fn measure(mask: &[u8], mw: usize, c: &Comp, x0: u32, x1: u32) -> Option<Comp> {
+    let mut out: Option<Comp> = None;
+    for y in c.y0..=c.y1 {
+        let base = y as usize * mw;
+        let row = mask.get(base + x0 as usize..base + x1 as usize + 1)?;
+        for (i, &m) in row.iter().enumerate() {
+            if m == 0 {
+                continue;
+            }
+            let x = x0 + i as u32;
+            let px = Comp {
+                x0: x,
+                y0: y,
+                x1: x,
+                y1: y,
+                area: 1,
+                sx: u64::from(x),
+                sy: u64::from(y),
+            };
+            match out.as_mut() {
+                Some(o) => o.absorb(&px),
+                None => out = Some(px),
+            }
+        }
+    }
+    out
 }
 
 impl Detector {
@@ -292,6 +375,29 @@ impl Detector {
         let min_area = rules
             .min_area_px
             .max((rules.min_area_fraction * (mw * mh) as f32).ceil() as u32);
+        // Athletes that overlap in the image (a pack on one line) are one component:
+        // cut each where its column profile has two tall bodies with a deep valley
+        // between them.
+        let mut k = 0;
+        while k < self.roots.len() {
+            let c = self.roots[k];
+            match split_columns(mask, mw, &c, &mut self.profile) {
+                Some(cut) => {
+                    let (a, b) = (
+                        measure(mask, mw, &c, c.x0, cut),
+                        measure(mask, mw, &c, cut + 1, c.x1),
+                    );
+                    match (a, b) {
+                        (Some(a), Some(b)) if a.area >= min_area && b.area >= min_area => {
+                            self.roots[k] = a;
+                            self.roots.push(b);
+                        }
+                        _ => k += 1,
+                    }
+                }
+                None => k += 1,
+            }
+        }
         for c in &self.roots {
             let h = c.y1 - c.y0 + 1;
             if c.area < min_area || h < rules.min_height_px {
@@ -377,6 +483,41 @@ mod tests {
         assert_eq!(b.mask_box, [5, 5, 8, 7]);
         assert!((b.fill - 1.0).abs() < 1e-6);
         assert_eq!(b.centroid, [13.0, 12.0]);
+    }
+
+    #[test]
+    fn two_overlapping_bodies_are_cut_apart_but_one_body_with_skis_is_not() {
+        // Two skiers one behind the other: bodies apart, skis touching.
+        let (m, w, h) = mask(&[
+            "....................",
+            "...##.........##....",
+            "...##.........##....",
+            "...###.......###....",
+            "...##.........##....",
+            "...##.........##....",
+            "..#################.",
+            "....................",
+        ]);
+        let mut d = Detector::default();
+        let mut out = Vec::new();
+        d.detect(&m, (w, h), (w as u32, h as u32), &RULES, &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let mut xs: Vec<f32> = out.iter().map(|b| b.centroid[0]).collect();
+        xs.sort_by(f32::total_cmp);
+        assert!(xs[0] < 8.0 && xs[1] > 12.0, "{xs:?}");
+        // One skier: a body over long skis stays one.
+        let (m, w, h) = mask(&[
+            "....................",
+            "........##..........",
+            "........###.........",
+            "........##..........",
+            "........##..........",
+            "........##..........",
+            "..################..",
+            "....................",
+        ]);
+        d.detect(&m, (w, h), (w as u32, h as u32), &RULES, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 
     #[test]
