@@ -269,11 +269,7 @@ impl StreamState {
             .segments
             .iter()
             .map(|s| (s.incarnation, s.first_seq, s.last_seq))
-            .chain(
-                self.cache
-                    .iter()
-                    .map(|r| (r.pos.incarnation, r.pos.seq, Some(r.pos.seq))),
-            );
+            .chain(self.cache_spans());
         for (inc, first, last) in stored {
             let span = spans.entry(inc).or_insert((first, last));
             span.0 = span.0.min(first);
@@ -289,6 +285,22 @@ impl StreamState {
                 incarnation: inc,
                 seq: from,
             })
+        })
+    }
+
+    /// (incarnation, first seq, last seq) of each incarnation in the cache. The
+    /// cache is in position order, so each incarnation's run is found by binary
+    /// search: this runs for every batch a sender sends, and the cache can hold
+    /// tens of thousands of records.
+    fn cache_spans(&self) -> impl Iterator<Item = (u64, u64, Option<u64>)> + '_ {
+        let mut start = 0;
+        std::iter::from_fn(move || {
+            let first = self.cache.get(start)?;
+            let inc = first.pos.incarnation;
+            let end = self.cache.partition_point(|r| r.pos.incarnation <= inc);
+            let last = self.cache.get(end.checked_sub(1)?)?;
+            start = end.max(start + 1);
+            Some((inc, first.pos.seq, Some(last.pos.seq)))
         })
     }
 
