@@ -25,7 +25,9 @@ use venue_proto::{
     StreamKey, StreamKind, Timecode,
 };
 
-use crate::config::{CameraConfig, HealthConfig, PipelineConfig, SourceConfig, VideoConfig};
+#[cfg(feature = "gstreamer")]
+use crate::config::SourceConfig;
+use crate::config::{CameraConfig, HealthConfig, PipelineConfig, VideoConfig};
 use crate::delivery::Delivery;
 use crate::inference::{Inference, RateGate, SlotId};
 use crate::metrics::{CameraLabels, DropLabels, Metrics, StageLabels};

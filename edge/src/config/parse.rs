@@ -253,6 +253,68 @@ fn boolean(
     }
 }
 
+/// How an array of names is read (`formats = ["nv12", "yuyv"]`).
+struct NameList<'a, T> {
+    /// One item, for messages ("format").
+    what: &'a str,
+    /// The allowed names, for messages ("nv12, yuyv, mjpeg").
+    expected: &'a str,
+    parse: &'a dyn Fn(&str) -> Option<T>,
+    /// An empty array is an error.
+    non_empty: bool,
+    /// A name listed twice is an error.
+    unique: bool,
+}
+
+/// An array of names, each parsed by `spec.parse`: `None` when `key` is absent,
+/// `Some(None)` when the value is invalid (every problem reported with its place).
+fn name_list<T: PartialEq>(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableWalk<'_>,
+    key: &'static str,
+    spec: &NameList<'_, T>,
+) -> Option<Option<Vec<T>>> {
+    let path = t.key_path(key);
+    let (_, mut v) = t.take(key)?;
+    let (what, expected) = (spec.what, spec.expected);
+    let ValueInner::Array(items) = v.take() else {
+        ctx.error(
+            v.span,
+            format!("{path}: expected an array of {what} names ({expected})"),
+        );
+        return Some(None);
+    };
+    if spec.non_empty && items.is_empty() {
+        ctx.error(v.span, format!("{path}: must name at least one {what}"));
+        return Some(None);
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, mut item) in items.into_iter().enumerate() {
+        let span = item.span;
+        let problem = match item.take() {
+            ValueInner::String(name) => match (spec.parse)(&name) {
+                Some(x) if spec.unique && out.contains(&x) => {
+                    Some(format!("\"{name}\" is listed twice"))
+                }
+                Some(x) => {
+                    out.push(x);
+                    None
+                }
+                None => Some(format!(
+                    "\"{name}\" is not a {what}; expected one of: {expected}"
+                )),
+            },
+            other => Some(format!("expected a string, found {}", type_name(&other))),
+        };
+        if let Some(problem) = problem {
+            ctx.error(span, format!("{path}[{i}]: {problem}"));
+            ok = false;
+        }
+    }
+    Some(ok.then_some(out))
+}
+
 fn id(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>, key: &'static str) -> Option<(Id, Span)> {
     match string(ctx, t, key) {
         None => {
@@ -523,42 +585,14 @@ fn pem_file(
 /// at its cap, cost records on zenoh too.
 fn mqtt_streams(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<Vec<StreamKind>> {
     const ALLOWED: [StreamKind; 2] = [StreamKind::Health, StreamKind::Event];
-    let Some((_, mut v)) = t.take("streams") else {
-        return Some(vec![StreamKind::Health]);
+    let spec = NameList {
+        what: "stream",
+        expected: "health, event",
+        parse: &|s: &str| ALLOWED.into_iter().find(|k| k.as_str() == s),
+        non_empty: false,
+        unique: true,
     };
-    let ValueInner::Array(items) = v.take() else {
-        ctx.error(
-            v.span,
-            "mqtt.streams: expected an array of stream names, e.g. [\"health\", \"event\"]".into(),
-        );
-        return None;
-    };
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, mut item) in items.into_iter().enumerate() {
-        let kind = match item.take() {
-            ValueInner::String(s) => ALLOWED.into_iter().find(|k| k.as_str() == s),
-            _ => None,
-        };
-        match kind {
-            Some(k) if out.contains(&k) => {
-                ctx.error(
-                    item.span,
-                    format!("mqtt.streams[{i}]: \"{k}\" is listed twice"),
-                );
-                ok = false;
-            }
-            Some(k) => out.push(k),
-            None => {
-                ctx.error(
-                    item.span,
-                    format!("mqtt.streams[{i}]: expected \"health\" or \"event\""),
-                );
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
+    name_list(ctx, t, "streams", &spec).unwrap_or(Some(vec![StreamKind::Health]))
 }
 
 fn endpoints(
@@ -1541,15 +1575,15 @@ mod tests {
                     "{BOX}[mqtt]\nurl = \"mqtt://b:1\"\nstreams = [\"event\", \"meta\", \"event\", 3]\n{CAM}"
                 ),
                 vec![
-                    "t.toml:6:22: mqtt.streams[1]: expected \"health\" or \"event\"",
+                    "t.toml:6:22: mqtt.streams[1]: \"meta\" is not a stream; expected one of: health, event",
                     "t.toml:6:30: mqtt.streams[2]: \"event\" is listed twice",
-                    "t.toml:6:38: mqtt.streams[3]: expected \"health\" or \"event\"",
+                    "t.toml:6:38: mqtt.streams[3]: expected a string, found an integer",
                 ],
             ),
             (
                 format!("{BOX}[mqtt]\nurl = \"mqtt://b:1\"\nstreams = \"event\"\n{CAM}"),
                 vec![
-                    "t.toml:6:12: mqtt.streams: expected an array of stream names, e.g. [\"health\", \"event\"]",
+                    "t.toml:6:12: mqtt.streams: expected an array of stream names (health, event)",
                 ],
             ),
             (

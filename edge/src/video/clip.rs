@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+#[cfg(feature = "gstreamer")]
 use super::SharedUnit;
 
 /// A cut clip, ready to send.

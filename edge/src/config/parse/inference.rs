@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 
-use toml_span::value::ValueInner;
 use venue_models::BackendChoice;
 
-use super::{Ctx, TableWalk, boolean, int_or, string, type_name};
+use super::{Ctx, NameList, TableWalk, boolean, int_or, name_list, string};
 use crate::inference::InferenceConfig;
 
 /// Keys of `[inference]`.
@@ -91,48 +90,14 @@ type Providers = Vec<String>;
 /// `providers = ["tensorrt", "cuda", "cpu"]`: ONNX Runtime's execution providers in
 /// order of preference.
 fn providers(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<Providers> {
-    let path = t.key_path("providers");
-    let Some((_, mut v)) = t.take("providers") else {
-        return Some(default_providers());
+    let spec = NameList {
+        what: "provider",
+        expected: "tensorrt, cuda, cpu",
+        parse: &parse_provider,
+        non_empty: true,
+        unique: false,
     };
-    let ValueInner::Array(items) = v.take() else {
-        ctx.error(
-            v.span,
-            format!(
-                "{path}: expected an array of provider names (\"tensorrt\", \"cuda\", \"cpu\")"
-            ),
-        );
-        return None;
-    };
-    if items.is_empty() {
-        ctx.error(v.span, format!("{path}: must name at least one provider"));
-        return None;
-    }
-    let mut out = Providers::new();
-    let mut ok = true;
-    for (i, mut item) in items.into_iter().enumerate() {
-        let span = item.span;
-        match item.take() {
-            ValueInner::String(s) => match parse_provider(&s) {
-                Some(p) => out.push(p),
-                None => {
-                    ctx.error(span, format!("{path}[{i}]: \"{s}\" is not a provider; expected one of: tensorrt, cuda, cpu"));
-                    ok = false;
-                }
-            },
-            other => {
-                ctx.error(
-                    span,
-                    format!(
-                        "{path}[{i}]: expected a string, found {}",
-                        type_name(&other)
-                    ),
-                );
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
+    name_list(ctx, t, "providers", &spec).unwrap_or_else(|| Some(default_providers()))
 }
 
 #[cfg(feature = "onnxruntime")]

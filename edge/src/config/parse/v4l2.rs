@@ -9,7 +9,7 @@ use toml_span::value::ValueInner;
 use venue_drivers::PixelFormat;
 use venue_drivers::v4l2::{ControlValue, parse_controls};
 
-use super::{Ctx, TableWalk, int_or, ms, string, type_name};
+use super::{Ctx, NameList, TableWalk, int_or, ms, name_list, string, type_name};
 use crate::config::{SourceConfig, V4l2Source};
 
 /// Keys of a V4L2 `[cameras.source]`.
@@ -69,63 +69,16 @@ pub(super) fn source(ctx: &mut Ctx<'_>, path: &str, t: &mut TableWalk<'_>) -> Op
 
 /// `formats = ["nv12", "yuyv", "mjpeg"]`: allowed formats, most preferred first.
 fn formats(ctx: &mut Ctx<'_>, t: &mut TableWalk<'_>) -> Option<Vec<PixelFormat>> {
-    let path = t.key_path("formats");
-    let Some((_, mut v)) = t.take("formats") else {
-        return Some(venue_drivers::v4l2::ModeRequest::DEFAULT_FORMATS.to_vec());
+    let expected = PixelFormat::ALL.map(PixelFormat::name).join(", ");
+    let spec = NameList {
+        what: "format",
+        expected: &expected,
+        parse: &PixelFormat::from_name,
+        non_empty: true,
+        unique: true,
     };
-    let names = || {
-        PixelFormat::ALL
-            .iter()
-            .map(|f| f.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let ValueInner::Array(items) = v.take() else {
-        ctx.error(
-            v.span,
-            format!("{path}: expected an array of format names ({})", names()),
-        );
-        return None;
-    };
-    if items.is_empty() {
-        ctx.error(v.span, format!("{path}: must allow at least one format"));
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, mut item) in items.into_iter().enumerate() {
-        let span = item.span;
-        match item.take() {
-            ValueInner::String(s) => match PixelFormat::from_name(&s) {
-                Some(f) if out.contains(&f) => {
-                    ctx.error(span, format!("{path}[{i}]: \"{s}\" is listed twice"));
-                    ok = false;
-                }
-                Some(f) => out.push(f),
-                None => {
-                    ctx.error(
-                        span,
-                        format!(
-                            "{path}[{i}]: \"{s}\" is not a format; expected one of: {}",
-                            names()
-                        ),
-                    );
-                    ok = false;
-                }
-            },
-            other => {
-                ctx.error(
-                    span,
-                    format!(
-                        "{path}[{i}]: expected a string, found {}",
-                        type_name(&other)
-                    ),
-                );
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
+    name_list(ctx, t, "formats", &spec)
+        .unwrap_or_else(|| Some(venue_drivers::v4l2::ModeRequest::DEFAULT_FORMATS.to_vec()))
 }
 
 /// `[cameras.source.controls]`: `exposure = 200`, `gain_auto = true`, …; names, types
@@ -247,7 +200,7 @@ mod tests {
             ),
             (
                 "device = \"/dev/video0\"\nformats = []\n",
-                "formats: must allow at least one format",
+                "formats: must name at least one format",
             ),
             (
                 "device = \"/dev/video0\"\nformats = [\"nv12\", \"nv12\"]\n",
