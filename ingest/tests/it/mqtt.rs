@@ -2,7 +2,7 @@
 //! real box daemon publishes health there, and an ingest that takes nothing from
 //! zenoh (its key matches no box) stores it from MQTT alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,9 +19,8 @@ fn mosquitto_bin() -> PathBuf {
         .unwrap_or_else(|| panic!("mosquitto is not installed: run scripts/setup.sh"))
 }
 
-#[test]
-fn health_from_mqtt_is_stored() {
-    let dir = temp_dir("mqtt");
+/// A mosquitto on a free loopback port, up and accepting connections.
+fn broker(dir: &Path) -> (Proc, u16) {
     let port = free_port();
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
@@ -31,13 +30,18 @@ fn health_from_mqtt_is_stored() {
     .unwrap();
     let mut cmd = Command::new(mosquitto_bin());
     cmd.arg("-c").arg(&conf);
-    let _broker = Proc::spawn(cmd, dir.join("mosquitto.log"));
+    let broker = Proc::spawn(cmd, dir.join("mosquitto.log"));
     wait_for(Duration::from_secs(10), "mosquitto", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
+    (broker, port)
+}
 
-    let zport = free_port();
-    let ingest = Ingest::start(
+/// An ingest that takes nothing from zenoh (its key matches no venue): only what
+/// MQTT brings from the broker on `mqtt_port` is stored. Its acks still go out over
+/// zenoh to the box listening on `zport`.
+fn mqtt_only_ingest(dir: &Path, zport: u16, mqtt_port: u16) -> Ingest {
+    Ingest::start(
         &[
             "--db".into(),
             format!("sqlite:{}", dir.join("ingest.db").display()),
@@ -45,14 +49,22 @@ fn health_from_mqtt_is_stored() {
             dir.join("objects").display().to_string(),
             "--connect".into(),
             format!("tcp/127.0.0.1:{zport}"),
-            // Nothing from zenoh: only what MQTT brings is stored.
             "--key".into(),
             "venue/no-such-venue/**".into(),
             "--mqtt".into(),
-            format!("mqtt://127.0.0.1:{port}"),
+            format!("mqtt://127.0.0.1:{mqtt_port}"),
         ],
         dir.join("ingest.log"),
-    );
+    )
+}
+
+#[test]
+fn health_from_mqtt_is_stored() {
+    let dir = temp_dir("mqtt");
+    let (_broker, port) = broker(&dir);
+
+    let zport = free_port();
+    let ingest = mqtt_only_ingest(&dir, zport, port);
     let config = edge_config(
         &dir,
         "mq",
@@ -87,35 +99,9 @@ fn health_from_mqtt_is_stored() {
 #[test]
 fn events_from_mqtt_are_stored_once_and_acknowledged_over_mqtt() {
     let dir = temp_dir("mqtt-events");
-    let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let mut cmd = Command::new(mosquitto_bin());
-    cmd.arg("-c").arg(&conf);
-    let _broker = Proc::spawn(cmd, dir.join("mosquitto.log"));
-    wait_for(Duration::from_secs(10), "mosquitto", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (_broker, port) = broker(&dir);
     let zport = free_port();
-    let ingest = Ingest::start(
-        &[
-            "--db".into(),
-            format!("sqlite:{}", dir.join("ingest.db").display()),
-            "--objects".into(),
-            dir.join("objects").display().to_string(),
-            "--connect".into(),
-            format!("tcp/127.0.0.1:{zport}"),
-            "--key".into(),
-            "venue/no-such-venue/**".into(),
-            "--mqtt".into(),
-            format!("mqtt://127.0.0.1:{port}"),
-        ],
-        dir.join("ingest.log"),
-    );
+    let ingest = mqtt_only_ingest(&dir, zport, port);
     // A ski slope, segmented and tagged: it makes events.
     let config = edge_config(
         &dir,
