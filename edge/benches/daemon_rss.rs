@@ -6,50 +6,18 @@
 // A bench's way to fail is to panic with a message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+#[path = "support/daemon.rs"]
+mod daemon;
+use daemon::{free_port, metrics, rss_kb, smoke, sum_of};
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = after.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-fn metrics(port: u16) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
-    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").expect("write");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read");
-    body
-}
-
-fn sum_of(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
-/// it, and then a small smoke run checks the bench still works without the cost.
-fn smoke() -> bool {
-    !std::env::args().any(|a| a == "--bench")
 }
 
 fn main() {
@@ -103,10 +71,10 @@ fn main() {
     samples.sort_unstable();
     let median = samples.get(samples.len() / 2).copied().unwrap_or(0);
     let max = samples.last().copied().unwrap_or(0);
-    let lat_sum = sum_of(&m, "venue_edge_pipeline_latency_seconds_sum");
-    let lat_count = sum_of(&m, "venue_edge_pipeline_latency_seconds_count");
-    let dropped = sum_of(&m, "venue_edge_frames_dropped_total");
-    let published = sum_of(&m, "venue_edge_uplink_sent_total");
+    let lat_sum = sum_of(&m, "venue_edge_pipeline_latency_seconds_sum", "");
+    let lat_count = sum_of(&m, "venue_edge_pipeline_latency_seconds_count", "");
+    let dropped = sum_of(&m, "venue_edge_frames_dropped_total", "");
+    let published = sum_of(&m, "venue_edge_uplink_sent_total", "");
     println!("daemon_two_synthetic_720p30 seconds={secs}");
     println!(
         "daemon_rss_median_mb={:.1} (target <= 50)",

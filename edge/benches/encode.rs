@@ -17,8 +17,7 @@
 // A bench's way to fail is to panic with a message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
+use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,13 +27,13 @@ use venue_drivers::gst::encode::{
 };
 use venue_drivers::{Frame, ManualClock, Source, SyntheticCamera, SyntheticConfig};
 
+#[path = "support/daemon.rs"]
+mod daemon;
+use daemon::{free_port, metrics, rss_kb, smoke, sum_of};
+
 const W: u32 = 1280;
 const H: u32 = 720;
 const FPS: u32 = 30;
-
-fn smoke() -> bool {
-    !std::env::args().any(|a| a == "--bench")
-}
 
 fn env_or(name: &str, full: u64, smoke_value: u64) -> u64 {
     std::env::var(name)
@@ -137,36 +136,6 @@ fn encode_cost() {
         "  ratio in-project / gst-launch: {:.2} (target <= 1.10)",
         o / g.max(1e-9)
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn metrics(port: u16) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
-}
-
-fn sum_of(text: &str, prefix: &str, contains: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix) && l.contains(contains))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 fn soak() {

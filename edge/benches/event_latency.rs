@@ -11,7 +11,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -21,24 +20,15 @@ use venue_drivers::{Clock, ManualClock, Scene, SyntheticCamera, SyntheticConfig}
 use venue_models::Model;
 use venue_proto::{AnyMessage, StreamKey, StreamKind};
 
+#[path = "support/daemon.rs"]
+mod daemon;
+use daemon::{free_port, smoke};
+
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 360;
 const FPS: u32 = 10;
 const SEED: u64 = 5;
 const ATHLETES: u32 = 6;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary
-/// without it, and then a small smoke run checks the bench still works.
-fn smoke() -> bool {
-    !std::env::args().any(|a| a == "--bench")
-}
 
 fn unix_ns() -> u64 {
     SystemTime::now()

@@ -1,0 +1,48 @@
+//! What the benches that run the real `venue-edge` daemon share: a free loopback
+//! port, the smoke-run switch, a process's resident memory, and its Prometheus
+//! metrics summed by line prefix. Included by each bench with `#[path]` (a bench is
+//! its own crate).
+#![allow(dead_code)] // each bench uses what it needs
+
+use std::io::{Read as _, Write as _};
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs the binary
+/// without it, and then a small smoke run checks the bench still works.
+pub fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// Resident memory of process `pid`, KiB.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The daemon's `/metrics` text (empty while it is not listening).
+pub fn metrics(port: u16) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
+/// The sum of every sample whose line starts with `prefix` and contains `contains`
+/// ("" for all of them).
+pub fn sum_of(text: &str, prefix: &str, contains: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(contains))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
