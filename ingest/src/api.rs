@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use venue_proto::Id;
 
@@ -275,13 +276,33 @@ async fn event(
     State(s): State<AppState>,
     Path(path): EventPath,
 ) -> ApiResult<Json<query::EventOut>> {
-    Ok(Json(find_event(&s, path).await?))
+    let mut e = find_event(&s, path).await?;
+    let key = crate::ingest::clip_object(&e.venue, &e.box_id, &e.camera, e.event_id as u64);
+    e.clip = Some(if s.objects.exists(&key).await? {
+        "mp4"
+    } else {
+        "chunks"
+    });
+    Ok(Json(e))
 }
 
-/// The event's video: the H.264/H.265 Annex-B stream of the chunks around it,
-/// starting at the first chunk that opens with a keyframe (so it plays).
-async fn clip(State(s): State<AppState>, Path(path): EventPath) -> ApiResult<Response> {
+/// The event's video. The MP4 clip the box cut for the event when it has arrived
+/// (served with `Range` support, which browsers need to seek); otherwise the
+/// H.264/H.265 Annex-B stream of the chunks around it, starting at the first chunk
+/// that opens with a keyframe (so it plays).
+async fn clip(
+    State(s): State<AppState>,
+    Path(path): EventPath,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let e = find_event(&s, path).await?;
+    let key = crate::ingest::clip_object(&e.venue, &e.box_id, &e.camera, e.event_id as u64);
+    if let Some(mp4) = s.objects.get(&key).await? {
+        let range = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok());
+        return Ok(ranged(mp4, "video/mp4", range));
+    }
     let end = e.end_ns.unwrap_or(e.start_ns);
     let chunks = query::video_objects(
         &s.db,
@@ -298,11 +319,56 @@ async fn clip(State(s): State<AppState>, Path(path): EventPath) -> ApiResult<Res
     }
     if out.is_empty() {
         return Err(ApiError::not_found(format!(
-            "no video stored around event {} of {}/{}/{}",
+            "no clip and no video stored around event {} of {}/{}/{}",
             e.event_id, e.venue, e.box_id, e.camera
         )));
     }
     Ok(([(header::CONTENT_TYPE, "video/h264")], out).into_response())
+}
+
+/// `body` as a whole (200) or the one byte range asked for (206); a range past the
+/// end is 416 with the size. Several ranges at once, or a `Range` that does not
+/// parse, get the whole body, which RFC 9110 allows (no multipart replies).
+fn ranged(body: Bytes, content_type: &'static str, range: Option<&str>) -> Response {
+    let len = body.len() as u64;
+    let whole = || {
+        (
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::ACCEPT_RANGES, "bytes".to_string()),
+            ],
+            body.clone(),
+        )
+            .into_response()
+    };
+    let Some(range) = range else {
+        return whole();
+    };
+    let Ok(parsed) = http_range_header::parse_range_header(range) else {
+        return whole();
+    };
+    match parsed.validate(len) {
+        Ok(ranges) if ranges.len() == 1 => {
+            let r = &ranges[0];
+            let (start, end) = (*r.start(), *r.end());
+            (
+                StatusCode::PARTIAL_CONTENT,
+                [
+                    (header::CONTENT_TYPE, content_type.to_string()),
+                    (header::ACCEPT_RANGES, "bytes".to_string()),
+                    (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
+                ],
+                body.slice(start as usize..=end as usize),
+            )
+                .into_response()
+        }
+        Ok(_) => whole(),
+        Err(_) => (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+        )
+            .into_response(),
+    }
 }
 
 /// The event's strobe composite (jumps), as the box made it.
@@ -381,6 +447,51 @@ async fn stats(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    async fn reply(range: Option<&str>) -> (StatusCode, Option<String>, Vec<u8>) {
+        let r = ranged(Bytes::from_static(b"0123456789"), "video/mp4", range);
+        let status = r.status();
+        let content_range = r
+            .headers()
+            .get(header::CONTENT_RANGE)
+            .map(|v| v.to_str().unwrap_or_default().to_string());
+        let body = axum::body::to_bytes(r.into_body(), 1024)
+            .await
+            .unwrap_or_default();
+        (status, content_range, body.to_vec())
+    }
+
+    /// Browsers seek in an MP4 with `Range`: one range gets 206 and exactly those
+    /// bytes, a range past the end 416 with the size; several ranges or a header
+    /// that does not parse get the whole body.
+    #[tokio::test]
+    async fn byte_ranges() {
+        assert_eq!(reply(None).await, (StatusCode::OK, None, b"0123456789".to_vec()));
+        assert_eq!(
+            reply(Some("bytes=2-5")).await,
+            (StatusCode::PARTIAL_CONTENT, Some("bytes 2-5/10".into()), b"2345".to_vec())
+        );
+        assert_eq!(
+            reply(Some("bytes=7-")).await,
+            (StatusCode::PARTIAL_CONTENT, Some("bytes 7-9/10".into()), b"789".to_vec())
+        );
+        assert_eq!(
+            reply(Some("bytes=-3")).await,
+            (StatusCode::PARTIAL_CONTENT, Some("bytes 7-9/10".into()), b"789".to_vec())
+        );
+        assert_eq!(
+            reply(Some("bytes=20-30")).await,
+            (StatusCode::RANGE_NOT_SATISFIABLE, Some("bytes */10".into()), Vec::new())
+        );
+        assert_eq!(
+            reply(Some("bytes=0-1,4-5")).await.0,
+            StatusCode::OK,
+            "several ranges: the whole body"
+        );
+        assert_eq!(reply(Some("pages=1")).await.2, b"0123456789".to_vec());
+    }
+
     /// Every route of the router is specified in `docs/api.yaml`.
     #[test]
     fn openapi_lists_every_route() {

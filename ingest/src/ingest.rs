@@ -385,13 +385,7 @@ impl Ingest {
             }
             AnyMessage::Gap(g) => {
                 self.counters.gaps.fetch_add(1, Ordering::Relaxed);
-                if !matches!(
-                    g.stream,
-                    StreamKind::Meta
-                        | StreamKind::Event
-                        | StreamKind::Video
-                        | StreamKind::Composite
-                ) {
+                if !g.stream.is_spooled() {
                     return Ok(());
                 }
                 let first = to_i64(g.first_seq, "first_seq")?;
@@ -536,6 +530,16 @@ impl Ingest {
                     .put(&object, Bytes::from(c.image.clone()))
                     .await?;
             }
+            AnyMessage::Clip(c) => {
+                // One MP4 per event, like composites. A clip without an event is a
+                // reply to someone's query, not a record of the stream: not kept.
+                if let Some(event_id) = c.event_id {
+                    let object = clip_object(&h.venue, &h.box_id, &h.camera, event_id);
+                    self.objects.put(&object, Bytes::from(c.mp4.clone())).await?;
+                } else {
+                    debug!(camera = %h.camera, seq = h.seq, "clip without an event id not kept");
+                }
+            }
             AnyMessage::Health(_)
             | AnyMessage::Gap(_)
             | AnyMessage::Ack(_)
@@ -543,6 +547,16 @@ impl Ingest {
         }
         Ok(())
     }
+}
+
+/// The object of an event's MP4 clip, as the box cut it.
+pub fn clip_object(
+    venue: &impl std::fmt::Display,
+    box_id: &impl std::fmt::Display,
+    camera: &impl std::fmt::Display,
+    event_id: u64,
+) -> String {
+    format!("clips/{venue}/{box_id}/{camera}/{event_id}.mp4")
 }
 
 /// Where a camera's thumbnails are kept (one object per picture).
@@ -603,6 +617,11 @@ fn check_ranges(msg: &AnyMessage) -> Result<(), DbError> {
         }
         AnyMessage::Composite(c) => {
             to_i64(c.event_id, "event_id")?;
+        }
+        AnyMessage::Clip(c) => {
+            if let Some(id) = c.event_id {
+                to_i64(id, "event_id")?;
+            }
         }
         AnyMessage::Health(_)
         | AnyMessage::Gap(_)

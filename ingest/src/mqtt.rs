@@ -79,10 +79,7 @@ impl MqttAcks {
         let Ok(k) = StreamKey::parse(topic) else {
             return;
         };
-        if matches!(
-            k.stream,
-            StreamKind::Meta | StreamKind::Event | StreamKind::Video | StreamKind::Composite
-        ) {
+        if k.stream.is_spooled() {
             self.seen
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)

@@ -271,6 +271,16 @@ impl Objects {
             .collect())
     }
 
+    /// Whether the object exists (a `HEAD`, nothing read).
+    pub async fn exists(&self, key: &str) -> Result<bool, ObjectError> {
+        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
+        match self.store.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The object's bytes, or `None` when there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError> {
         let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;

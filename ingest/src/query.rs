@@ -100,6 +100,10 @@ pub struct EventOut {
     pub last_seq: i64,
     pub capture_ns: i64,
     pub stored_ns: i64,
+    /// The form `/clip` serves for this event, set for a single event only: `mp4`
+    /// (the clip the box cut) or `chunks` (assembled from stored video chunks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<&'static str>,
     #[serde(skip)]
     pub row_id: i64,
     #[serde(skip)]
@@ -154,6 +158,7 @@ const EVENT_COLUMNS: &str = "SELECT e.id, c.venue, c.box, c.camera, e.event_id, 
 fn event_row(r: &AnyRow) -> Result<EventOut, DbError> {
     let tracks: String = r.try_get(10)?;
     Ok(EventOut {
+        clip: None,
         row_id: r.try_get(0)?,
         venue: r.try_get(1)?,
         box_id: r.try_get(2)?,

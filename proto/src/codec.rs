@@ -58,8 +58,9 @@ message!(Ack, Ack);
 message!(Gap, Gap);
 message!(Thumbnail, Thumbnail);
 message!(Composite, Composite);
-// A clip is a reply to a query on the camera's `clip` key, cut from its `video`.
-message!(Clip, Video);
+// Event clips are spooled on the camera's `clip` stream; a reply to a query on
+// that key is the same message.
+message!(Clip, Clip);
 
 /// Encodes a message into a new buffer.
 pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, EncodeError> {
@@ -104,6 +105,7 @@ pub enum AnyMessage {
     Gap(Gap),
     Thumbnail(Thumbnail),
     Composite(Composite),
+    Clip(Clip),
 }
 
 impl AnyMessage {
@@ -117,6 +119,7 @@ impl AnyMessage {
             Self::Gap(m) => &m.header,
             Self::Thumbnail(m) => &m.header,
             Self::Composite(m) => &m.header,
+            Self::Clip(m) => &m.header,
         }
     }
 
@@ -130,6 +133,7 @@ impl AnyMessage {
             Self::Gap(_) => StreamKind::Gap,
             Self::Thumbnail(_) => StreamKind::Thumbnail,
             Self::Composite(_) => StreamKind::Composite,
+            Self::Clip(_) => StreamKind::Clip,
         }
     }
 }
@@ -145,6 +149,7 @@ pub fn decode_any(stream: StreamKind, bytes: &[u8]) -> Result<AnyMessage, Decode
         StreamKind::Gap => AnyMessage::Gap(decode(bytes)?),
         StreamKind::Thumbnail => AnyMessage::Thumbnail(decode(bytes)?),
         StreamKind::Composite => AnyMessage::Composite(decode(bytes)?),
+        StreamKind::Clip => AnyMessage::Clip(decode(bytes)?),
     })
 }
 

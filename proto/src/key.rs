@@ -60,10 +60,28 @@ pub enum StreamKind {
     /// ([`crate::Composite`]), box → cloud; spooled and acknowledged like events.
     #[n(7)]
     Composite,
+    /// An event's MP4 clip ([`crate::Clip`]), box → cloud; spooled and acknowledged
+    /// like composites. (The same message answers a `clip` query on this key.)
+    #[n(8)]
+    Clip,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 8] = [
+    /// Streams the box spools and resends until the cloud acknowledges them; the
+    /// others (health, thumbnails, gaps, acks) are live only.
+    pub const SPOOLED: [StreamKind; 5] = [
+        Self::Meta,
+        Self::Event,
+        Self::Video,
+        Self::Composite,
+        Self::Clip,
+    ];
+
+    pub fn is_spooled(self) -> bool {
+        Self::SPOOLED.contains(&self)
+    }
+
+    pub const ALL: [StreamKind; 9] = [
         Self::Meta,
         Self::Event,
         Self::Health,
@@ -72,6 +90,7 @@ impl StreamKind {
         Self::Gap,
         Self::Thumbnail,
         Self::Composite,
+        Self::Clip,
     ];
 
     /// The key chunk naming this stream.
@@ -85,6 +104,7 @@ impl StreamKind {
             Self::Gap => "gap",
             Self::Thumbnail => "thumbnail",
             Self::Composite => "composite",
+            Self::Clip => "clip",
         }
     }
 

@@ -205,7 +205,7 @@ fn fixtures() -> Vec<(&'static str, StreamKind, Vec<u8>)> {
             StreamKind::Composite,
             enc(encode(&sample_composite())),
         ),
-        ("clip", StreamKind::Video, enc(encode(&sample_clip()))),
+        ("clip", StreamKind::Clip, enc(encode(&sample_clip()))),
     ]
 }
 
