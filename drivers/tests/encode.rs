@@ -89,11 +89,15 @@ fn muxed_units_decode_back_to_the_same_number_of_frames() {
         .collect();
     let file = mp4(PixelFormat::H264, 30, &mux).unwrap();
     assert_eq!(&file[4..8], b"ftyp", "an MP4 file");
-    // Decode it with GStreamer's own demuxer and decoder, counting frames.
+    assert_eq!(decoded_frames(&file, "nv12"), 30);
+}
+
+/// Decodes an MP4 with GStreamer's own demuxer and decoder, counting frames.
+fn decoded_frames(file: &[u8], name: &str) -> u64 {
     let dir = std::env::temp_dir().join(format!("venue-encode-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("clip.mp4");
-    std::fs::write(&path, &file).unwrap();
+    let path = dir.join(format!("{name}.mp4"));
+    std::fs::write(&path, file).unwrap();
     gst::init().unwrap();
     let p = gst::parse::launch(&format!(
         "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=out signal-handoffs=true sync=false",
@@ -120,8 +124,70 @@ fn muxed_units_decode_back_to_the_same_number_of_frames() {
         )
         .unwrap();
     p.set_state(gst::State::Null).unwrap();
+    let _ = std::fs::remove_file(&path);
     assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
-    assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 30);
+    count.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The synthetic camera's NV12 frame as a V4L2 camera's YUYV (4:2:2, Y0 U Y1 V).
+fn to_yuyv(f: &venue_drivers::Frame) -> venue_drivers::Frame {
+    let (w, h) = (f.width as usize, f.height as usize);
+    let (y, uv) = f.data.split_at(w * h);
+    let mut out = Vec::with_capacity(w * h * 2);
+    for row in 0..h {
+        for col in (0..w).step_by(2) {
+            let c = (row / 2) * w + col;
+            out.extend_from_slice(&[y[row * w + col], uv[c], y[row * w + col + 1], uv[c + 1]]);
+        }
+    }
+    venue_drivers::Frame {
+        format: PixelFormat::Yuyv,
+        data: Arc::new(out),
+        ..f.clone()
+    }
+}
+
+/// V4L2 cameras deliver YUYV: encoded like NV12 (converted before the encoder),
+/// every unit labelled with its frame, and the result decodes frame for frame.
+/// MJPEG is refused with the formats that work.
+#[test]
+fn yuyv_frames_are_encoded_and_mjpeg_is_refused_clearly() {
+    assert!(Encoder::takes(PixelFormat::Yuyv) && !Encoder::takes(PixelFormat::Mjpeg));
+    let err = Encoder::for_format(&x264(), PixelFormat::Mjpeg, 320, 240, 30)
+        .map(|_| ())
+        .expect_err("MJPEG refused")
+        .to_string();
+    assert!(err.contains("Mjpeg") && err.contains("YUYV"), "{err}");
+    let mut cam = camera(320, 240);
+    let mut enc = Encoder::for_format(&x264(), PixelFormat::Yuyv, 320, 240, 30).unwrap();
+    let nv12 = cam.next_frame().unwrap();
+    assert!(
+        enc.push(&nv12).is_err(),
+        "an NV12 frame is not what this encoder takes"
+    );
+    let (mut units, mut given) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let f = to_yuyv(&cam.next_frame().unwrap());
+        assert!(enc.accepts(&f));
+        given.push((f.seq, f.capture_ns));
+        enc.push(&f).unwrap();
+        while let Some(u) = enc.pull(Duration::ZERO).unwrap() {
+            units.push(u);
+        }
+    }
+    units.extend(enc.finish().unwrap());
+    let labels: Vec<(u64, u64)> = units.iter().map(|u| (u.seq, u.capture_ns)).collect();
+    assert_eq!(labels, given, "one unit per YUYV frame, in capture order");
+    let mux: Vec<MuxUnit<'_>> = units
+        .iter()
+        .map(|u| MuxUnit {
+            pts_ns: u.capture_ns - units[0].capture_ns,
+            keyframe: u.keyframe,
+            data: &u.data,
+        })
+        .collect();
+    let file = mp4(PixelFormat::H264, 30, &mux).unwrap();
+    assert_eq!(decoded_frames(&file, "yuyv"), 20);
 }
 
 #[test]

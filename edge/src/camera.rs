@@ -176,6 +176,8 @@ struct CameraStats {
     source: Mutex<Option<SourceHandle>>,
     /// Reconnects of a feed or V4L2 device.
     feed_reconnects: Counter,
+    /// The `video` stage's counters, once the camera has video.
+    video: std::sync::OnceLock<crate::video::VideoCounters>,
 }
 
 impl CameraStats {
@@ -208,6 +210,7 @@ impl CameraStats {
             last_frame_ns: AtomicU64::new(0),
             state: Mutex::new((CameraState::Stopped, None)),
             source: Mutex::new(None),
+            video: std::sync::OnceLock::new(),
             feed_reconnects: m
                 .feed_reconnects
                 .get_or_create(&CameraLabels {
@@ -296,6 +299,10 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
     #[cfg(feature = "gstreamer")]
     let video = camera_video(&shared, &cam);
     #[cfg(feature = "gstreamer")]
+    if let Some((_, v)) = &video {
+        let _ = stats.video.set(v.counters.clone());
+    }
+    #[cfg(feature = "gstreamer")]
     let serving = video.as_ref().map(|(_, v)| {
         tokio::spawn(crate::video::serve::serve(
             Arc::clone(&shared),
@@ -379,20 +386,32 @@ struct CameraStreams {
 /// The camera's video: raw cameras when an encoder is configured, feeds when
 /// passthrough is on.
 #[cfg(feature = "gstreamer")]
-fn camera_video(shared: &Shared, cam: &CameraConfig) -> Option<(StreamHandle, Arc<CameraVideo>)> {
+fn camera_video(
+    shared: &Arc<Shared>,
+    cam: &CameraConfig,
+) -> Option<(StreamHandle, Arc<CameraVideo>)> {
     let wanted = match cam.source {
         SourceConfig::Feed(_) => shared.video.passthrough,
-        SourceConfig::Synthetic { .. } => shared.video.encoder.is_some(),
-        // The encoder takes NV12 at the configured size; a V4L2 device may
-        // negotiate another size or YUYV/MJPEG. Not encoded yet.
-        SourceConfig::V4l2(_) => false,
+        // V4L2 devices delivering MJPEG are not encoded (counted as `not_encoded`).
+        SourceConfig::Synthetic { .. } | SourceConfig::V4l2(_) => shared.video.encoder.is_some(),
     };
     wanted.then(|| {
         let stream = shared.spool.stream(&cam.id, StreamKind::Video);
         shared.delivery.ensure_sender(stream.clone());
+        // Event clips go to the cloud where events do (tagged cameras).
+        let tagged = cam.inference_fps > 0 && shared.tagging.is_some();
+        let out = (shared.video.event_clips && tagged).then(|| {
+            let clips = shared.spool.stream(&cam.id, StreamKind::Clip);
+            shared.delivery.ensure_sender(clips.clone());
+            crate::video::stage::ClipOut {
+                stream: clips,
+                shared: Arc::clone(shared),
+            }
+        });
+        let counters = crate::video::VideoCounters::new(&shared.metrics, cam.id.as_str());
         (
             stream,
-            CameraVideo::new(cam.id.clone(), shared.video.clone()),
+            CameraVideo::new(cam.id.clone(), shared.video.clone(), counters, out),
         )
     })
 }
@@ -1006,13 +1025,19 @@ async fn report_health(
             state,
             uptime_ms: now.saturating_sub(started).as_millis() as u64,
             fps,
-            stages: vec![
-                stats.capture.snapshot(),
-                stats.analyze.snapshot(),
-                stats.infer.snapshot(),
-                stats.tag.snapshot(),
-                stats.spool.snapshot(),
-            ],
+            stages: {
+                let mut stages = vec![
+                    stats.capture.snapshot(),
+                    stats.analyze.snapshot(),
+                    stats.infer.snapshot(),
+                    stats.tag.snapshot(),
+                    stats.spool.snapshot(),
+                ];
+                if let Some(video) = stats.video.get() {
+                    stages.push(video.stage());
+                }
+                stages
+            },
             restarts: stats.restarts.get(),
             uplink: Some(uplink_health),
             detail,
@@ -1097,10 +1122,13 @@ async fn start_video(
             .map_err(|e| format!("cannot start the video thread: {e}"))?;
         run.threads.push(t);
     }
-    // Raw frames: encoded (synthetic cameras with an encoder), or only for snapshots.
+    // Raw frames: encoded (synthetic and V4L2 cameras with an encoder), or only for
+    // snapshots. The encoder built here for NV12 at the configured size proves the
+    // element and settings work before frames flow; a V4L2 device that negotiated
+    // YUYV or another size gets its own on the first frame.
     let settings = match cam.source {
-        SourceConfig::Synthetic { .. } => shared.video.encoder,
-        SourceConfig::Feed(_) | SourceConfig::V4l2(_) => None,
+        SourceConfig::Synthetic { .. } | SourceConfig::V4l2(_) => shared.video.encoder,
+        SourceConfig::Feed(_) => None,
     };
     let encoder = match settings {
         Some(s) => {

@@ -358,7 +358,7 @@ impl Delivery {
                     from,
                     to,
                 })) => {
-                    let reason = if id.kind == StreamKind::Video {
+                    let reason = if matches!(id.kind, StreamKind::Video | StreamKind::Clip) {
                         GapReason::Evicted
                     } else {
                         GapReason::Damaged

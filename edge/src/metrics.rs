@@ -56,6 +56,12 @@ pub struct MqttLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClipLabels {
+    pub camera: String,
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub camera: String,
     pub state: &'static str,
@@ -91,6 +97,9 @@ pub struct Metrics {
     pub mqtt_connected: Gauge,
     pub mqtt_published: Family<MqttLabels, Counter>,
     pub mqtt_dropped: Family<MqttLabels, Counter>,
+    pub video_chunks: Family<CameraLabels, Counter>,
+    pub video_bytes: Family<CameraLabels, Counter>,
+    pub event_clips: Family<ClipLabels, Counter>,
 }
 
 impl Metrics {
@@ -118,6 +127,9 @@ impl Metrics {
         let mqtt_connected = Gauge::default();
         let mqtt_published = Family::<MqttLabels, Counter>::default();
         let mqtt_dropped = Family::<MqttLabels, Counter>::default();
+        let video_chunks = Family::<CameraLabels, Counter>::default();
+        let video_bytes = Family::<CameraLabels, Counter>::default();
+        let event_clips = Family::<ClipLabels, Counter>::default();
         registry.register(
             "frames_in",
             "Frames received by a pipeline stage",
@@ -214,6 +226,21 @@ impl Metrics {
             "Messages never delivered to the MQTT broker (superseded while disconnected, lost with a connection, or client queue full), per stream",
             mqtt_dropped.clone(),
         );
+        registry.register(
+            "video_chunks",
+            "Video chunks stored in the spool for the uplink",
+            video_chunks.clone(),
+        );
+        registry.register(
+            "video_bytes",
+            "Encoded video bytes stored in the spool for the uplink",
+            video_bytes.clone(),
+        );
+        registry.register(
+            "event_clips",
+            "Event clips by result: cut, sent (spooled for the uplink), failed, busy (the clip thread was full), too_large, not_stored",
+            event_clips.clone(),
+        );
         Self {
             registry,
             frames_in,
@@ -236,6 +263,9 @@ impl Metrics {
             mqtt_connected,
             mqtt_published,
             mqtt_dropped,
+            video_chunks,
+            video_bytes,
+            event_clips,
         }
     }
 

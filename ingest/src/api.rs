@@ -298,9 +298,7 @@ async fn clip(
     let e = find_event(&s, path).await?;
     let key = crate::ingest::clip_object(&e.venue, &e.box_id, &e.camera, e.event_id as u64);
     if let Some(mp4) = s.objects.get(&key).await? {
-        let range = headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok());
+        let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
         return Ok(ranged(mp4, "video/mp4", range));
     }
     let end = e.end_ns.unwrap_or(e.start_ns);
@@ -467,22 +465,41 @@ mod tests {
     /// that does not parse get the whole body.
     #[tokio::test]
     async fn byte_ranges() {
-        assert_eq!(reply(None).await, (StatusCode::OK, None, b"0123456789".to_vec()));
+        assert_eq!(
+            reply(None).await,
+            (StatusCode::OK, None, b"0123456789".to_vec())
+        );
         assert_eq!(
             reply(Some("bytes=2-5")).await,
-            (StatusCode::PARTIAL_CONTENT, Some("bytes 2-5/10".into()), b"2345".to_vec())
+            (
+                StatusCode::PARTIAL_CONTENT,
+                Some("bytes 2-5/10".into()),
+                b"2345".to_vec()
+            )
         );
         assert_eq!(
             reply(Some("bytes=7-")).await,
-            (StatusCode::PARTIAL_CONTENT, Some("bytes 7-9/10".into()), b"789".to_vec())
+            (
+                StatusCode::PARTIAL_CONTENT,
+                Some("bytes 7-9/10".into()),
+                b"789".to_vec()
+            )
         );
         assert_eq!(
             reply(Some("bytes=-3")).await,
-            (StatusCode::PARTIAL_CONTENT, Some("bytes 7-9/10".into()), b"789".to_vec())
+            (
+                StatusCode::PARTIAL_CONTENT,
+                Some("bytes 7-9/10".into()),
+                b"789".to_vec()
+            )
         );
         assert_eq!(
             reply(Some("bytes=20-30")).await,
-            (StatusCode::RANGE_NOT_SATISFIABLE, Some("bytes */10".into()), Vec::new())
+            (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                Some("bytes */10".into()),
+                Vec::new()
+            )
         );
         assert_eq!(
             reply(Some("bytes=0-1,4-5")).await.0,

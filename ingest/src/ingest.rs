@@ -535,7 +535,9 @@ impl Ingest {
                 // reply to someone's query, not a record of the stream: not kept.
                 if let Some(event_id) = c.event_id {
                     let object = clip_object(&h.venue, &h.box_id, &h.camera, event_id);
-                    self.objects.put(&object, Bytes::from(c.mp4.clone())).await?;
+                    self.objects
+                        .put(&object, Bytes::from(c.mp4.clone()))
+                        .await?;
                 } else {
                     debug!(camera = %h.camera, seq = h.seq, "clip without an event id not kept");
                 }

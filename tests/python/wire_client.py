@@ -19,7 +19,7 @@ import time
 import cbor2
 
 SCHEMA_VERSION = 1
-STREAMS = {"meta", "event", "health", "video", "ack", "gap", "thumbnail", "composite"}
+STREAMS = {"meta", "event", "health", "video", "ack", "gap", "thumbnail", "composite", "clip"}
 
 
 class ContractError(Exception):

@@ -564,21 +564,26 @@ impl Spool {
         s.pending_first = Some(first);
     }
 
-    /// Keeps the spool under its cap by deleting the oldest sealed video segments.
+    /// Keeps the spool under its cap by deleting the oldest sealed video segments:
+    /// video chunks first, then event clips (a clip is the event's own video, worth
+    /// more per byte than the continuous stream).
     fn evict_video(&self) {
         let cap = self.inner.cfg.max_bytes;
         let threshold = cap - cap / 10;
         while self.used_bytes() > threshold {
-            let oldest = self
-                .streams()
-                .into_iter()
-                .filter(|h| h.id.kind == StreamKind::Video)
-                .filter_map(|h| {
-                    let s = lock(&h.entry.state);
-                    let seg = s.segments.iter().find(|seg| seg.sealed)?;
-                    Some((seg.incarnation, seg.first_seq, h.clone()))
-                })
-                .min_by_key(|(inc, first, _)| (*inc, *first));
+            let streams = self.streams();
+            let oldest_of = |kind: StreamKind| {
+                streams
+                    .iter()
+                    .filter(|h| h.id.kind == kind)
+                    .filter_map(|h| {
+                        let s = lock(&h.entry.state);
+                        let seg = s.segments.iter().find(|seg| seg.sealed)?;
+                        Some((seg.incarnation, seg.first_seq, h.clone()))
+                    })
+                    .min_by_key(|(inc, first, _)| (*inc, *first))
+            };
+            let oldest = oldest_of(StreamKind::Video).or_else(|| oldest_of(StreamKind::Clip));
             let Some((_, _, h)) = oldest else { break };
             let mut s = lock(&h.entry.state);
             let Some(pos) = s.segments.iter().position(|seg| seg.sealed) else {

@@ -354,6 +354,45 @@ fn video_is_evicted_first_and_counted() {
     assert_eq!((recs.len(), gaps.len()), (20, 0));
 }
 
+/// Event clips are evictable video too, but only once no chunk segment is left to
+/// evict: the continuous stream goes before the events' own clips.
+#[test]
+fn clips_are_evicted_after_video_chunks() {
+    let dir = temp("evict-clips");
+    let (spool, _) = Spool::open(
+        SpoolConfig {
+            max_bytes: 20_000,
+            segment_bytes: 2048,
+            ..cfg(&dir)
+        },
+        1,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let clips = spool.stream(&cam(), StreamKind::Clip);
+    let video = spool.stream(&cam(), StreamKind::Video);
+    for _ in 0..10 {
+        let _ = clips.append_with(|_, _| vec![1u8; 400]);
+        spool.commit();
+    }
+    for _ in 0..40 {
+        let _ = video.append_with(|_, _| vec![7u8; 400]);
+        spool.commit();
+    }
+    assert!(video.counters().lost_evicted > 0);
+    assert_eq!(
+        clips.counters().lost_evicted,
+        0,
+        "clips kept while chunks remain"
+    );
+    // Only clips left to evict: they go, oldest first, and are counted.
+    for _ in 0..40 {
+        let _ = clips.append_with(|_, _| vec![1u8; 400]);
+        spool.commit();
+    }
+    assert!(clips.counters().lost_evicted > 0);
+    assert!(spool.used_bytes() <= 20_000);
+}
+
 #[test]
 fn cache_serves_unwritten_records_and_disk_serves_old_ones() {
     let dir = temp("cache");

@@ -9,6 +9,7 @@ pub mod chunk;
 #[cfg(feature = "gstreamer")]
 pub mod client;
 pub mod clip;
+pub mod counters;
 pub mod ring;
 #[cfg(feature = "gstreamer")]
 pub mod serve;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use venue_drivers::gst::encode::EncoderSettings;
 
 pub use chunk::Chunker;
+pub use counters::VideoCounters;
 pub use ring::Ring;
 
 /// How access units are grouped into `video` chunks.

@@ -18,7 +18,7 @@ use venue_proto::{AccessUnit, Header, Id, VideoChunk, VideoCodec};
 
 use super::clip::{self, ClipFile, ClipStore};
 use super::ring::Ring;
-use super::{Chunker, SharedUnit, Unit, VideoConfig, snapshot};
+use super::{Chunker, SharedUnit, Unit, VideoConfig, VideoCounters, snapshot};
 use crate::camera::Shared;
 use crate::spool::StreamHandle;
 
@@ -51,17 +51,16 @@ pub struct Snapshot {
     pub jpeg: Vec<u8>,
 }
 
-/// Counts of one camera's video, for logs and the tests.
-#[derive(Debug, Default)]
-pub struct VideoCounters {
-    pub units: AtomicU64,
-    pub chunks: AtomicU64,
-    pub bytes: AtomicU64,
-    pub encode_errors: AtomicU64,
-    pub chunks_lost: AtomicU64,
-    pub clips: AtomicU64,
-    pub clip_errors: AtomicU64,
+/// Where a camera's event clips go besides its own store: the spool's `clip`
+/// stream, sent to the cloud and acknowledged like events.
+#[derive(Debug, Clone)]
+pub struct ClipOut {
+    pub stream: StreamHandle,
+    pub shared: Arc<Shared>,
 }
+
+/// Largest clip sent: a record must fit one wire message with room for its header.
+const MAX_CLIP_SENT: usize = venue_proto::MAX_MESSAGE_BYTES - 64 * 1024;
 
 /// An event waiting for its post-roll to be encoded.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +92,7 @@ pub struct CameraVideo {
     clip_tx: Mutex<Option<std::sync::mpsc::SyncSender<ClipWork>>>,
     snapshots: Mutex<Vec<SnapshotReply>>,
     snapshot_wanted: AtomicBool,
-    pub counters: Arc<VideoCounters>,
+    pub counters: VideoCounters,
     /// Sequence of clips sent by this camera's `clip` queryable.
     pub clip_seq: AtomicU64,
 }
@@ -112,18 +111,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl CameraVideo {
-    /// The camera's video state and its clip thread.
-    pub fn new(camera: Id, config: VideoConfig) -> Arc<Self> {
+    /// The camera's video state and its clip thread, which keeps each event clip
+    /// and, with `out`, spools it for the cloud.
+    pub fn new(
+        camera: Id,
+        config: VideoConfig,
+        counters: VideoCounters,
+        out: Option<ClipOut>,
+    ) -> Arc<Self> {
         let clips = Arc::new(Mutex::new(ClipStore::new(
             config.clips_kept,
             config.clips_max_bytes,
         )));
-        let counters = Arc::new(VideoCounters::default());
         // A few events waiting to be muxed; more are dropped (and counted).
         let (tx, rx) = std::sync::mpsc::sync_channel::<ClipWork>(4);
         let worker = {
-            let (clips, counters, camera) =
-                (Arc::clone(&clips), Arc::clone(&counters), camera.clone());
+            let (clips, counters, camera) = (Arc::clone(&clips), counters.clone(), camera.clone());
             std::thread::Builder::new()
                 .name(format!("clips-{camera}"))
                 .spawn(move || {
@@ -131,11 +134,15 @@ impl CameraVideo {
                         match clip::cut(&work.units, work.info.codec, work.info.fps, Some(work.event_id)) {
                             Ok(c) => {
                                 info!(camera = %camera, event_id = work.event_id, frames = c.frames, bytes = c.mp4.len(), "event clip cut");
-                                counters.clips.fetch_add(1, Ordering::Relaxed);
+                                counters.clips_cut.inc();
+                                if let Some(out) = &out {
+                                    send_clip(out, &camera, work.info, &c, &counters);
+                                }
                                 lock(&clips).insert(c);
                             }
                             Err(error) => {
-                                counters.clip_errors.fetch_add(1, Ordering::Relaxed);
+                                counters.clips_failed.inc();
+                                counters.errors.inc();
                                 warn!(camera = %camera, event_id = work.event_id, %error, "event clip failed");
                             }
                         }
@@ -254,7 +261,8 @@ impl CameraVideo {
             let units = match ring.cut(job.from_ns, job.until_ns, true) {
                 Ok(u) => u,
                 Err(error) => {
-                    self.counters.clip_errors.fetch_add(1, Ordering::Relaxed);
+                    self.counters.clips_failed.inc();
+                    self.counters.errors.inc();
                     warn!(camera = %self.camera, event_id = job.event_id, %error, "event clip not cut");
                     continue;
                 }
@@ -267,7 +275,7 @@ impl CameraVideo {
                 })
             });
             if !matches!(sent, Some(Ok(()))) {
-                self.counters.clip_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.clips_busy.inc();
                 warn!(camera = %self.camera, event_id = job.event_id, "event clip dropped: the clip thread is busy");
             }
         }
@@ -312,8 +320,6 @@ impl UnitSink {
             return;
         }
         self.started = true;
-        let counters = &self.video.counters;
-        counters.units.fetch_add(1, Ordering::Relaxed);
         let unit = Arc::new(unit);
         self.video.on_unit(&unit, info);
         if let Some(chunk) = self.chunker.push(unit) {
@@ -360,16 +366,18 @@ impl UnitSink {
         let counters = &self.video.counters;
         match (result, encode_error) {
             (Ok(pos), None) => {
-                counters.chunks.fetch_add(1, Ordering::Relaxed);
-                counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                counters.chunks.inc();
+                counters.bytes.inc_by(bytes as u64);
+                counters.frames_out.inc_by(chunk.len() as u64);
                 trace!(camera = %camera, seq = pos.seq, units = chunk.len(), bytes, "video chunk spooled");
             }
             (_, Some(error)) => {
-                counters.chunks_lost.fetch_add(1, Ordering::Relaxed);
+                counters.not_stored.inc_by(chunk.len() as u64);
+                counters.errors.inc();
                 warn!(camera = %camera, %error, "video chunk encoding failed");
             }
             (Err(error), None) => {
-                counters.chunks_lost.fetch_add(1, Ordering::Relaxed);
+                counters.not_stored.inc_by(chunk.len() as u64);
                 self.failures += 1;
                 if self.failures % 100 == 1 {
                     warn!(camera = %camera, %error, lost = self.failures, "video chunk not stored: counted as lost");
@@ -400,7 +408,18 @@ pub fn raw_loop(
         let (Some(settings), Some(sink)) = (&settings, sink.as_mut()) else {
             continue;
         };
-        if frame.format != PixelFormat::Nv12 {
+        video.counters.frames_in.inc();
+        if !Encoder::takes(frame.format) {
+            // MJPEG from a V4L2 device: decoded for segmentation, not re-encoded.
+            video.counters.not_encoded.inc();
+            report(
+                &video.camera,
+                &format!(
+                    "{:?} frames are not encoded; choose a raw format (NV12, YUYV) for the camera to have video",
+                    frame.format
+                ),
+                &mut last_error,
+            );
             continue;
         }
         if !encoder.as_ref().is_some_and(|e| e.accepts(&frame)) {
@@ -408,12 +427,15 @@ pub fn raw_loop(
                 drain(old.finish(), sink, video, &mut last_error);
             }
             if frame.seq < retry_at {
+                video.counters.not_encoded.inc();
                 continue;
             }
-            match Encoder::new(settings, frame.width, frame.height, frame.fps) {
+            match Encoder::for_format(settings, frame.format, frame.width, frame.height, frame.fps)
+            {
                 Ok(e) => encoder = Some(e),
                 Err(error) => {
-                    video.counters.encode_errors.fetch_add(1, Ordering::Relaxed);
+                    video.counters.errors.inc();
+                    video.counters.not_encoded.inc();
                     retry_at = frame.seq + RETRY_FRAMES;
                     report(&video.camera, &error.to_string(), &mut last_error);
                     continue;
@@ -440,7 +462,7 @@ pub fn raw_loop(
         // Releases the camera's pooled buffer before waiting for the next frame.
         drop(frame);
         if let Err(error) = result {
-            video.counters.encode_errors.fetch_add(1, Ordering::Relaxed);
+            video.counters.errors.inc();
             report(&video.camera, &error.to_string(), &mut last_error);
             encoder = None;
         }
@@ -588,6 +610,7 @@ pub fn passthrough_loop(
                     data: f.data.to_vec(),
                 };
                 if let Some((u, info)) = join.push(u, info) {
+                    sink.video.counters.frames_in.inc();
                     sink.push(u, info);
                 }
             }
@@ -596,12 +619,48 @@ pub fn passthrough_loop(
         }
     }
     if let Some((u, info)) = join.flush() {
+        sink.video.counters.frames_in.inc();
         sink.push(u, info);
     }
     sink.flush();
     let dropped = units.dropped();
     if dropped > 0 {
         warn!(dropped, "feed access units dropped (queue full)");
+    }
+}
+
+/// Spools an event clip for the cloud (too large for one message: kept on the box
+/// only, and counted).
+fn send_clip(out: &ClipOut, camera: &Id, info: StreamInfo, c: &ClipFile, counters: &VideoCounters) {
+    if c.mp4.len() > MAX_CLIP_SENT {
+        counters.clips_too_large.inc();
+        warn!(camera = %camera, event_id = c.event_id, bytes = c.mp4.len(), limit = MAX_CLIP_SENT, "event clip too large to send; kept on the box (shorten [video] clip_preroll_s/postroll_s or lower the bitrate)");
+        return;
+    }
+    let mut encode_error = None;
+    let result = out.stream.append_with(|incarnation, seq| {
+        let header = out
+            .shared
+            .header(camera, incarnation, seq, c.start_ns, info.fps);
+        venue_proto::encode(&clip_record(header, info, c)).unwrap_or_else(|e| {
+            encode_error = Some(e.to_string());
+            Vec::new()
+        })
+    });
+    match (result, encode_error) {
+        (Ok(pos), None) => {
+            counters.clips_sent.inc();
+            debug!(camera = %camera, event_id = c.event_id, seq = pos.seq, "event clip spooled");
+        }
+        (_, Some(error)) => {
+            counters.clips_failed.inc();
+            counters.errors.inc();
+            warn!(camera = %camera, event_id = c.event_id, %error, "event clip encoding failed");
+        }
+        (Err(error), None) => {
+            counters.clips_not_stored.inc();
+            warn!(camera = %camera, event_id = c.event_id, %error, "event clip not stored for the uplink: counted as lost");
+        }
     }
 }
 

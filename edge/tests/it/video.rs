@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use venue_proto::{AnyMessage, CameraState, VideoChunk};
 
-use crate::common::{BIN, Listener, MetaLog, camera, start, temp_dir};
+use crate::common::{BIN, Listener, MetaLog, camera, http_get, start, temp_dir};
 
 /// Frame count, width, height, rate and codec of the first video stream, by ffprobe.
 fn ffprobe(path: &Path) -> BTreeMap<String, String> {
@@ -48,6 +48,8 @@ struct Collected {
     meta: MetaLog,
     video: BTreeMap<u64, VideoChunk>,
     events: Vec<venue_proto::Event>,
+    /// Event clips pushed on the `clip` stream, by event id.
+    clips: BTreeMap<u64, venue_proto::Clip>,
 }
 
 impl Collected {
@@ -56,6 +58,7 @@ impl Collected {
             meta: MetaLog::default(),
             video: BTreeMap::new(),
             events: Vec::new(),
+            clips: BTreeMap::new(),
         }
     }
 
@@ -71,6 +74,11 @@ impl Collected {
                         self.video.entry(v.header.seq).or_insert(v);
                     }
                     AnyMessage::Event(e) => self.events.push(e),
+                    AnyMessage::Clip(c) => {
+                        if let Some(id) = c.event_id {
+                            self.clips.insert(id, c);
+                        }
+                    }
                     m => self.meta.push(k, m),
                 }
             }
@@ -205,6 +213,32 @@ fn ten_seconds_of_a_synthetic_camera_play_back_frame_for_frame() {
     for c in got.video.values() {
         assert!(c.units[0].keyframe && c.units[1..].iter().all(|u| !u.keyframe));
     }
+
+    // The video stage in health and metrics: frames in and units spooled, none lost.
+    let video_stage = got
+        .meta
+        .health
+        .iter()
+        .rev()
+        .find(|(c, _)| c == "cam-v")
+        .and_then(|(_, h)| h.stages.iter().find(|s| s.stage == "video").cloned())
+        .expect("health carries a video stage");
+    assert!(
+        video_stage.frames_in >= 300 && video_stage.frames_out >= 270 && video_stage.dropped == 0,
+        "{video_stage:?}"
+    );
+    let metrics = http_get(ports.metrics, "/metrics");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from\n{metrics}"))
+    };
+    assert!(value(r#"venue_edge_frames_out_total{camera="cam-v",stage="video"}"#) >= 300.0);
+    assert!(value(r#"venue_edge_video_chunks_total{camera="cam-v"}"#) >= 10.0);
+    assert!(value(r#"venue_edge_video_bytes_total{camera="cam-v"}"#) > 10_000.0);
     daemon.signal("-TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
 }
@@ -357,6 +391,27 @@ fn event_clips_start_on_a_keyframe_before_the_event_and_decode() {
         "{probe:?}"
     );
     assert_eq!(probe.get("width").map(String::as_str), Some("640"));
+
+    // The same clip was pushed to the cloud on the camera's spooled `clip` stream.
+    let pushed = got.until(&listener, Duration::from_secs(20), |c| {
+        c.clips.contains_key(&event.event_id)
+    });
+    assert!(
+        pushed,
+        "event clip {} not pushed; log:\n{}",
+        event.event_id,
+        daemon.log()
+    );
+    let clip = &got.clips[&event.event_id];
+    assert_eq!(
+        clip.mp4,
+        std::fs::read(&path).unwrap(),
+        "the pushed clip is the one the box keeps"
+    );
+    assert_eq!(
+        (clip.first_frame_seq, u64::from(clip.frames), clip.width),
+        (first_seq, frames, 640)
+    );
 
     // Any range still in the ring, on request; one no longer kept is refused.
     let last = units.last().unwrap();

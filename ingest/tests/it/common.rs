@@ -199,15 +199,21 @@ impl Ingest {
 
 /// GET over HTTP/1.0; returns the status code and body.
 pub fn try_http(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
+    try_http_with(port, path, "").map(|(code, _, body)| (code, body))
+}
+
+/// GET over HTTP/1.0 with extra request header lines (each ending in CRLF);
+/// returns the status code, the response head (lower-cased) and the body.
+pub fn try_http_with(port: u16, path: &str, headers: &str) -> Option<(u16, String, Vec<u8>)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n").ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, raw[split + 4..].to_vec()))
+    Some((code, head, raw[split + 4..].to_vec()))
 }
 
 pub fn http(port: u16, path: &str) -> (u16, Vec<u8>) {

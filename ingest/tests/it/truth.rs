@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use venue_drivers::{Clock, ManualClock, MomentKind, Scene, SyntheticCamera, SyntheticConfig};
-use venue_proto::{Composite, Event, EventKind, EventPhase, FrameMeta, StreamKey, StreamKind};
+use venue_proto::{
+    Clip, Composite, Event, EventKind, EventPhase, FrameMeta, StreamKey, StreamKind,
+};
 
 /// One synthetic camera of the run.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +26,8 @@ pub struct CameraSpec {
 pub struct Seen {
     pub events: BTreeMap<(String, u64, u64), Event>,
     pub composites: BTreeMap<(String, u64, u64), Composite>,
+    /// Event clips pushed on the `clip` stream, by (camera, event id).
+    pub clips: BTreeMap<(String, u64), Clip>,
     /// (camera, incarnation) → frame_seq → capture_ns.
     pub frames: BTreeMap<(String, u64), BTreeMap<u64, u64>>,
 }
@@ -74,6 +78,13 @@ impl Watcher {
                             if let Ok(c) = venue_proto::decode::<Composite>(&bytes) {
                                 let k = (cam, c.header.incarnation, c.header.seq);
                                 seen.composites.insert(k, c);
+                            }
+                        }
+                        StreamKind::Clip => {
+                            if let Ok(c) = venue_proto::decode::<Clip>(&bytes)
+                                && let Some(id) = c.event_id
+                            {
+                                seen.clips.insert((cam, id), c);
                             }
                         }
                         StreamKind::Meta => {

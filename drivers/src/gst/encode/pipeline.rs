@@ -73,6 +73,8 @@ pub struct Encoder {
     sink: gst_app::AppSink,
     bus: gst::Bus,
     element: &'static EncoderElement,
+    /// The raw format frames arrive in.
+    format: PixelFormat,
     width: u32,
     height: u32,
     fps: u32,
@@ -93,6 +95,29 @@ impl Encoder {
         height: u32,
         fps: u32,
     ) -> Result<Self, EncodeError> {
+        Self::for_format(settings, PixelFormat::Nv12, width, height, fps)
+    }
+
+    /// Whether frames of `format` can be encoded: the raw formats cameras deliver
+    /// (NV12, YUYV from V4L2 devices, RGB); `videoconvert` turns them into what the
+    /// encoder takes (a no-op for NV12).
+    pub fn takes(format: PixelFormat) -> bool {
+        raw_caps_name(format).is_some()
+    }
+
+    /// [`Encoder::new`] for frames of another raw `format` (see [`Encoder::takes`]).
+    pub fn for_format(
+        settings: &EncoderSettings,
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        fps: u32,
+    ) -> Result<Self, EncodeError> {
+        let format_name = raw_caps_name(format).ok_or_else(|| {
+            EncodeError::Input(format!(
+                "{format:?} frames cannot be encoded; raw NV12, YUYV or RGB frames can"
+            ))
+        })?;
         let element = resolve(settings.choice)?;
         if width == 0
             || height == 0
@@ -104,15 +129,15 @@ impl Encoder {
                 "{width}x{height}@{fps}: frames must have an even, non-zero size and a rate"
             )));
         }
-        let frame_bytes = PixelFormat::Nv12
+        let frame_bytes = format
             .frame_bytes(width, height)
-            .ok_or_else(|| EncodeError::Input("NV12 has no frame size".into()))?;
+            .ok_or_else(|| EncodeError::Input(format!("{format:?} has no frame size")))?;
         let base = "gstreamer1.0-plugins-base";
         let src = make("appsrc", base)?
             .downcast::<gst_app::AppSrc>()
             .map_err(|_| EncodeError::Pipeline("appsrc is not an AppSrc".into()))?;
         let caps = gst::Caps::builder("video/x-raw")
-            .field("format", "NV12")
+            .field("format", format_name)
             .field("width", width as i32)
             .field("height", height as i32)
             .field("framerate", gst::Fraction::new(fps as i32, 1))
@@ -214,6 +239,7 @@ impl Encoder {
             sink,
             bus,
             element,
+            format,
             width,
             height,
             fps,
@@ -237,7 +263,7 @@ impl Encoder {
 
     /// Whether frames of this size and rate fit this encoder.
     pub fn accepts(&self, frame: &Frame) -> bool {
-        frame.format == PixelFormat::Nv12
+        frame.format == self.format
             && (frame.width, frame.height, frame.fps) == (self.width, self.height, self.fps)
     }
 
@@ -246,17 +272,18 @@ impl Encoder {
         self.pending.len()
     }
 
-    /// Hands one NV12 frame to the encoder (its bytes are copied into a reused
+    /// Hands one frame to the encoder (its bytes are copied into a reused
     /// buffer). Waits while the encoder already holds a few frames.
     pub fn push(&mut self, frame: &Frame) -> Result<(), EncodeError> {
         if !self.accepts(frame) || frame.data.len() != self.frame_bytes {
             return Err(EncodeError::Input(format!(
-                "{:?} {}x{}@{} ({} bytes); this encoder takes NV12 {}x{}@{}",
+                "{:?} {}x{}@{} ({} bytes); this encoder takes {:?} {}x{}@{}",
                 frame.format,
                 frame.width,
                 frame.height,
                 frame.fps,
                 frame.data.len(),
+                self.format,
                 self.width,
                 self.height,
                 self.fps
@@ -379,6 +406,16 @@ impl Drop for Encoder {
 }
 
 /// The first error on the bus, if any (drains what is there).
+/// GStreamer's name of a raw format, `None` for compressed ones.
+fn raw_caps_name(format: PixelFormat) -> Option<&'static str> {
+    match format {
+        PixelFormat::Nv12 => Some("NV12"),
+        PixelFormat::Yuyv => Some("YUY2"),
+        PixelFormat::Rgb24 => Some("RGB"),
+        PixelFormat::Mjpeg | PixelFormat::H264 | PixelFormat::H265 => None,
+    }
+}
+
 fn bus_error(bus: &gst::Bus) -> Option<String> {
     let mut first = None;
     while let Some(msg) = bus.pop() {
