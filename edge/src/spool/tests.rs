@@ -307,24 +307,31 @@ fn full_spool_refuses_and_counts() {
     assert!(spool.used_bytes() <= 2000);
 }
 
-#[test]
-fn video_is_evicted_first_and_counted() {
-    let dir = temp("evict");
+/// A spool capped at 20 kB in 2 kB segments, with `n` records of 400 bytes
+/// appended to `first` (one commit each).
+fn small_spool_with(dir: &std::path::Path, first: StreamKind, n: usize) -> (Spool, StreamHandle) {
     let (spool, _) = Spool::open(
         SpoolConfig {
             max_bytes: 20_000,
             segment_bytes: 2048,
-            ..cfg(&dir)
+            ..cfg(dir)
         },
         1,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let video = spool.stream(&cam(), StreamKind::Video);
-    let meta = spool.stream(&cam(), StreamKind::Meta);
-    for _ in 0..40 {
-        let _ = video.append_with(|_, _| vec![7u8; 400]);
+    let h = spool.stream(&cam(), first);
+    for _ in 0..n {
+        let _ = h.append_with(|_, _| vec![7u8; 400]);
         spool.commit();
     }
+    (spool, h)
+}
+
+#[test]
+fn video_is_evicted_first_and_counted() {
+    let dir = temp("evict");
+    let (spool, video) = small_spool_with(&dir, StreamKind::Video, 40);
+    let meta = spool.stream(&cam(), StreamKind::Meta);
     for _ in 0..20 {
         meta.append_with(payload)
             .unwrap_or_else(|e| panic!("metadata refused: {e}"));
@@ -359,21 +366,8 @@ fn video_is_evicted_first_and_counted() {
 #[test]
 fn clips_are_evicted_after_video_chunks() {
     let dir = temp("evict-clips");
-    let (spool, _) = Spool::open(
-        SpoolConfig {
-            max_bytes: 20_000,
-            segment_bytes: 2048,
-            ..cfg(&dir)
-        },
-        1,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let clips = spool.stream(&cam(), StreamKind::Clip);
+    let (spool, clips) = small_spool_with(&dir, StreamKind::Clip, 10);
     let video = spool.stream(&cam(), StreamKind::Video);
-    for _ in 0..10 {
-        let _ = clips.append_with(|_, _| vec![1u8; 400]);
-        spool.commit();
-    }
     for _ in 0..40 {
         let _ = video.append_with(|_, _| vec![7u8; 400]);
         spool.commit();
