@@ -309,7 +309,7 @@ fn full_spool_refuses_and_counts() {
 
 /// A spool capped at 20 kB in 2 kB segments, with `n` records of 400 bytes
 /// appended to `first` (one commit each).
-fn small_spool_with(dir: &std::path::Path, first: StreamKind, n: usize) -> (Spool, StreamHandle) {
+fn small_spool_with(dir: &Path, first: StreamKind, n: usize) -> (Spool, StreamHandle) {
     let (spool, _) = Spool::open(
         SpoolConfig {
             max_bytes: 20_000,
