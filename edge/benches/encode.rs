@@ -206,7 +206,14 @@ fn soak() {
     let last = samples.last().copied().unwrap_or(0) as f64 / 1024.0;
     let max = samples.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
     println!("  captured frames: {captured}; capture drops: {dropped} (target 0)");
+    let half = samples.get(samples.len() / 2).copied().unwrap_or(0) as f64 / 1024.0;
     println!("  rss first {first:.1} MB, last {last:.1} MB, max {max:.1} MB (target: flat)");
+    // The bounded stores (pre-roll ring, kept clips, spool cache) fill during the
+    // first minutes; growth after that would be a leak.
+    println!(
+        "  rss growth over the second half: {:+.1} MB ({half:.1} → {last:.1})",
+        last - half
+    );
 }
 
 fn main() {
