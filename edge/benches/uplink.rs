@@ -1,7 +1,7 @@
 //! Metadata throughput through the box's delivery path (spool → sender → zenoh)
 //! against a plain zenoh publisher loop in the style of zenoh's `z_pub_thr` example,
 //! with the same payload size, side by side in one run (target: ≥ 0.8× its rate).
-//! `cargo bench -p venue-edge --bench uplink` (`UPLINK_BENCH_RECORDS`, default 200000).
+//! `cargo bench -p venue-edge --bench uplink` (`UPLINK_BENCH_RECORDS`, default 1000000; `UPLINK_BENCH_ROUNDS`, default 5).
 
 // A bench's way to fail is to panic with a message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -182,7 +182,7 @@ async fn main() {
     let n: u64 = std::env::var("UPLINK_BENCH_RECORDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if smoke() { 5_000 } else { 200_000 });
+        .unwrap_or(if smoke() { 5_000 } else { 1_000_000 });
     // Rounds alternate the two sides, so neither always runs first on a warm or a
     // cold machine; the figures are the medians.
     let rounds: u32 = std::env::var("UPLINK_BENCH_ROUNDS")
