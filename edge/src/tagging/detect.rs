@@ -98,6 +98,45 @@ pub struct Blob {
     pub mask_box: [u32; 4],
     /// Touches the edge of the frame (partly outside the view).
     pub at_edge: bool,
+    /// A sliver at the frame's edge, below the size limits: the last (or first)
+    /// bit of an athlete crossing the edge, or noise. It only ever continues a
+    /// confirmed track; it never starts one and is not reported on its own.
+    pub weak: bool,
+}
+
+impl Blob {
+    /// One blob of both pieces (of one athlete).
+    pub fn joined(&self, o: &Blob) -> Blob {
+        let area = self.area + o.area;
+        let (a, b) = if area > 0.0 {
+            (self.area / area, o.area / area)
+        } else {
+            (0.5, 0.5)
+        };
+        let rect = self.rect.union(&o.rect);
+        let (mb, ob) = (self.mask_box, o.mask_box);
+        let mask_box = [
+            mb[0].min(ob[0]),
+            mb[1].min(ob[1]),
+            mb[2].max(ob[2]),
+            mb[3].max(ob[3]),
+        ];
+        let box_px = ((mask_box[2] - mask_box[0]) * (mask_box[3] - mask_box[1])).max(1) as f32;
+        let mask_area = self.fill * ((mb[2] - mb[0]) * (mb[3] - mb[1])) as f32
+            + o.fill * ((ob[2] - ob[0]) * (ob[3] - ob[1])) as f32;
+        Blob {
+            rect,
+            centroid: [
+                a * self.centroid[0] + b * o.centroid[0],
+                a * self.centroid[1] + b * o.centroid[1],
+            ],
+            area,
+            fill: (mask_area / box_px).min(1.0),
+            mask_box,
+            at_edge: self.at_edge || o.at_edge,
+            weak: self.weak && o.weak,
+        }
+    }
 }
 
 /// The filter rules for blobs (see [`super::TaggingConfig`]).
@@ -157,6 +196,9 @@ pub struct Detector {
     /// Column profile scratch for splitting merged athletes.
     profile: Vec<f32>,
 }
+
+/// Least mask pixels of a sliver at the frame's edge (see [`Blob::weak`]).
+const MIN_SLIVER_PX: u32 = 2;
 
 /// Least height of each body, as a share of the component's height, for a cut.
 const SPLIT_PEAK: f32 = 0.5;
@@ -400,7 +442,10 @@ impl Detector {
         }
         for c in &self.roots {
             let h = c.y1 - c.y0 + 1;
-            if c.area < min_area || h < rules.min_height_px {
+            let at_edge =
+                c.x0 == 0 || c.y0 == 0 || c.x1 + 1 >= mw as u32 || c.y1 + 1 >= rows as u32;
+            let weak = c.area < min_area || h < rules.min_height_px;
+            if weak && !(at_edge && c.area >= MIN_SLIVER_PX) {
                 continue;
             }
             let rect = Rect {
@@ -419,7 +464,8 @@ impl Detector {
                 area: c.area as f32 * sx * sy,
                 fill: c.area as f32 / box_px,
                 mask_box: [c.x0, c.y0, c.x1 + 1, c.y1 + 1],
-                at_edge: c.x0 == 0 || c.y0 == 0 || c.x1 + 1 >= mw as u32 || c.y1 + 1 >= rows as u32,
+                at_edge,
+                weak,
             });
         }
         // Largest first, so output order is stable for equal inputs.
@@ -541,10 +587,27 @@ mod tests {
         d.detect(&m, (w, h), (6, 4), &RULES, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].mask_box, [0, 0, 3, 4]);
-        // A mask shorter than its stated size is read as far as it goes.
+        // A mask shorter than its stated size is read as far as it goes: one row
+        // at the edge is only a sliver there.
         d.detect(&m[..w], (w, h), (6, 4), &RULES, &mut out);
-        assert!(out.is_empty());
+        assert!(out.iter().all(|b| b.weak && b.at_edge), "{out:?}");
         d.detect(&[], (0, 0), (6, 4), &RULES, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn slivers_are_kept_at_the_edge_only() {
+        // Two-pixel specks: one inside the frame (noise), one on its right edge
+        // (skis leaving).
+        let (m, w, h) = mask(&[
+            "........", //
+            "..##..##", //
+            "........",
+        ]);
+        let mut d = Detector::default();
+        let mut out = Vec::new();
+        d.detect(&m, (w, h), (8, 3), &RULES, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].weak && out[0].at_edge && out[0].rect.x1 == 8.0);
     }
 }

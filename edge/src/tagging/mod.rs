@@ -420,6 +420,7 @@ impl Tagger {
             &self.blob_rules,
             &mut self.blobs,
         );
+        self.tracker.join_edge_pieces(t, &mut self.blobs);
         self.tracker.update(t, &self.blobs);
 
         let mut out = TagOutput::default();
@@ -497,6 +498,10 @@ impl Tagger {
                 continue;
             }
             let track = owner.filter(|&id| confirmed(id));
+            // A sliver at the edge is shown only as part of a track.
+            if b.weak && track.is_none() {
+                continue;
+            }
             let [x, y, w, h] = b.rect.to_pixels(fw, fh);
             out.push(Detection {
                 class: 0,

@@ -463,7 +463,8 @@ impl Moments {
     fn fall(&mut self, track: &Track, st: &mut TrackMoments, out: &mut Vec<EventUpdate>) {
         let h = &track.history;
         let Some(last) = h.back() else { return };
-        if !last.observed || last.occluded || matches!(st.air, Air::Flying { .. }) {
+        // A sliver at the edge says nothing of the athlete's shape.
+        if !last.observed || last.occluded || last.weak || matches!(st.air, Air::Flying { .. }) {
             return;
         }
         // Upright shape (height over width) and height: medians over the recent

@@ -73,6 +73,8 @@ pub struct Obs {
     pub occluded: bool,
     /// The blob touched the frame's edge.
     pub at_edge: bool,
+    /// The blob was a sliver at the edge (see [`Blob::weak`]).
+    pub weak: bool,
     /// The blob's box in mask pixels (for cut-outs); zero when not observed.
     pub mask_box: [u32; 4],
 }
@@ -115,6 +117,24 @@ impl Track {
     pub fn last(&self) -> Option<&Obs> {
         self.history.back()
     }
+
+    /// Where the athlete's visible part is `dt` seconds after the last frame,
+    /// when it was seen at, or is expected over, the frame's edge: the last box
+    /// moved by the velocity and grown a little. The Kalman box follows the
+    /// visible part's centre, which jumps as pieces leave the view; this does not.
+    fn expected_at_edge(&self, dt: f32, fw: f32, fh: f32) -> Option<Rect> {
+        let o = self.last().filter(|o| o.observed)?;
+        let [vx, vy] = self.velocity();
+        let m = 0.1 * o.rect.width().max(o.rect.height()) + 2.0;
+        let e = Rect {
+            x0: o.rect.x0 + vx * dt - m,
+            y0: o.rect.y0 + vy * dt - m,
+            x1: o.rect.x1 + vx * dt + m,
+            y1: o.rect.y1 + vy * dt + m,
+        };
+        let crossing = e.x0 < 0.0 || e.y0 < 0.0 || e.x1 > fw || e.y1 > fh;
+        (o.at_edge || crossing).then_some(e)
+    }
 }
 
 /// Tracker settings (see [`super::TaggingConfig`]).
@@ -147,6 +167,9 @@ pub struct Tracker {
     /// Per blob: the id of the track it went to.
     owner: Vec<Option<u64>>,
     ended: Vec<Ended>,
+    /// Box sizes (w, h) of confirmed athletes seen whole, newest last: the
+    /// scene's athlete scale.
+    sizes: VecDeque<(f32, f32)>,
 }
 
 /// Measurement noise of a box centre, in pixels² per frame-height² (scaled to the
@@ -154,6 +177,11 @@ pub struct Tracker {
 const MEASURE_VAR: f32 = 0.0004;
 /// Longest gap between frames (seconds) that tracks carry over.
 const MAX_GAP_S: f32 = 2.0;
+/// Whole-athlete boxes kept for the scene's athlete scale.
+const SIZES: usize = 128;
+/// Fewest of them before pieces at the edge are joined by size.
+const MIN_SIZES: usize = 16;
+
 /// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
 const ACCEL_VAR: f32 = 4.0;
 
@@ -168,6 +196,7 @@ impl Tracker {
             frame_h: frame_h as f32,
             owner: Vec::new(),
             ended: Vec::new(),
+            sizes: VecDeque::with_capacity(SIZES),
         }
     }
 
@@ -183,6 +212,105 @@ impl Tracker {
     /// Id of the track each blob of the last update went to.
     pub fn owners(&self) -> &[Option<u64>] {
         &self.owner
+    }
+
+    /// Joins pieces of one athlete that the frame's edge cut apart (a body and its
+    /// skis leaving over a corner, with the legs already out of view): blobs at
+    /// the edge that all lie where a confirmed track, last seen at or expected
+    /// over the edge, is expected now (its last box moved by its velocity, a little grown) and that
+    /// no other track expects become one blob. Pieces far apart along the edge are
+    /// only joined this way, by a track that knows they are one athlete.
+    pub fn join_edge_pieces(&self, t_ns: u64, blobs: &mut Vec<Blob>) {
+        let dt = match self.last_ns {
+            Some(last) if t_ns > last => (t_ns - last) as f32 * 1e-9,
+            _ => return,
+        };
+        if dt > MAX_GAP_S {
+            return;
+        }
+        let (fw, fh) = (self.frame_w, self.frame_h);
+        let expected: Vec<Rect> = self
+            .tracks
+            .iter()
+            .filter(|t| t.confirmed)
+            .filter_map(|t| t.expected_at_edge(dt, fw, fh))
+            .collect();
+        for (k, e) in expected.iter().enumerate() {
+            let inside = |b: &Blob| b.at_edge && b.rect.intersection(e) >= 0.5 * b.rect.area();
+            let pieces: Vec<usize> = (0..blobs.len()).filter(|&j| inside(&blobs[j])).collect();
+            if pieces.len() < 2 {
+                continue;
+            }
+            let shared = expected.iter().enumerate().any(|(o, oe)| {
+                o != k && pieces.iter().any(|&j| blobs[j].rect.intersection(oe) > 0.0)
+            });
+            if shared {
+                continue;
+            }
+            let mut joined = blobs[pieces[0]];
+            for &j in &pieces[1..] {
+                joined = joined.joined(&blobs[j]);
+            }
+            for &j in pieces.iter().rev() {
+                blobs.swap_remove(j);
+            }
+            blobs.push(joined);
+        }
+        self.join_entering(blobs);
+    }
+
+    /// Pieces of an athlete coming in over the edge (skis first, then the body
+    /// with the legs still outside): blobs at one side of the frame that no
+    /// confirmed track is near, and that together are no larger than an athlete
+    /// of this scene (the median whole box of the athletes seen so far), join.
+    /// Until enough athletes were seen, nothing is joined this way.
+    fn join_entering(&self, blobs: &mut Vec<Blob>) {
+        if self.sizes.len() < MIN_SIZES {
+            return;
+        }
+        let median = |f: fn(&(f32, f32)) -> f32| {
+            let mut v: Vec<f32> = self.sizes.iter().map(f).collect();
+            v.sort_by(f32::total_cmp);
+            v[v.len() / 2]
+        };
+        let (sw, sh) = (median(|s| s.0), median(|s| s.1));
+        let (fw, fh) = (self.frame_w, self.frame_h);
+        let sides = |r: &Rect| [r.x0 <= 0.5, r.y0 <= 0.5, r.x1 >= fw - 0.5, r.y1 >= fh - 0.5];
+        let near_track = |r: &Rect| {
+            self.tracks.iter().filter(|t| t.confirmed).any(|t| {
+                let p = t.predicted();
+                r.intersection(&p) > 0.0
+            })
+        };
+        let mut i = 0;
+        while i < blobs.len() {
+            let a = blobs[i];
+            if !a.at_edge || near_track(&a.rect) {
+                i += 1;
+                continue;
+            }
+            let mut joined = false;
+            for j in i + 1..blobs.len() {
+                let b = blobs[j];
+                if !b.at_edge || near_track(&b.rect) {
+                    continue;
+                }
+                let same = sides(&a.rect)
+                    .iter()
+                    .zip(&sides(&b.rect))
+                    .any(|(x, y)| *x && *y);
+                let u = a.rect.union(&b.rect);
+                if same && u.width() <= 1.15 * sw && u.height() <= 1.15 * sh {
+                    blobs[i] = a.joined(&b);
+                    blobs.swap_remove(j);
+                    joined = true;
+                    break;
+                }
+            }
+            if !joined {
+                i += 1;
+            }
+        }
     }
 
     /// Advances every track to `t_ns` and assigns `blobs`.
@@ -205,6 +333,13 @@ impl Tracker {
             }
         }
         let h2 = self.frame_h * self.frame_h;
+        let (fw, fh) = (self.frame_w, self.frame_h);
+        // Taken before the tracks advance: the velocity moves the last box.
+        let at_edge: Vec<Option<Rect>> = self
+            .tracks
+            .iter()
+            .map(|t| t.expected_at_edge(dt, fw, fh))
+            .collect();
         for t in &mut self.tracks {
             t.cx.predict(dt, ACCEL_VAR * h2);
             t.cy.predict(dt, ACCEL_VAR * h2);
@@ -222,6 +357,10 @@ impl Tracker {
                 let p = t.predicted();
                 let reach = t.w.max(t.h);
                 for (j, b) in blobs.iter().enumerate() {
+                    // Slivers continue tracks at the edge, where athletes come in.
+                    if b.weak && !t.confirmed && !t.last().is_some_and(|o| o.at_edge) {
+                        continue;
+                    }
                     let iou = p.iou(&b.rect);
                     let score = if iou >= self.rules.iou_min {
                         iou
@@ -237,8 +376,15 @@ impl Tracker {
                         };
                         let c = b.rect.center();
                         let d = ((c[0] - t.cx.pos).powi(2) + (c[1] - t.cy.pos).powi(2)).sqrt();
-                        if ioa >= 0.5 {
-                            0.01 * ioa
+                        // What is left of an athlete going out of view lies where
+                        // its last box went.
+                        let left_over = b.at_edge
+                            && at_edge[i].is_some_and(|e| {
+                                b.rect.area() > 0.0
+                                    && e.intersection(&b.rect) >= 0.5 * b.rect.area()
+                            });
+                        if ioa >= 0.5 || left_over {
+                            0.01 * ioa.max(0.5)
                         } else if d < reach {
                             0.005 * (1.0 - d / reach)
                         } else {
@@ -261,6 +407,9 @@ impl Tracker {
         // cross: nobody measures from it, they all coast on their motion.
         let mut group = vec![false; nb];
         for (j, b) in blobs.iter().enumerate() {
+            if b.weak {
+                continue;
+            }
             let mut claims = 0;
             for t in self.tracks.iter().filter(|t| t.confirmed) {
                 let p = t.predicted();
@@ -304,11 +453,19 @@ impl Tracker {
                         t.w = b.rect.width();
                         t.h = b.rect.height();
                     }
+                    if t.confirmed && !b.at_edge && !b.weak {
+                        if self.sizes.len() >= SIZES {
+                            self.sizes.pop_front();
+                        }
+                        self.sizes.push_back((b.rect.width(), b.rect.height()));
+                    }
                     t.hits += 1;
                     t.misses = 0;
                     t.last_seen_ns = t_ns;
                     t.missing_since_ns = None;
-                    if t.hits >= rules.min_hits {
+                    // Confirmed on a blob of full size: slivers alone (noise at
+                    // the edge) never make an athlete.
+                    if t.hits >= rules.min_hits && !b.weak {
                         t.confirmed = true;
                     }
                     Obs {
@@ -318,6 +475,7 @@ impl Tracker {
                         observed: true,
                         occluded: false,
                         at_edge: b.at_edge,
+                        weak: b.weak,
                         mask_box: b.mask_box,
                     }
                 }
@@ -329,6 +487,7 @@ impl Tracker {
                         blobs
                             .iter()
                             .enumerate()
+                            .filter(|(_, b)| !b.weak)
                             .map(|(j, b)| (j, p.intersection(&b.rect)))
                             .filter(|&(_, a)| p.area() > 0.0 && a >= 0.3 * p.area())
                             .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -362,6 +521,7 @@ impl Tracker {
                         observed: false,
                         occluded: cover.is_some(),
                         at_edge,
+                        weak: false,
                         mask_box: [0; 4],
                     }
                 }
@@ -407,7 +567,7 @@ impl Tracker {
 
         // New tracks from blobs nobody took (and that are not part of a group).
         for (j, b) in blobs.iter().enumerate() {
-            if self.owner[j].is_some() || group[j] {
+            if self.owner[j].is_some() || group[j] || b.weak {
                 continue;
             }
             let c = b.rect.center();
@@ -421,6 +581,7 @@ impl Tracker {
                 observed: true,
                 occluded: false,
                 at_edge: b.at_edge,
+                weak: b.weak,
                 mask_box: b.mask_box,
             });
             self.tracks.push(Track {
@@ -431,7 +592,7 @@ impl Tracker {
                 h: b.rect.height(),
                 hits: 1,
                 misses: 0,
-                confirmed: self.rules.min_hits <= 1,
+                confirmed: self.rules.min_hits <= 1 && !b.weak,
                 first_ns: t_ns,
                 last_seen_ns: t_ns,
                 missing_since_ns: None,
@@ -505,10 +666,87 @@ mod tests {
             fill: 1.0,
             mask_box: [0; 4],
             at_edge: false,
+            weak: false,
         }
     }
 
     const FRAME_NS: u64 = 33_333_333;
+
+    /// An athlete moving right leaves over the frame's right edge: body and skis
+    /// come apart there (the legs are out of view) and then only a sliver of skis
+    /// is left. One track follows all of it to the last pixel.
+    #[test]
+    fn an_athlete_leaving_stays_one_track_to_the_last_sliver() {
+        let mut tr = Tracker::new(RULES, 200, 100);
+        let mut f = 0u64;
+        let mut x = 100.0;
+        while x + 20.0 < 200.0 {
+            tr.update(f * FRAME_NS, &[blob(x, 40.0, 20.0, 40.0)]);
+            f += 1;
+            x += 5.0;
+        }
+        let id = tr.tracks()[0].id;
+        let edge = |mut b: Blob| {
+            b.rect.x1 = b.rect.x1.min(200.0);
+            b.at_edge = true;
+            b
+        };
+        for k in 0..6 {
+            let x = x + 5.0 * k as f32;
+            let mut blobs = vec![
+                edge(blob(x + 10.0, 40.0, 15.0, 12.0)),
+                edge(blob(x, 74.0, 25.0, 6.0)),
+            ];
+            if k >= 3 {
+                // The body is out; thin skis are left.
+                blobs = vec![edge(blob(176.0 + 4.0 * k as f32, 77.0, 25.0, 2.0))];
+                blobs[0].weak = true;
+            }
+            tr.join_edge_pieces(f * FRAME_NS, &mut blobs);
+            assert_eq!(blobs.len(), 1, "frame {f}: {blobs:?}");
+            tr.update(f * FRAME_NS, &blobs);
+            assert_eq!(tr.owners(), &[Some(id)], "frame {f}");
+            f += 1;
+        }
+        // A sliver nobody expects starts nothing.
+        let mut s = blob(0.0, 10.0, 3.0, 1.0);
+        s.weak = true;
+        s.at_edge = true;
+        tr.update(f * FRAME_NS, &[s]);
+        assert_eq!(tr.owners(), &[None]);
+        assert!(tr.tracks().iter().all(|t| t.id == id));
+    }
+
+    /// Skis and body coming in over the left edge as two blobs join into one once
+    /// the tracker knows how big athletes are here; two athletes side by side do
+    /// not.
+    #[test]
+    fn pieces_coming_in_join_by_the_scene_scale() {
+        let mut tr = Tracker::new(RULES, 200, 100);
+        let mut pieces = vec![blob(0.0, 30.0, 6.0, 12.0), blob(0.0, 60.0, 10.0, 4.0)];
+        for b in &mut pieces {
+            b.at_edge = true;
+        }
+        let mut blobs = pieces.clone();
+        tr.join_edge_pieces(FRAME_NS, &mut blobs);
+        assert_eq!(blobs.len(), 2, "no scale known yet");
+        // An athlete of 20×36 crossing the middle of the frame.
+        for f in 0..(MIN_SIZES as u64 + 4) {
+            tr.update(f * FRAME_NS, &[blob(80.0 + f as f32, 30.0, 20.0, 36.0)]);
+        }
+        let t = (MIN_SIZES as u64 + 4) * FRAME_NS;
+        let mut blobs = pieces.clone();
+        tr.join_edge_pieces(t, &mut blobs);
+        assert_eq!(blobs.len(), 1, "{blobs:?}");
+        assert_eq!(blobs[0].rect, pieces[0].rect.union(&pieces[1].rect));
+        // Two whole athletes one above the other at the edge are too tall for one.
+        let mut blobs = vec![blob(0.0, 5.0, 8.0, 36.0), blob(0.0, 50.0, 8.0, 36.0)];
+        for b in &mut blobs {
+            b.at_edge = true;
+        }
+        tr.join_edge_pieces(t, &mut blobs);
+        assert_eq!(blobs.len(), 2);
+    }
 
     #[test]
     fn kalman_learns_a_constant_velocity() {
