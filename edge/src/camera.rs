@@ -178,6 +178,8 @@ struct CameraStats {
     feed_reconnects: Counter,
     /// The `video` stage's counters, once the camera has video.
     video: std::sync::OnceLock<crate::video::VideoCounters>,
+    /// Composite requests for the `tag` thread (the `composite` queryable).
+    strobe_requests: Arc<tag_stage::StrobeRequests>,
 }
 
 impl CameraStats {
@@ -211,6 +213,7 @@ impl CameraStats {
             state: Mutex::new((CameraState::Stopped, None)),
             source: Mutex::new(None),
             video: std::sync::OnceLock::new(),
+            strobe_requests: Arc::default(),
             feed_reconnects: m
                 .feed_reconnects
                 .get_or_create(&CameraLabels {
@@ -296,6 +299,15 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
         shared.delivery.ensure_sender(composites.clone());
         (events, composites)
     });
+    let composite_queries = tagged.as_ref().map(|_| {
+        tokio::spawn(crate::strobe_query::serve(
+            Arc::clone(&shared),
+            id.clone(),
+            cam.fps,
+            Arc::clone(&stats.strobe_requests),
+            cancel.clone(),
+        ))
+    });
     #[cfg(feature = "gstreamer")]
     let video = camera_video(&shared, &cam);
     #[cfg(feature = "gstreamer")]
@@ -360,6 +372,9 @@ async fn supervise(shared: Arc<Shared>, cam: CameraConfig, cancel: CancellationT
     stats.set_state(CameraState::Stopped, None);
     shared.metrics.set_state(id.as_str(), CameraState::Stopped);
     let _ = health.await;
+    if let Some(task) = composite_queries {
+        let _ = task.await;
+    }
     #[cfg(feature = "gstreamer")]
     {
         if let Some(task) = serving {
@@ -756,6 +771,7 @@ fn tag_loop(
     stats: &CameraStats,
     mut tagger: Option<CameraTagger>,
 ) {
+    let requests = Arc::clone(&stats.strobe_requests);
     let counters = TagCounters {
         infer_out: &stats.infer.frames_out,
         infer_errors: &stats.infer.errors,
@@ -767,6 +783,7 @@ fn tag_loop(
     while let Some(a) = rx.blocking_recv() {
         let tagged =
             tag_stage::tag_frame(a.frame, a.mask, tagger.as_mut(), &counters, &mut last_error);
+        requests.answer(tagger.as_ref());
         if tx.blocking_send(tagged).is_err() {
             return;
         }

@@ -1,6 +1,7 @@
 //! `venue-edge`, the box daemon: configuration, the per-camera pipelines, the zenoh
 //! uplink, health and metrics. The binary in `main.rs` is a thin CLI over this.
 
+pub mod ask;
 pub mod camera;
 pub mod cameras;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod segment;
 pub mod sources;
 pub mod spool;
 pub mod stats;
+pub mod strobe_query;
 pub mod synth;
 pub mod tag_stage;
 pub mod tagging;

@@ -164,6 +164,22 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Ask a box for a strobe composite of a track over a time span (Unix ns) still
+    /// held by the camera's tagger (about the longest jump airtime plus a second).
+    Composite {
+        #[command(flatten)]
+        camera: CameraArgs,
+        /// The athlete's track id (from the events or the metadata).
+        #[arg(long)]
+        track: u64,
+        #[arg(long)]
+        start_ns: u64,
+        #[arg(long)]
+        end_ns: u64,
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Ask a box for a camera's next frame as a full-size JPEG.
     Snapshot {
         #[command(flatten)]
@@ -377,6 +393,27 @@ fn main() -> ExitCode {
                     .block_on(venue_edge::video::client::snapshot(
                         camera.connect.clone(),
                         &key,
+                        &out,
+                    ))
+                    .map(|_| ())
+            });
+            report(result)
+        }
+        Command::Composite {
+            camera,
+            track,
+            start_ns,
+            end_ns,
+            out,
+        } => {
+            init_logging("warn", true);
+            let params = format!("track={track};start_ns={start_ns};end_ns={end_ns}");
+            let result = camera.key("composite").and_then(|key| {
+                runtime()?
+                    .block_on(venue_edge::ask::composite(
+                        camera.connect.clone(),
+                        &key,
+                        &params,
                         &out,
                     ))
                     .map(|_| ())

@@ -1,7 +1,8 @@
 //! The `tag` stage of a camera pipeline (its own thread, between `analyze` and
 //! `spool`): waits for each frame's mask in capture order, runs the camera's
 //! [`Tagger`] on segmented frames, and hands the frame with its detections, events,
-//! composites and thumbnail to `spool`. Also turns those into wire records.
+//! composites and thumbnail to `spool`. Also turns those into wire records, and
+//! answers composite requests ([`StrobeRequests`]) between frames.
 
 use tokio::sync::oneshot;
 use venue_proto::{Detection, FrameStats, ImageFormat, MaskRle};
@@ -37,6 +38,64 @@ pub struct Tagged {
     pub events: Vec<EventUpdate>,
     pub composites: Vec<Composite>,
     pub thumbnail: Option<Thumbnail>,
+}
+
+/// A strobe composite asked for over the wire: `track` from `start_ns` to `end_ns`.
+#[derive(Debug)]
+pub struct StrobeRequest {
+    pub track: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub reply: oneshot::Sender<Result<Composite, String>>,
+}
+
+/// Composite requests waiting for a camera's `tag` thread (which owns the frames a
+/// composite is cut from); alive across pipeline runs. The thread answers them
+/// after each frame it tags.
+#[derive(Debug, Default)]
+pub struct StrobeRequests {
+    waiting: std::sync::Mutex<Vec<StrobeRequest>>,
+}
+
+impl StrobeRequests {
+    /// Queues a request; the answer comes with the camera's next tagged frame.
+    pub fn ask(
+        &self,
+        track: u64,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> oneshot::Receiver<Result<Composite, String>> {
+        let (reply, rx) = oneshot::channel();
+        self.lock().push(StrobeRequest {
+            track,
+            start_ns,
+            end_ns,
+            reply,
+        });
+        rx
+    }
+
+    /// Answers every waiting request from `tagger` (or says why it cannot).
+    pub fn answer(&self, tagger: Option<&CameraTagger>) {
+        let waiting = std::mem::take(&mut *self.lock());
+        for r in waiting {
+            let result = match tagger {
+                Some(t) => t
+                    .strobe(r.track, r.start_ns, r.end_ns)
+                    .map_err(|e| e.to_string()),
+                None => {
+                    Err("this camera is not tagged (inference_fps = 0 or [tagging] off)".into())
+                }
+            };
+            let _ = r.reply.send(result);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StrobeRequest>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// How a frame's mask arrives at `tag`.
@@ -168,6 +227,17 @@ impl CameraTagger {
     /// Ends every track (the pipeline stops): the events that closes.
     pub fn finish(&mut self) -> Vec<EventUpdate> {
         self.tagger.finish()
+    }
+
+    /// A strobe composite of `track` over a span of the frames still held (see
+    /// [`Tagger::strobe`]), in the preview's pixels like automatic ones.
+    pub fn strobe(
+        &self,
+        track: u64,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> Result<Composite, TaggingError> {
+        self.tagger.strobe(track, start_ns, end_ns)
     }
 }
 

@@ -3,7 +3,6 @@
 //! the Annex-B stream and a per-frame index of capture sequence and time); `clip`
 //! and `snapshot` query a box for a clip or a JPEG.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,21 +11,7 @@ use venue_drivers::PixelFormat;
 use venue_drivers::gst::encode::mux::{MuxUnit, mp4};
 use venue_proto::{AccessUnit, Clip, Thumbnail, VideoChunk, VideoCodec};
 
-use crate::config::{ZenohConfig, ZenohMode};
-use crate::uplink;
-
-async fn open(connect: Vec<String>) -> anyhow::Result<zenoh::Session> {
-    let z = ZenohConfig {
-        mode: ZenohMode::Peer,
-        listen: Vec::new(),
-        connect,
-        multicast_scouting: false,
-    };
-    zenoh::open(uplink::zenoh_config(&z)?)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("cannot open a zenoh session")
-}
+use crate::ask::{open, query, write};
 
 /// What `video-file` writes.
 #[derive(Debug, Clone)]
@@ -167,38 +152,6 @@ pub async fn video_file(args: VideoFileArgs) -> anyhow::Result<()> {
         file.len()
     );
     Ok(())
-}
-
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Sends one query and returns the first reply's payload, or the box's reason.
-async fn query(connect: Vec<String>, selector: &str, wait: Duration) -> anyhow::Result<Vec<u8>> {
-    let session = open(connect).await?;
-    let replies = session
-        .get(selector)
-        .timeout(wait)
-        .await
-        .map_err(|e| anyhow::anyhow!("invalid selector {selector:?}: {e}"))?;
-    let result = match replies.recv_async().await {
-        Ok(reply) => match reply.into_result() {
-            Ok(sample) => Ok(sample.payload().to_bytes().to_vec()),
-            Err(e) => Err(anyhow::anyhow!(
-                "the box refused: {}",
-                String::from_utf8_lossy(&e.payload().to_bytes())
-            )),
-        },
-        Err(_) => Err(anyhow::anyhow!(
-            "no reply to {selector} within {} s (is the box reachable, the camera's video on?)",
-            wait.as_secs()
-        )),
-    };
-    let _ = session.close().await;
-    result
 }
 
 /// `venue-edge clip`: asks for an event's clip or a time range and writes the MP4.

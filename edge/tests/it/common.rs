@@ -339,3 +339,18 @@ impl Drop for Router {
         self.kill();
     }
 }
+
+/// Runs a `venue-edge` client subcommand against the box on `port`: (success,
+/// stdout, stderr).
+pub fn client(port: u16, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--connect", &format!("tcp/127.0.0.1:{port}")])
+        .output()
+        .expect("venue-edge client");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

@@ -275,3 +275,121 @@ fn segmented_frames_are_tagged_into_events_composites_and_thumbnails() {
     daemon.signal("-TERM");
     assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
 }
+
+/// A strobe composite on request: the camera's `composite` queryable cuts a track
+/// over a span of the frames its tagger still holds (`venue-edge composite`);
+/// a track it never saw, or an empty span, is refused saying why.
+#[test]
+fn a_composite_is_cut_on_request_for_a_recent_track() {
+    use std::collections::BTreeMap;
+    let cameras = "\n[[cameras]]\nid = \"slope\"\nwidth = 640\nheight = 360\nfps = 8\ninference_fps = 8\n[cameras.source]\nkind = \"synthetic\"\nscene = \"slope\"\nseed = 9005\nathletes = 3\n";
+    let (mut daemon, listener, ports, _cfg) = start("composite-request", cameras);
+    let dir = temp_dir("composite-request-out");
+    let png = dir.join("strobe.png");
+    let png_arg = png.to_str().expect("path");
+    // Tracks seen on the segmented frames, with the capture times they were seen at.
+    let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut log = MetaLog::default();
+    let t = std::time::Instant::now();
+    let mut last_refusal = String::new();
+    let made = loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "no composite on request; last refusal: {last_refusal}; log:\n{}",
+            daemon.log()
+        );
+        log.collect_until(&listener, Duration::from_millis(500), |_| false);
+        for m in log.by_camera.get("slope").into_iter().flatten() {
+            for d in &m.detections {
+                if let Some(track) = d.track {
+                    let times = seen.entry(track).or_default();
+                    if times.last().is_none_or(|&l| l < m.header.capture_ns) {
+                        times.push(m.header.capture_ns);
+                    }
+                }
+            }
+        }
+        // A track on at least 6 recent segmented frames (the default composite has
+        // 5 cut-outs): ask for its last 6 while the tagger still holds them.
+        let newest = log
+            .by_camera
+            .get("slope")
+            .and_then(|v| v.last())
+            .map_or(0, |m| m.header.capture_ns);
+        let Some((track, times)) = seen
+            .iter()
+            .filter(|(_, v)| v.len() >= 6 && v.last() == Some(&newest))
+            .max_by_key(|(_, v)| v.len())
+        else {
+            continue;
+        };
+        let (start, end) = (times[times.len() - 6], newest);
+        let (ok, out, err) = client(
+            ports.zenoh,
+            &[
+                "composite",
+                "--camera",
+                "slope",
+                "--track",
+                &track.to_string(),
+                "--start-ns",
+                &start.to_string(),
+                "--end-ns",
+                &end.to_string(),
+                "--out",
+                png_arg,
+            ],
+        );
+        if ok {
+            break out;
+        }
+        // The span can leave the tagger's frames on a slow machine: try a newer one.
+        assert!(err.contains("kept frames"), "{err}");
+        last_refusal = err;
+    };
+    assert!(made.contains("with 5 cut-outs"), "{made}");
+    let bytes = std::fs::read(&png).expect("png");
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+    let image = venue_edge::segment::read_image(&png).expect("decode");
+    assert!(image.width > 0 && image.height > 0);
+
+    let (ok, _, err) = client(
+        ports.zenoh,
+        &[
+            "composite",
+            "--camera",
+            "slope",
+            "--track",
+            "999999",
+            "--start-ns",
+            "1",
+            "--end-ns",
+            "2",
+            "--out",
+            png_arg,
+        ],
+    );
+    assert!(
+        !ok && err.contains("track 999999 is on 0 kept frames"),
+        "{err}"
+    );
+    let (ok, _, err) = client(
+        ports.zenoh,
+        &[
+            "composite",
+            "--camera",
+            "slope",
+            "--track",
+            "1",
+            "--start-ns",
+            "5",
+            "--end-ns",
+            "5",
+            "--out",
+            png_arg,
+        ],
+    );
+    assert!(!ok && err.contains("not after"), "{err}");
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use venue_proto::{AnyMessage, CameraState, VideoChunk};
 
-use crate::common::{BIN, Listener, MetaLog, camera, http_get, start, temp_dir};
+use crate::common::{BIN, Listener, MetaLog, camera, client, http_get, start, temp_dir};
 
 /// Frame count, width, height, rate and codec of the first video stream, by ffprobe.
 fn ffprobe(path: &Path) -> BTreeMap<String, String> {
@@ -271,20 +271,6 @@ fn a_missing_encoder_fails_the_camera_with_what_to_install() {
     );
     daemon.signal("-TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
-}
-
-/// Runs `venue-edge ARGS…` against the daemon; (success, stdout, stderr).
-fn client(port: u16, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .args(["--connect", &format!("tcp/127.0.0.1:{port}")])
-        .output()
-        .expect("venue-edge client");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
 }
 
 /// `N frames from frame_seq S` in the clip command's report.
