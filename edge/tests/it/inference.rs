@@ -287,6 +287,25 @@ fn a_composite_is_cut_on_request_for_a_recent_track() {
     let dir = temp_dir("composite-request-out");
     let png = dir.join("strobe.png");
     let png_arg = png.to_str().expect("path");
+    let ask = |track: u64, start: u64, end: u64| {
+        let (track, start, end) = (track.to_string(), start.to_string(), end.to_string());
+        client(
+            ports.zenoh,
+            &[
+                "composite",
+                "--camera",
+                "slope",
+                "--track",
+                &track,
+                "--start-ns",
+                &start,
+                "--end-ns",
+                &end,
+                "--out",
+                png_arg,
+            ],
+        )
+    };
     // Tracks seen on the segmented frames, with the capture times they were seen at.
     let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     let mut log = MetaLog::default();
@@ -323,23 +342,7 @@ fn a_composite_is_cut_on_request_for_a_recent_track() {
         else {
             continue;
         };
-        let (start, end) = (times[times.len() - 6], newest);
-        let (ok, out, err) = client(
-            ports.zenoh,
-            &[
-                "composite",
-                "--camera",
-                "slope",
-                "--track",
-                &track.to_string(),
-                "--start-ns",
-                &start.to_string(),
-                "--end-ns",
-                &end.to_string(),
-                "--out",
-                png_arg,
-            ],
-        );
+        let (ok, out, err) = ask(*track, times[times.len() - 6], newest);
         if ok {
             break out;
         }
@@ -353,42 +356,12 @@ fn a_composite_is_cut_on_request_for_a_recent_track() {
     let image = venue_edge::segment::read_image(&png).expect("decode");
     assert!(image.width > 0 && image.height > 0);
 
-    let (ok, _, err) = client(
-        ports.zenoh,
-        &[
-            "composite",
-            "--camera",
-            "slope",
-            "--track",
-            "999999",
-            "--start-ns",
-            "1",
-            "--end-ns",
-            "2",
-            "--out",
-            png_arg,
-        ],
-    );
+    let (ok, _, err) = ask(999_999, 1, 2);
     assert!(
         !ok && err.contains("track 999999 is on 0 kept frames"),
         "{err}"
     );
-    let (ok, _, err) = client(
-        ports.zenoh,
-        &[
-            "composite",
-            "--camera",
-            "slope",
-            "--track",
-            "1",
-            "--start-ns",
-            "5",
-            "--end-ns",
-            "5",
-            "--out",
-            png_arg,
-        ],
-    );
+    let (ok, _, err) = ask(1, 5, 5);
     assert!(!ok && err.contains("not after"), "{err}");
     daemon.signal("-TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
