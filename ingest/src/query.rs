@@ -391,12 +391,10 @@ pub async fn stats(db: &Db, cameras: &CameraFilter) -> Result<Vec<CameraStats>, 
                 _ => None,
             };
             streams.push(StreamStats {
-                stream: match kind {
-                    0 => "meta",
-                    1 => "event",
-                    3 => "video",
-                    _ => "other",
-                },
+                stream: venue_proto::StreamKind::ALL
+                    .into_iter()
+                    .find(|k| *k as i64 == kind)
+                    .map_or("other", venue_proto::StreamKind::as_str),
                 incarnation: r.try_get(1)?,
                 next_seq: r.try_get(2)?,
                 stored,
