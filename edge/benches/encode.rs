@@ -176,6 +176,7 @@ fn soak() {
     let t0 = Instant::now();
     let step = Duration::from_secs(if secs >= 60 { 30 } else { 1 });
     let mut samples = Vec::new();
+    let mut stored = Vec::new();
     let mut next = Duration::ZERO;
     while t0.elapsed() < Duration::from_secs(secs) {
         if t0.elapsed() >= next {
@@ -183,12 +184,17 @@ fn soak() {
             let captured = sum_of(&m, "venue_edge_frames_in_total", "stage=\"capture\"");
             let dropped = sum_of(&m, "venue_edge_frames_dropped_total", "stage=\"capture\"");
             let kb = rss_kb(pid).unwrap_or(0);
+            // The bounded video stores that fill over the first minutes.
+            let stores = sum_of(&m, "venue_edge_video_ring_bytes", "")
+                + sum_of(&m, "venue_edge_event_clips_kept_bytes", "");
             println!(
-                "  t={:>4}s rss={:.1} MB captured={captured} capture_dropped={dropped}",
+                "  t={:>4}s rss={:.1} MB (ring + kept clips {:.1} MB) captured={captured} capture_dropped={dropped}",
                 t0.elapsed().as_secs(),
-                kb as f64 / 1024.0
+                kb as f64 / 1024.0,
+                stores / 1048576.0
             );
             samples.push(kb);
+            stored.push(stores / 1024.0);
             next += step;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -213,6 +219,13 @@ fn soak() {
     println!(
         "  rss growth over the second half: {:+.1} MB ({half:.1} → {last:.1})",
         last - half
+    );
+    let kept = |i: usize| stored.get(i).copied().unwrap_or(0.0) / 1024.0;
+    let (h, l) = (samples.len() / 2, samples.len().saturating_sub(1));
+    println!(
+        "  of which ring + kept clips: {:+.1} MB; rss less those: {:+.1} MB",
+        kept(l) - kept(h),
+        (last - kept(l)) - (half - kept(h))
     );
 }
 

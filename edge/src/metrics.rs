@@ -100,6 +100,8 @@ pub struct Metrics {
     pub video_chunks: Family<CameraLabels, Counter>,
     pub video_bytes: Family<CameraLabels, Counter>,
     pub event_clips: Family<ClipLabels, Counter>,
+    pub video_ring_bytes: Family<CameraLabels, Gauge>,
+    pub event_clips_kept_bytes: Family<CameraLabels, Gauge>,
 }
 
 impl Metrics {
@@ -130,6 +132,8 @@ impl Metrics {
         let video_chunks = Family::<CameraLabels, Counter>::default();
         let video_bytes = Family::<CameraLabels, Counter>::default();
         let event_clips = Family::<ClipLabels, Counter>::default();
+        let video_ring_bytes = Family::<CameraLabels, Gauge>::default();
+        let event_clips_kept_bytes = Family::<CameraLabels, Gauge>::default();
         registry.register(
             "frames_in",
             "Frames received by a pipeline stage",
@@ -241,6 +245,16 @@ impl Metrics {
             "Event clips by result: cut, sent (spooled for the uplink), failed, busy (the clip thread was full), too_large, not_stored",
             event_clips.clone(),
         );
+        registry.register(
+            "video_ring_bytes",
+            "Encoded video held in the camera's pre-roll ring",
+            video_ring_bytes.clone(),
+        );
+        registry.register(
+            "event_clips_kept_bytes",
+            "MP4 bytes of the event clips kept on the box for queries",
+            event_clips_kept_bytes.clone(),
+        );
         Self {
             registry,
             frames_in,
@@ -266,6 +280,8 @@ impl Metrics {
             video_chunks,
             video_bytes,
             event_clips,
+            video_ring_bytes,
+            event_clips_kept_bytes,
         }
     }
 

@@ -2,6 +2,7 @@
 //! in health, chunks and bytes spooled, and event clips by result.
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use venue_proto::StageCounters;
 
 use crate::metrics::{CameraLabels, ClipLabels, DropLabels, Metrics, StageLabels};
@@ -28,6 +29,10 @@ pub struct VideoCounters {
     pub clips_busy: Counter,
     pub clips_too_large: Counter,
     pub clips_not_stored: Counter,
+    /// Bytes held by the pre-roll ring and by the kept event clips: the two
+    /// bounded stores that fill during a camera's first minutes.
+    pub ring_bytes: Gauge,
+    pub clips_kept_bytes: Gauge,
 }
 
 impl VideoCounters {
@@ -70,6 +75,8 @@ impl VideoCounters {
             clips_busy: clip("busy"),
             clips_too_large: clip("too_large"),
             clips_not_stored: clip("not_stored"),
+            ring_bytes: m.video_ring_bytes.get_or_create(&cam).clone(),
+            clips_kept_bytes: m.event_clips_kept_bytes.get_or_create(&cam).clone(),
         }
     }
 

@@ -138,7 +138,9 @@ impl CameraVideo {
                                 if let Some(out) = &out {
                                     send_clip(out, &camera, work.info, &c, &counters);
                                 }
-                                lock(&clips).insert(c);
+                                let mut kept = lock(&clips);
+                                kept.insert(c);
+                                counters.clips_kept_bytes.set(kept.bytes() as i64);
                             }
                             Err(error) => {
                                 counters.clips_failed.inc();
@@ -248,6 +250,7 @@ impl CameraVideo {
         *lock(&self.info) = Some(info);
         let mut ring = lock(&self.ring);
         ring.push(Arc::clone(unit));
+        self.counters.ring_bytes.set(ring.bytes() as i64);
         let mut jobs = lock(&self.jobs);
         if jobs.is_empty() {
             return;

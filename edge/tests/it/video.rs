@@ -239,6 +239,7 @@ fn ten_seconds_of_a_synthetic_camera_play_back_frame_for_frame() {
     assert!(value(r#"venue_edge_frames_out_total{camera="cam-v",stage="video"}"#) >= 300.0);
     assert!(value(r#"venue_edge_video_chunks_total{camera="cam-v"}"#) >= 10.0);
     assert!(value(r#"venue_edge_video_bytes_total{camera="cam-v"}"#) > 10_000.0);
+    assert!(value(r#"venue_edge_video_ring_bytes{camera="cam-v"}"#) > 10_000.0);
     daemon.signal("-TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
 }
