@@ -31,6 +31,9 @@ pub struct EvalArgs {
     pub athletes: u32,
     /// Tag the true masks instead of the model's.
     pub truth_masks: bool,
+    /// Keep the model's masks here and reuse them on the next run of the same
+    /// sequence (see [`crate::mask_cache`]).
+    pub mask_cache: Option<std::path::PathBuf>,
     /// A predicted moment matches a true one at most this many frames apart.
     pub window: u64,
     pub config: TaggingConfig,
@@ -47,6 +50,7 @@ impl Default for EvalArgs {
             fps: 30,
             athletes: 4,
             truth_masks: false,
+            mask_cache: None,
             window: 2,
             config: TaggingConfig::default(),
         }
@@ -317,10 +321,18 @@ fn empty_report(args: &EvalArgs) -> EvalReport {
 
 /// `seeds` one after the other, with a model of its own.
 fn run_seeds(args: &EvalArgs, seeds: &[u64]) -> anyhow::Result<Partial> {
-    let mut model = if args.truth_masks {
-        None
-    } else {
-        Some(Model::reference().context("cannot load the embedded reference model")?)
+    let cache = match (&args.mask_cache, args.truth_masks) {
+        (Some(dir), false) => {
+            let source = venue_models::ModelSource::reference()
+                .context("cannot load the embedded reference model")?;
+            Some((dir.clone(), crate::mask_cache::model_digest(&source.onnx)))
+        }
+        _ => None,
+    };
+    let mut masks = MaskSource {
+        truth: args.truth_masks,
+        model: None,
+        cache,
     };
     let mut part = Partial {
         report: empty_report(args),
@@ -332,7 +344,7 @@ fn run_seeds(args: &EvalArgs, seeds: &[u64]) -> anyhow::Result<Partial> {
         part.frames += run_seed(
             args,
             seed,
-            model.as_mut(),
+            &mut masks,
             &mut part.report,
             &mut part.tag_s,
             &mut part.model_s,
@@ -340,6 +352,26 @@ fn run_seeds(args: &EvalArgs, seeds: &[u64]) -> anyhow::Result<Partial> {
         .with_context(|| format!("seed {seed}"))?;
     }
     Ok(part)
+}
+
+/// Where a seed's masks come from: the synthetic truth, or the reference model
+/// (loaded on first need), maybe through the mask cache (directory, model digest).
+struct MaskSource {
+    truth: bool,
+    model: Option<Model>,
+    cache: Option<(std::path::PathBuf, String)>,
+}
+
+impl MaskSource {
+    fn model(&mut self) -> anyhow::Result<&mut Model> {
+        if self.model.is_none() {
+            self.model =
+                Some(Model::reference().context("cannot load the embedded reference model")?);
+        }
+        self.model
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no model"))
+    }
 }
 
 type Boxes = Vec<(u64, Rect)>;
@@ -356,7 +388,7 @@ fn rect(x: u32, y: u32, w: u32, h: u32) -> Rect {
 fn run_seed(
     args: &EvalArgs,
     seed: u64,
-    mut model: Option<&mut Model>,
+    masks: &mut MaskSource,
     report: &mut EvalReport,
     tag_s: &mut f64,
     model_s: &mut f64,
@@ -388,6 +420,25 @@ fn run_seed(
     let mut hyps: Vec<Boxes> = Vec::new();
     let mut truth_moments: Vec<(MomentKind, u64, u64)> = Vec::new();
     let mut updates: Vec<EventUpdate> = Vec::new();
+    let cache_path = masks.cache.as_ref().map(|(dir, digest)| {
+        let what = format!(
+            "{}-{seed}-{w}x{h}-{}fps-{}athletes-{}frames",
+            args.scene.as_str(),
+            args.fps,
+            args.athletes,
+            args.frames
+        );
+        crate::mask_cache::path(dir, &what, digest)
+    });
+    let cached = cache_path
+        .as_deref()
+        .and_then(|p| crate::mask_cache::load(p, args.frames as usize));
+    let mut computed =
+        (cache_path.is_some() && cached.is_none()).then(|| crate::mask_cache::Masks {
+            width: 0,
+            height: 0,
+            frames: Vec::with_capacity(args.frames as usize),
+        });
     for index in 0..args.frames {
         let (frame, truth) = camera
             .next_frame_with_truth()
@@ -413,14 +464,20 @@ fn run_seed(
         );
         let t0 = Instant::now();
         let model_mask;
-        let (mask, mw, mh) = match model.as_deref_mut() {
-            Some(m) => {
-                model_mask = m
+        let (mask, mw, mh) = match &cached {
+            _ if masks.truth => (&truth.mask[..], w, h),
+            Some(c) => (&c.frames[index as usize][..], c.width, c.height),
+            None => {
+                model_mask = masks
+                    .model()?
                     .segment_nv12(&frame.data, w, h)
                     .context("segmentation failed")?;
+                if let Some(c) = computed.as_mut() {
+                    (c.width, c.height) = (model_mask.width, model_mask.height);
+                    c.frames.push(model_mask.data.clone());
+                }
                 (&model_mask.data[..], model_mask.width, model_mask.height)
             }
-            None => (&truth.mask[..], w, h),
         };
         *model_s += t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
@@ -449,6 +506,11 @@ fn run_seed(
         report.thumbnails += usize::from(out.thumbnail.is_some());
     }
     updates.extend(tagger.finish());
+    if let (Some(p), Some(c)) = (&cache_path, &computed)
+        && let Err(e) = crate::mask_cache::store(p, c)
+    {
+        tracing::warn!(path = %p.display(), error = %e, "masks not cached");
+    }
 
     // Tracking.
     let hyp_to_gt = score_tracking(&gts, &hyps, report);

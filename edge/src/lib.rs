@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod eval;
 pub mod inference;
+pub mod mask_cache;
 pub mod metrics;
 pub mod mqtt;
 pub mod segment;

@@ -122,6 +122,10 @@ enum Command {
         /// Tag the true masks instead of the model's (scores the tagger alone).
         #[arg(long)]
         truth_masks: bool,
+        /// Keep the model's masks in this directory and reuse them when the same
+        /// sequence is evaluated again (tuning the tagger without re-running the model).
+        #[arg(long, conflicts_with = "truth_masks")]
+        mask_cache: Option<PathBuf>,
         /// Largest timing error (frames) for a moment to count as found.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=300))]
         window: u64,
@@ -457,6 +461,7 @@ fn main() -> ExitCode {
             height,
             athletes,
             truth_masks,
+            mask_cache,
             window,
         } => {
             let args = venue_edge::eval::EvalArgs {
@@ -467,6 +472,7 @@ fn main() -> ExitCode {
                 height,
                 athletes,
                 truth_masks,
+                mask_cache,
                 window,
                 ..venue_edge::eval::EvalArgs::default()
             };

@@ -68,6 +68,49 @@ fn cli_prints_labelled_figures_and_refuses_bad_seeds() {
     }
 }
 
+/// With `--mask-cache`, the second run of the same sequence takes the model's masks
+/// from the cache (no model time) and scores exactly as the first.
+#[test]
+fn cached_model_masks_score_the_same() {
+    let dir = crate::common::temp_dir("eval-mask-cache");
+    let run_cli = || {
+        let out = Command::new(BIN)
+            .args([
+                "eval",
+                "--scene",
+                "slope",
+                "--seeds",
+                "9401",
+                "--frames",
+                "16",
+                "--mask-cache",
+            ])
+            .arg(&dir)
+            .output()
+            .expect("run venue-edge");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // Everything but the timings.
+    let scores = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.contains("ms_per_frame"))
+            .map(str::to_string)
+            .collect()
+    };
+    let first = run_cli();
+    let files: Vec<_> = std::fs::read_dir(&dir).expect("cache dir").collect();
+    assert_eq!(files.len(), 1, "one cached sequence");
+    let second = run_cli();
+    assert_eq!(scores(&first), scores(&second));
+    assert!(second.contains("model_ms_per_frame 0.0"), "{second}");
+    assert!(!first.contains("model_ms_per_frame 0.0"), "{first}");
+}
+
 fn eval(scene: Scene) -> EvalReport {
     let args = EvalArgs {
         scene,
