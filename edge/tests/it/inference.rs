@@ -350,7 +350,15 @@ fn a_composite_is_cut_on_request_for_a_recent_track() {
         assert!(err.contains("kept frames"), "{err}");
         last_refusal = err;
     };
-    assert!(made.contains("with 5 cut-outs"), "{made}");
+    // Up to 5 cut-outs (the default), one per distinct frame nearest its moment:
+    // frames skipped under load can leave fewer.
+    let cutouts: u32 = made
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no cut-out count in {made:?}"));
+    assert!((2..=5).contains(&cutouts), "{made}");
     let bytes = std::fs::read(&png).expect("png");
     assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
     let image = venue_edge::segment::read_image(&png).expect("decode");
