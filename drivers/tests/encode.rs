@@ -79,17 +79,22 @@ fn has_nal(data: &[u8], kind: u8) -> bool {
 #[test]
 fn muxed_units_decode_back_to_the_same_number_of_frames() {
     let (units, _) = encode(30, &x264());
+    let file = mux_all(&units);
+    assert_eq!(&file[4..8], b"ftyp", "an MP4 file");
+    assert_eq!(decoded_frames(&file, "nv12"), 30);
+}
+
+/// `units` (from a keyframe) as an H.264 MP4 at 30 frames/s, times from the first.
+fn mux_all(units: &[EncodedUnit]) -> Vec<u8> {
     let mux: Vec<MuxUnit<'_>> = units
         .iter()
         .map(|u| MuxUnit {
-            pts_ns: u.capture_ns,
+            pts_ns: u.capture_ns - units[0].capture_ns,
             keyframe: u.keyframe,
             data: &u.data,
         })
         .collect();
-    let file = mp4(PixelFormat::H264, 30, &mux).unwrap();
-    assert_eq!(&file[4..8], b"ftyp", "an MP4 file");
-    assert_eq!(decoded_frames(&file, "nv12"), 30);
+    mp4(PixelFormat::H264, 30, &mux).unwrap()
 }
 
 /// Decodes an MP4 with GStreamer's own demuxer and decoder, counting frames.
@@ -178,15 +183,7 @@ fn yuyv_frames_are_encoded_and_mjpeg_is_refused_clearly() {
     units.extend(enc.finish().unwrap());
     let labels: Vec<(u64, u64)> = units.iter().map(|u| (u.seq, u.capture_ns)).collect();
     assert_eq!(labels, given, "one unit per YUYV frame, in capture order");
-    let mux: Vec<MuxUnit<'_>> = units
-        .iter()
-        .map(|u| MuxUnit {
-            pts_ns: u.capture_ns - units[0].capture_ns,
-            keyframe: u.keyframe,
-            data: &u.data,
-        })
-        .collect();
-    let file = mp4(PixelFormat::H264, 30, &mux).unwrap();
+    let file = mux_all(&units);
     assert_eq!(decoded_frames(&file, "yuyv"), 20);
 }
 

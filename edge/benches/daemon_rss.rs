@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 #[path = "support/daemon.rs"]
 mod daemon;
-use daemon::{free_port, metrics, rss_kb, smoke, sum_of};
+use daemon::{default_config, free_port, metrics, rss_kb, smoke, sum_of};
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -31,17 +31,7 @@ fn main() {
     let (zport, mport) = (free_port(), free_port());
     let spool_dir =
         std::env::temp_dir().join(format!("venue-edge-bench-spool-{}", std::process::id()));
-    let default = Command::new(bin)
-        .arg("default-config")
-        .output()
-        .expect("default-config");
-    let cfg = String::from_utf8_lossy(&default.stdout)
-        .replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{zport}"))
-        .replace("127.0.0.1:9464", &format!("127.0.0.1:{mport}"))
-        .replace(
-            "dir = \".run/spool\"",
-            &format!("dir = \"{}\"", spool_dir.display()),
-        );
+    let cfg = default_config(bin, zport, mport, &spool_dir);
     let path = std::env::temp_dir().join(format!("venue-edge-bench-{}.toml", std::process::id()));
     std::fs::write(&path, cfg).expect("config");
     let mut child = Command::new(bin)

@@ -29,7 +29,7 @@ use venue_drivers::{Frame, ManualClock, Source, SyntheticCamera, SyntheticConfig
 
 #[path = "support/daemon.rs"]
 mod daemon;
-use daemon::{free_port, metrics, rss_kb, smoke, sum_of};
+use daemon::{default_config, free_port, metrics, rss_kb, smoke, sum_of};
 
 const W: u32 = 1280;
 const H: u32 = 720;
@@ -146,17 +146,7 @@ fn soak() {
     let bin = env!("CARGO_BIN_EXE_venue-edge");
     let (zport, mport) = (free_port(), free_port());
     let spool = std::env::temp_dir().join(format!("venue-encode-soak-{}", std::process::id()));
-    let default = Command::new(bin)
-        .arg("default-config")
-        .output()
-        .expect("default-config");
-    let cfg = String::from_utf8_lossy(&default.stdout)
-        .replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{zport}"))
-        .replace("127.0.0.1:9464", &format!("127.0.0.1:{mport}"))
-        .replace(
-            "dir = \".run/spool\"",
-            &format!("dir = \"{}\"", spool.display()),
-        );
+    let cfg = default_config(bin, zport, mport, &spool);
     assert!(
         cfg.contains("encoder = \"auto\""),
         "the default config encodes"

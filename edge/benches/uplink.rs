@@ -18,13 +18,9 @@ use venue_edge::spool::{Spool, SpoolConfig};
 use venue_proto::{Id, StreamKind};
 use zenoh::qos::CongestionControl;
 
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "support/daemon.rs"]
+mod daemon;
+use daemon::{free_port, smoke};
 
 async fn session(listen: Option<u16>, connect: Option<u16>) -> zenoh::Session {
     let mut c = zenoh::Config::default();
@@ -76,15 +72,9 @@ async fn count(sub: &zenoh::Session, key: &str, n: u64, start: impl FnOnce()) ->
     (rate, first.duration_since(t))
 }
 
-/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
-/// it, and then a small smoke run checks the bench still works without the cost.
-fn smoke() -> bool {
-    !std::env::args().any(|a| a == "--bench")
-}
-
 /// A publisher loop like zenoh's z_pub_thr (blocking congestion control).
 async fn baseline(n: u64, payload_len: usize) -> (f64, Duration) {
-    let p = port();
+    let p = free_port();
     let publisher_side = session(Some(p), None).await;
     let subscriber_side = session(None, Some(p)).await;
     let key = "bench/thr";
@@ -135,7 +125,7 @@ async fn delivery(n: u64, payload_len: usize, round: u32) -> (f64, Duration) {
         stream.append_with(|_, _| vec![7u8; payload_len]).unwrap();
     }
     spool.commit();
-    let p2 = port();
+    let p2 = free_port();
     let box_side = session(Some(p2), None).await;
     let cloud_side = session(None, Some(p2)).await;
     let box_session = box_side.clone();

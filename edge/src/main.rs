@@ -229,6 +229,21 @@ impl CameraArgs {
             self.venue, self.box_id, self.camera
         ))
     }
+
+    /// Runs a client command against the camera's `what` queryable: `ask` gets the
+    /// endpoints to connect to and the key; its error is reported.
+    fn ask<T, F>(&self, what: &str, ask: impl FnOnce(Vec<String>, String) -> F) -> ExitCode
+    where
+        F: Future<Output = anyhow::Result<T>>,
+    {
+        init_logging("warn", true);
+        let result = self.key(what).and_then(|key| {
+            runtime()?
+                .block_on(ask(self.connect.clone(), key))
+                .map(|_| ())
+        });
+        report(result)
+    }
 }
 
 /// Parsed `--seeds`.
@@ -371,38 +386,19 @@ fn main() -> ExitCode {
             end_ns,
             out,
         } => {
-            init_logging("warn", true);
             let params = match (event, start_ns, end_ns) {
                 (Some(id), _, _) => format!("event={id}"),
                 (None, Some(a), Some(b)) => format!("start_ns={a};end_ns={b}"),
                 _ => String::new(),
             };
-            let result = camera.key("clip").and_then(|key| {
-                runtime()?
-                    .block_on(venue_edge::video::client::clip(
-                        camera.connect.clone(),
-                        &key,
-                        &params,
-                        &out,
-                    ))
-                    .map(|_| ())
-            });
-            report(result)
+            camera.ask("clip", |connect, key| async move {
+                venue_edge::video::client::clip(connect, &key, &params, &out).await
+            })
         }
         #[cfg(feature = "gstreamer")]
-        Command::Snapshot { camera, out } => {
-            init_logging("warn", true);
-            let result = camera.key("snapshot").and_then(|key| {
-                runtime()?
-                    .block_on(venue_edge::video::client::snapshot(
-                        camera.connect.clone(),
-                        &key,
-                        &out,
-                    ))
-                    .map(|_| ())
-            });
-            report(result)
-        }
+        Command::Snapshot { camera, out } => camera.ask("snapshot", |connect, key| async move {
+            venue_edge::video::client::snapshot(connect, &key, &out).await
+        }),
         Command::Composite {
             camera,
             track,
@@ -410,19 +406,10 @@ fn main() -> ExitCode {
             end_ns,
             out,
         } => {
-            init_logging("warn", true);
             let params = format!("track={track};start_ns={start_ns};end_ns={end_ns}");
-            let result = camera.key("composite").and_then(|key| {
-                runtime()?
-                    .block_on(venue_edge::ask::composite(
-                        camera.connect.clone(),
-                        &key,
-                        &params,
-                        &out,
-                    ))
-                    .map(|_| ())
-            });
-            report(result)
+            camera.ask("composite", |connect, key| async move {
+                venue_edge::ask::composite(connect, &key, &params, &out).await
+            })
         }
         #[cfg(not(feature = "gstreamer"))]
         Command::VideoFile { .. } | Command::Clip { .. } | Command::Snapshot { .. } => {

@@ -1,7 +1,7 @@
-//! What the benches that run the real `venue-edge` daemon share: a free loopback
-//! port, the smoke-run switch, a process's resident memory, and its Prometheus
-//! metrics summed by line prefix. Included by each bench with `#[path]` (a bench is
-//! its own crate).
+//! What the edge benches share (most run the real `venue-edge` daemon): a free
+//! loopback port, the smoke-run switch, the embedded default config on free ports,
+//! a process's resident memory, and its Prometheus metrics summed by line prefix.
+//! Included by each bench with `#[path]` (a bench is its own crate).
 #![allow(dead_code)] // each bench uses what it needs
 
 use std::io::{Read as _, Write as _};
@@ -18,6 +18,22 @@ pub fn free_port() -> u16 {
 /// without it, and then a small smoke run checks the bench still works.
 pub fn smoke() -> bool {
     !std::env::args().any(|a| a == "--bench")
+}
+
+/// The embedded default configuration (`venue-edge default-config` of `bin`) with
+/// zenoh on `zport`, metrics on `mport` and the spool in `spool`.
+pub fn default_config(bin: &str, zport: u16, mport: u16, spool: &std::path::Path) -> String {
+    let default = std::process::Command::new(bin)
+        .arg("default-config")
+        .output()
+        .expect("default-config");
+    String::from_utf8_lossy(&default.stdout)
+        .replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{zport}"))
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{mport}"))
+        .replace(
+            "dir = \".run/spool\"",
+            &format!("dir = \"{}\"", spool.display()),
+        )
 }
 
 /// Resident memory of process `pid`, KiB.
