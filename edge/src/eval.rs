@@ -144,6 +144,8 @@ pub struct EvalReport {
     pub frames: u64,
     pub truth_masks: bool,
     pub gt_boxes: usize,
+    /// Truth boxes below the detector's floor (see [`dont_care`]): not scored.
+    pub ignored_boxes: usize,
     pub hyp_boxes: usize,
     pub misses: usize,
     pub false_positives: usize,
@@ -198,6 +200,7 @@ impl EvalReport {
     /// Adds the counts of `o` (scored on other seeds) to these.
     fn merge(&mut self, o: &EvalReport) {
         self.gt_boxes += o.gt_boxes;
+        self.ignored_boxes += o.ignored_boxes;
         self.hyp_boxes += o.hyp_boxes;
         self.misses += o.misses;
         self.false_positives += o.false_positives;
@@ -230,6 +233,7 @@ impl fmt::Display for EvalReport {
         writeln!(f, "mota {:.3}", self.mota())?;
         writeln!(f, "idf1 {:.3}", self.idf1())?;
         writeln!(f, "truth_boxes {}", self.gt_boxes)?;
+        writeln!(f, "truth_boxes_ignored {}", self.ignored_boxes)?;
         writeln!(f, "misses {}", self.misses)?;
         writeln!(f, "false_positives {}", self.false_positives)?;
         writeln!(f, "id_switches {}", self.id_switches)?;
@@ -418,6 +422,7 @@ fn run_seed(
     let mut times = Vec::with_capacity(args.frames as usize);
     let mut gts: Vec<Boxes> = Vec::new();
     let mut hyps: Vec<Boxes> = Vec::new();
+    let mut ignored_gts: Vec<Vec<Rect>> = Vec::new();
     let mut truth_moments: Vec<(MomentKind, u64, u64)> = Vec::new();
     let mut updates: Vec<EventUpdate> = Vec::new();
     let cache_path = masks.cache.as_ref().map(|(dir, digest)| {
@@ -444,18 +449,6 @@ fn run_seed(
             .next_frame_with_truth()
             .with_context(|| format!("frame {index}"))?;
         times.push(frame.capture_ns);
-        gts.push(
-            truth
-                .athletes
-                .iter()
-                .map(|a| {
-                    (
-                        u64::from(a.id),
-                        rect(a.bbox.x, a.bbox.y, a.bbox.width, a.bbox.height),
-                    )
-                })
-                .collect(),
-        );
         truth_moments.extend(
             truth
                 .moments
@@ -480,6 +473,17 @@ fn run_seed(
             }
         };
         *model_s += t0.elapsed().as_secs_f64();
+        let (mut scored, mut ignored) = (Vec::new(), Vec::new());
+        for a in &truth.athletes {
+            let r = rect(a.bbox.x, a.bbox.y, a.bbox.width, a.bbox.height);
+            if dont_care(a, (w, h), (mw, mh), &args.config) {
+                ignored.push(r);
+            } else {
+                scored.push((u64::from(a.id), r));
+            }
+        }
+        gts.push(scored);
+        ignored_gts.push(ignored);
         let t1 = Instant::now();
         let out = tagger.push(TagInput {
             capture_ns: frame.capture_ns,
@@ -498,6 +502,14 @@ fn run_seed(
                 })
                 .collect(),
         );
+        tracing::trace!(
+            seed,
+            frame = index,
+            truth = ?gts.last(),
+            tracks = ?hyps.last(),
+            events = ?out.events.iter().map(|e| (e.event_id, e.kind, e.phase, &e.tracks, e.start_ns / 33_333_333 % 1000)).collect::<Vec<_>>(),
+            "frame"
+        );
         updates.extend(out.events);
         for c in &out.composites {
             report.composites += 1;
@@ -513,7 +525,7 @@ fn run_seed(
     }
 
     // Tracking.
-    let hyp_to_gt = score_tracking(&gts, &hyps, report);
+    let hyp_to_gt = score_tracking(&gts, &ignored_gts, &hyps, report);
 
     // Events: the final state of each id, checked against the upsert rules.
     let mut last: BTreeMap<u64, EventUpdate> = BTreeMap::new();
@@ -581,22 +593,65 @@ fn run_seed(
     truth_moments.retain(|m| m.2 < guard);
     predicted.retain(|m| m.2 < guard);
     for (kind, score) in &mut report.moments {
-        let s = score_moments(*kind, &truth_moments, &predicted, &hyp_to_gt, args.window);
+        let (s, missed, spurious) =
+            score_moments(*kind, &truth_moments, &predicted, &hyp_to_gt, args.window);
+        // Why a figure is short: `--log info,venue_edge::eval=debug`.
+        for (athlete, frame) in &missed {
+            tracing::debug!(seed, kind = ?kind, athlete, frame, "moment missed");
+        }
+        for (track, frame) in &spurious {
+            let athlete = hyp_to_gt.get(track);
+            tracing::debug!(seed, kind = ?kind, track, ?athlete, frame, "moment not in the truth");
+        }
         score.add(&s);
     }
     Ok(args.frames)
 }
 
+/// An athlete whose visible part is below what the detector is configured to
+/// keep (fewer mask pixels than `min_area_px`, fewer rows than `min_height_px`):
+/// a sliver at the edge or a few pixels peeking out from behind someone, which
+/// the snow filter drops by design. Such a truth box is not scored.
+fn dont_care(
+    a: &venue_drivers::AthleteTruth,
+    (w, h): (usize, usize),
+    (mw, mh): (usize, usize),
+    cfg: &TaggingConfig,
+) -> bool {
+    let area_scale = (mw * mh) as f64 / (w * h).max(1) as f64;
+    let row_scale = mh as f64 / h.max(1) as f64;
+    (f64::from(a.pixels) * area_scale) < f64::from(cfg.min_area_px)
+        || (f64::from(a.bbox.height) * row_scale) < f64::from(cfg.min_height_px)
+}
+
 /// CLEAR-MOT counts (misses, false positives, id switches; IoU ≥ 0.5, earlier
 /// pairings kept while they still overlap) and the ID measure's global matching.
 /// Returns that matching, hypothesis id → truth id.
-fn score_tracking(gts: &[Boxes], hyps: &[Boxes], report: &mut EvalReport) -> HashMap<u64, u64> {
+///
+/// `ignored` are the truth boxes nobody is asked to find (MOTChallenge's
+/// "ignore" semantics): not misses, and a hypothesis on one is neither a hit nor a
+/// false positive.
+fn score_tracking(
+    gts: &[Boxes],
+    ignored: &[Vec<Rect>],
+    hyps: &[Boxes],
+    report: &mut EvalReport,
+) -> HashMap<u64, u64> {
     const IOU: f32 = 0.5;
     let mut pairing: HashMap<u64, u64> = HashMap::new(); // gt → hyp, current
     let mut last_hyp: HashMap<u64, u64> = HashMap::new(); // gt → hyp last matched
     let mut overlap: HashMap<(u64, u64), usize> = HashMap::new();
-    for (gt, hyp) in gts.iter().zip(hyps) {
+    for ((gt, hyp), ignored) in gts.iter().zip(hyps).zip(ignored) {
+        // Hypotheses on an ignored athlete (and on no scored one) leave the count.
+        let on_ignored = |hr: &Rect| {
+            ignored.iter().any(|ir| {
+                ir.iou(hr) >= IOU || (hr.area() > 0.0 && hr.intersection(ir) >= 0.5 * hr.area())
+            }) && !gt.iter().any(|(_, gr)| gr.iou(hr) >= IOU)
+        };
+        let kept: Boxes = hyp.iter().filter(|(_, hr)| !on_ignored(hr)).cloned().collect();
+        let hyp = &kept;
         report.gt_boxes += gt.len();
+        report.ignored_boxes += ignored.len();
         report.hyp_boxes += hyp.len();
         for (g, gr) in gt {
             for (hid, hr) in hyp {
@@ -684,13 +739,15 @@ fn score_tracking(gts: &[Boxes], hyps: &[Boxes], report: &mut EvalReport) -> Has
 
 /// Matches predicted moments of `kind` to true ones of the same athlete (through
 /// the track → athlete matching), nearest first, at most `window` frames apart.
+/// Also returns the unmatched true moments (athlete, frame) and the unmatched
+/// predictions (track, frame).
 fn score_moments(
     kind: MomentKind,
     truth: &[(MomentKind, u64, u64)],
     predicted: &[(MomentKind, u64, u64)],
     hyp_to_gt: &HashMap<u64, u64>,
     window: u64,
-) -> MomentScore {
+) -> (MomentScore, Vec<(u64, u64)>, Vec<(u64, u64)>) {
     let t: Vec<&(MomentKind, u64, u64)> = truth.iter().filter(|m| m.0 == kind).collect();
     let p: Vec<&(MomentKind, u64, u64)> = predicted.iter().filter(|m| m.0 == kind).collect();
     let mut pairs = Vec::new();
@@ -720,7 +777,19 @@ fn score_moments(
             s.error_max = s.error_max.max(d);
         }
     }
-    s
+    let missed = t
+        .iter()
+        .zip(&tu)
+        .filter(|(_, used)| !**used)
+        .map(|(m, _)| (m.1, m.2))
+        .collect();
+    let spurious = p
+        .iter()
+        .zip(&pu)
+        .filter(|(_, used)| !**used)
+        .map(|(m, _)| (m.1, m.2))
+        .collect();
+    (s, missed, spurious)
 }
 
 #[cfg(test)]
@@ -748,8 +817,9 @@ mod tests {
         let gts: Vec<Boxes> = (0..10)
             .map(|f| vec![(1, b(f as f32)), (2, b(100.0 - f as f32))])
             .collect();
+        let none = vec![Vec::new(); gts.len()];
         let mut r = EvalReport::default();
-        let m = score_tracking(&gts, &gts, &mut r);
+        let m = score_tracking(&gts, &none, &gts, &mut r);
         assert_eq!((r.mota(), r.idf1()), (1.0, 1.0));
         assert_eq!(m.get(&1), Some(&1));
         // Hypothesis ids swap half-way: one switch per athlete, IDF1 drops to 0.5.
@@ -765,8 +835,66 @@ mod tests {
             })
             .collect();
         let mut r = EvalReport::default();
-        score_tracking(&gts, &hyps, &mut r);
+        score_tracking(&gts, &none, &hyps, &mut r);
         assert_eq!(r.id_switches, 2);
         assert!((r.idf1() - 0.5).abs() < 1e-9, "{}", r.idf1());
+    }
+
+    #[test]
+    fn ignored_truth_is_neither_missed_nor_a_false_positive() {
+        let b = |x: f32, w: f32| Rect {
+            x0: x,
+            y0: 0.0,
+            x1: x + w,
+            y1: 10.0,
+        };
+        // Athlete 1 is scored; a sliver of another at the edge is ignored.
+        let gts: Vec<Boxes> = vec![vec![(1, b(50.0, 10.0))]; 4];
+        let ignored = vec![vec![b(0.0, 2.0)]; 4];
+        // Frames 0-1: the tracker also follows the sliver (no penalty); frames 2-3
+        // it puts a box where nothing is (a false positive each).
+        let hyps: Vec<Boxes> = (0..4)
+            .map(|f| {
+                let extra = if f < 2 { b(0.0, 2.0) } else { b(120.0, 10.0) };
+                vec![(1, b(50.0, 10.0)), (9, extra)]
+            })
+            .collect();
+        let mut r = EvalReport::default();
+        score_tracking(&gts, &ignored, &hyps, &mut r);
+        assert_eq!((r.gt_boxes, r.ignored_boxes), (4, 4));
+        assert_eq!((r.misses, r.false_positives), (0, 2));
+        assert_eq!(r.hyp_boxes, 6);
+        // Nothing ignored: the sliver is a miss in every frame it goes unfound.
+        let mut r = EvalReport::default();
+        let gts2: Vec<Boxes> = vec![vec![(1, b(50.0, 10.0)), (2, b(0.0, 2.0))]; 4];
+        let none = vec![Vec::new(); 4];
+        score_tracking(&gts2, &none, &hyps, &mut r);
+        assert_eq!((r.misses, r.false_positives), (2, 2));
+    }
+
+    #[test]
+    fn the_detector_floor_decides_what_is_ignored() {
+        let cfg = TaggingConfig::default();
+        let athlete = |pixels, height| venue_drivers::AthleteTruth {
+            id: 1,
+            bbox: venue_drivers::PixelBox {
+                x: 0,
+                y: 0,
+                width: 3,
+                height,
+            },
+            pixels,
+            occluded: false,
+            airborne: false,
+            fallen: false,
+        };
+        let full = (256, 144);
+        assert!(dont_care(&athlete(cfg.min_area_px - 1, 20), full, full, &cfg));
+        assert!(dont_care(&athlete(100, cfg.min_height_px - 1), full, full, &cfg));
+        assert!(!dont_care(&athlete(cfg.min_area_px, 20), full, full, &cfg));
+        // A half-size mask has a quarter of the pixels: the floor is in mask pixels.
+        let half = (128, 72);
+        assert!(dont_care(&athlete(4 * cfg.min_area_px - 1, 20), full, half, &cfg));
+        assert!(!dont_care(&athlete(4 * cfg.min_area_px, 20), full, half, &cfg));
     }
 }

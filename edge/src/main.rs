@@ -451,6 +451,9 @@ fn main() -> ExitCode {
             mask_cache,
             window,
         } => {
+            // Logs (a mask cache that cannot be written, the per-moment misses at
+            // debug) go to stderr: stdout is the report.
+            init_logging(&cli.log, true);
             let args = venue_edge::eval::EvalArgs {
                 scene: scene.into(),
                 seeds: seeds.0,

@@ -172,9 +172,20 @@ impl Moments {
             };
             self.close(track, &mut st, t_ns, out, jumps);
             if ended.left_view {
+                // Hidden in a group at the edge until the end (passing someone
+                // who lies there): it went out with the group's last cover, not
+                // when it was last seen on its own.
+                let covered = track
+                    .history
+                    .iter()
+                    .rev()
+                    .take_while(|o| !o.observed)
+                    .find(|o| o.occluded && o.at_edge)
+                    .map_or(0, |o| o.t_ns + self.frame_ns);
                 let at = self
                     .edge_time(track, false)
-                    .max(track.missing_since_ns.unwrap_or(t_ns));
+                    .max(track.missing_since_ns.unwrap_or(t_ns))
+                    .max(covered);
                 let id = self.new_id();
                 out.push(instant(id, EventKind::Exit, at, track.id, 0.9));
             }
@@ -302,7 +313,7 @@ impl Moments {
                 // ground part and a flying part.
                 let first = n - 1 - HALF - (AGREE - 1);
                 let from = first.saturating_sub(LOOK_BACK);
-                let Some(k) = self.split(h, from, n) else {
+                let Some(k) = self.split(h, from, n, Flight::Second(g)) else {
                     return;
                 };
                 // A jump leaves upwards or level and then falls at about g: check
@@ -356,7 +367,9 @@ impl Moments {
                     .position(|o| o.t_ns >= take_off_ns)
                     .unwrap_or(0)
                     .max(n.saturating_sub(2 * LOOK_BACK + HALF));
-                let k = self.split(h, from, n).unwrap_or(n - 1 - HALF);
+                let k = self
+                    .split(h, from, n, Flight::First(g))
+                    .unwrap_or(n - 1 - HALF);
                 // The split's first index still lies on the parabola (it is where
                 // the two fits meet); the first frame on the ground is the next.
                 let k = (k + 1).min(n - 1);
@@ -407,13 +420,18 @@ impl Moments {
         fit_quadratic(&self.pts).map(|f| 2.0 * f.a2)
     }
 
-    /// The index in `from..to` where the path is best cut in two smooth (quadratic)
-    /// parts: the change of motion. Frames not seen clearly are left out.
+    /// The index in `from..to` where the path is best cut in two parts: the
+    /// change of motion. The part on the ground is any smooth (quadratic) path;
+    /// the flying part falls at the configured gravity, which pins the cut far
+    /// better than a free parabola (take-off leaves along the ramp, so the speed
+    /// is the same on both sides and only the curvature changes). Frames not seen
+    /// clearly are left out.
     fn split(
         &mut self,
         h: &std::collections::VecDeque<Obs>,
         from: usize,
         to: usize,
+        flight: Flight,
     ) -> Option<usize> {
         self.pts.clear();
         let mut index = Vec::with_capacity(to.saturating_sub(from));
@@ -431,9 +449,11 @@ impl Moments {
         }
         let mut best: Option<(f64, usize)> = None;
         for k in MIN_SEG..=self.pts.len() - MIN_SEG {
-            let a = fit_quadratic(&self.pts[..k])?;
-            let b = fit_quadratic(&self.pts[k..])?;
-            let sse = a.sse + b.sse;
+            let (first, second) = self.pts.split_at(k);
+            let sse = match flight {
+                Flight::First(g) => fit_ballistic(first, g)? + fit_quadratic(second)?.sse,
+                Flight::Second(g) => fit_quadratic(first)?.sse + fit_ballistic(second, g)?,
+            };
             if best.is_none_or(|(s, _)| sse < s) {
                 best = Some((sse, k));
             }
@@ -723,6 +743,38 @@ pub struct Quadratic {
     pub a1: f64,
     pub a2: f64,
     pub sse: f64,
+}
+
+/// Which side of a cut is the flight, and gravity (pixels/s², down positive).
+#[derive(Debug, Clone, Copy)]
+enum Flight {
+    First(f64),
+    Second(f64),
+}
+
+/// Squared error of the best path `y = a + b t + g t² / 2` (a body in free fall)
+/// through at least two points with distinct times.
+fn fit_ballistic(pts: &[(f64, f64)], g: f64) -> Option<f64> {
+    let n = pts.len() as f64;
+    if pts.len() < 2 {
+        return None;
+    }
+    let r = |&(t, y): &(f64, f64)| y - 0.5 * g * t * t;
+    let tm = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let rm = pts.iter().map(r).sum::<f64>() / n;
+    let stt: f64 = pts.iter().map(|p| (p.0 - tm) * (p.0 - tm)).sum();
+    if stt < 1e-18 {
+        return None;
+    }
+    let b = pts.iter().map(|p| (p.0 - tm) * (r(p) - rm)).sum::<f64>() / stt;
+    Some(
+        pts.iter()
+            .map(|p| {
+                let e = r(p) - (rm + b * (p.0 - tm));
+                e * e
+            })
+            .sum(),
+    )
 }
 
 /// Fits a parabola to at least three points with distinct times.
