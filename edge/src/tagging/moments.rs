@@ -175,13 +175,7 @@ impl Moments {
                 // Hidden in a group at the edge until the end (passing someone
                 // who lies there): it went out with the group's last cover, not
                 // when it was last seen on its own.
-                let covered = track
-                    .history
-                    .iter()
-                    .rev()
-                    .take_while(|o| !o.observed)
-                    .find(|o| o.occluded && o.at_edge)
-                    .map_or(0, |o| o.t_ns + self.frame_ns);
+                let covered = self.left_group_ns(track).unwrap_or(0);
                 let at = self
                     .edge_time(track, false)
                     .max(track.missing_since_ns.unwrap_or(t_ns))
@@ -189,6 +183,40 @@ impl Moments {
                 let id = self.new_id();
                 out.push(instant(id, EventKind::Exit, at, track.id, 0.9));
             }
+        }
+    }
+
+    /// For a track whose last frames were spent hidden in a group at the edge:
+    /// when its box, going on at its speed, was wholly past the edge (or, when
+    /// it was not moving out, the frame after the group last covered it).
+    fn left_group_ns(&self, track: &Track) -> Option<u64> {
+        let tail: Vec<&Obs> = track
+            .history
+            .iter()
+            .rev()
+            .take_while(|o| !o.observed)
+            .collect();
+        let last_cover = tail.iter().find(|o| o.occluded && o.at_edge)?;
+        let (fw, fh) = (self.frame_w, self.frame_h);
+        let out = |r: &super::detect::Rect| r.x0 >= fw || r.x1 <= 0.0 || r.y0 >= fh || r.y1 <= 0.0;
+        if let Some(first_out) = tail.iter().rev().find(|o| out(&o.rect)) {
+            return Some(first_out.t_ns);
+        }
+        let newest = tail.first()?;
+        let [vx, vy] = track.velocity();
+        let r = &newest.rect;
+        // Seconds until the box is past each edge it moves towards.
+        let mut secs = f32::INFINITY;
+        for (gap, v) in [(fw - r.x0, vx), (r.x1, -vx), (fh - r.y0, vy), (r.y1, -vy)] {
+            if v > 0.0 {
+                secs = secs.min(gap / v);
+            }
+        }
+        let frames = (secs * 1e9 / self.frame_ns as f32).ceil();
+        if frames.is_finite() && frames <= 10.0 {
+            Some(newest.t_ns + frames.max(1.0) as u64 * self.frame_ns)
+        } else {
+            Some(last_cover.t_ns + self.frame_ns)
         }
     }
 
@@ -529,11 +557,21 @@ impl Moments {
                 }
                 // Back-date to where the box started to change, and by two frames
                 // more: a tumble barely changes the box in its first frames.
+                // Frames where it was hidden (merged with someone passing) say
+                // nothing of its shape: looked through, a few at most.
                 let mut start = last.t_ns;
+                let mut hidden = 0;
                 for o in h.iter().rev() {
+                    if !o.observed || o.occluded {
+                        hidden += 1;
+                        if hidden > self.rules.fall_min_frames {
+                            break;
+                        }
+                        continue;
+                    }
                     let changed = o.rect.height() < 0.95 * upright_h
                         || (!o.at_edge && shape(o) < 0.95 * upright);
-                    if !o.observed || !changed {
+                    if !changed {
                         break;
                     }
                     start = o.t_ns;

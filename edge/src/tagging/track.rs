@@ -505,6 +505,24 @@ impl Tracker {
                             t.misses = u32::MAX / 2;
                             (p, false)
                         }
+                        // In a group at the frame's edge and moving out over it
+                        // (passing someone who lies there): it is leaving, so it
+                        // goes on its own motion instead of being held in the
+                        // group, and ends once past the edge.
+                        Some(j) if let Some(across) = heading_out(t.velocity(), &blobs[j].rect, fw, fh) => {
+                            // Held in the group only along the edge: it leaves
+                            // across it at its speed.
+                            let snapped = snap(&p, &blobs[j].rect);
+                            let c = snapped.center();
+                            let rect = if across == Axis::X {
+                                t.cy.update(c[1], 16.0 * r);
+                                Rect { y0: snapped.y0, y1: snapped.y1, ..p }
+                            } else {
+                                t.cx.update(c[0], 16.0 * r);
+                                Rect { x0: snapped.x0, x1: snapped.x1, ..p }
+                            };
+                            (rect, true)
+                        }
                         Some(j) => {
                             let snapped = snap(&p, &blobs[j].rect);
                             let c = snapped.center();
@@ -556,7 +574,16 @@ impl Tracker {
             if end {
                 let track = self.tracks.remove(i);
                 let last_seen = track.history.iter().rev().find(|o| o.observed);
-                let left_view = outside || last_seen.is_some_and(|o| o.at_edge);
+                // Hidden in a group at the edge since it was last seen: it went
+                // out with (or through) the group.
+                let in_edge_group = track
+                    .history
+                    .iter()
+                    .rev()
+                    .take_while(|o| !o.observed)
+                    .any(|o| o.occluded && o.at_edge);
+                let left_view =
+                    outside || in_edge_group || last_seen.is_some_and(|o| o.at_edge);
                 if track.confirmed {
                     self.ended.push(Ended { track, left_view });
                 }
@@ -614,6 +641,26 @@ impl Tracker {
                 });
             }
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Axis {
+    X,
+    Y,
+}
+
+/// Whether a track moving at `v` (pixels/s) is heading out over an edge of the
+/// frame that `group` touches, faster than 0.4 frame heights a second;
+/// the axis it leaves along.
+fn heading_out(v: [f32; 2], group: &Rect, fw: f32, fh: f32) -> Option<Axis> {
+    let min = 0.4 * fh;
+    if (group.x1 >= fw - 1.0 && v[0] > min) || (group.x0 <= 1.0 && v[0] < -min) {
+        Some(Axis::X)
+    } else if (group.y1 >= fh - 1.0 && v[1] > min) || (group.y0 <= 1.0 && v[1] < -min) {
+        Some(Axis::Y)
+    } else {
+        None
     }
 }
 
