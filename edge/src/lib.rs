@@ -1,6 +1,7 @@
 //! `venue-edge`, the box daemon: configuration, the per-camera pipelines, the zenoh
 //! uplink, health and metrics. The binary in `main.rs` is a thin CLI over this.
 
+pub mod allocator;
 pub mod ask;
 pub mod camera;
 pub mod cameras;

@@ -470,6 +470,14 @@ fn main() -> ExitCode {
         }
         Command::Run { config: path } => {
             init_logging(&cli.log, false);
+            // Before any thread starts: large blocks in their own mappings keep
+            // the resident size flat over days of clips.
+            match venue_edge::allocator::tune() {
+                venue_edge::allocator::Tuned::Refused => {
+                    tracing::warn!("the allocator refused a fixed mmap threshold")
+                }
+                tuned => tracing::debug!(?tuned, "allocator"),
+            }
             let source = path.map_or(ConfigSource::Embedded, ConfigSource::File);
             let cfg = match source.load() {
                 Ok(c) => c,

@@ -55,6 +55,8 @@ struct Peak {
 #[derive(Debug, Clone, PartialEq)]
 struct TrackMoments {
     entered: bool,
+    /// When the enter event put its arrival.
+    entered_at_ns: Option<u64>,
     air: Air,
     /// Open fall: event id, start.
     fall: Option<(u64, u64)>,
@@ -71,6 +73,7 @@ impl Default for TrackMoments {
     fn default() -> Self {
         Self {
             entered: false,
+            entered_at_ns: None,
             air: Air::Ground { quiet_until_ns: 0 },
             fall: None,
             low_run: 0,
@@ -102,6 +105,8 @@ const HALF: usize = 3;
 const AGREE: usize = 3;
 /// Frames before a take-off that the change-point search looks at.
 const LOOK_BACK: usize = 10;
+/// Frames hidden in a group after which a jump is ended where it went in.
+const HIDDEN_IN_AIR: usize = 6;
 
 impl Moments {
     pub fn new(
@@ -151,11 +156,17 @@ impl Moments {
                 };
                 // Coming in over the edge, the first blob big enough to keep is a
                 // few frames late: go back by its width over the rate it grows.
-                let at = if conf > 0.8 {
-                    self.edge_time(track, true)
-                } else {
-                    track.first_ns
+                // Split off another track's blob: it came in with that one.
+                let with = track
+                    .split_from
+                    .and_then(|p| self.per_track.get(&p))
+                    .and_then(|p| p.entered_at_ns);
+                let at = match with {
+                    Some(at) => at,
+                    None if conf > 0.8 => self.edge_time(track, true),
+                    None => track.first_ns,
                 };
+                st.entered_at_ns = Some(at);
                 let id = self.new_id();
                 out.push(instant(id, EventKind::Enter, at, track.id, conf));
             }
@@ -381,6 +392,15 @@ impl Moments {
                 event_id,
                 take_off_ns,
             } => {
+                // Hidden in a group for a while in the air: the landing cannot be
+                // seen, and the group may hand the track to someone else. Ended
+                // where it went into the group, with less confidence.
+                let hidden = h.iter().rev().take_while(|o| o.occluded).count();
+                if hidden >= HIDDEN_IN_AIR {
+                    let landing_ns = h[n - hidden].t_ns.max(take_off_ns);
+                    self.land(track, st, event_id, take_off_ns, landing_ns, 0.5, out, jumps);
+                    return;
+                }
                 // Back on the ground: the acceleration leaves gravity (a sharp drop
                 // as the slope takes the athlete's fall, then little).
                 let landed = (0..2).all(|k| {
@@ -403,30 +423,47 @@ impl Moments {
                 let k = (k + 1).min(n - 1);
                 let landing_ns = h[k].t_ns.max(take_off_ns);
                 let airtime = (landing_ns - take_off_ns) as f32 * 1e-9;
-                st.air = Air::Ground {
-                    quiet_until_ns: h[n - 1].t_ns + 10 * self.frame_ns,
-                };
                 let confidence = if airtime >= self.rules.min_airtime_s {
                     0.9
                 } else {
                     0.4
                 };
-                out.push(ended(
-                    event_id,
-                    EventKind::Jump,
-                    take_off_ns,
-                    landing_ns,
-                    track.id,
-                    confidence,
-                ));
-                jumps.push(JumpDone {
-                    event_id,
-                    track: track.id,
-                    take_off_ns,
-                    landing_ns,
-                });
+                self.land(track, st, event_id, take_off_ns, landing_ns, confidence, out, jumps);
             }
         }
+    }
+
+    /// Ends a jump at `landing_ns`.
+    #[allow(clippy::too_many_arguments)]
+    fn land(
+        &self,
+        track: &Track,
+        st: &mut TrackMoments,
+        event_id: u64,
+        take_off_ns: u64,
+        landing_ns: u64,
+        confidence: f32,
+        out: &mut Vec<EventUpdate>,
+        jumps: &mut Vec<JumpDone>,
+    ) {
+        let newest = track.last().map_or(landing_ns, |o| o.t_ns);
+        st.air = Air::Ground {
+            quiet_until_ns: newest + 10 * self.frame_ns,
+        };
+        out.push(ended(
+            event_id,
+            EventKind::Jump,
+            take_off_ns,
+            landing_ns,
+            track.id,
+            confidence,
+        ));
+        jumps.push(JumpDone {
+            event_id,
+            track: track.id,
+            take_off_ns,
+            landing_ns,
+        });
     }
 
     /// Vertical acceleration (pixels/s², down positive) of the centre around

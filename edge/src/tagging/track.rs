@@ -101,6 +101,9 @@ pub struct Track {
     pub missing_since_ns: Option<u64>,
     /// Newest last; bounded.
     pub history: VecDeque<Obs>,
+    /// Born from a piece that split off this track's blob (athletes who came in
+    /// together, one blob, and drew apart): they arrived with it.
+    pub split_from: Option<u64>,
 }
 
 impl Track {
@@ -597,6 +600,24 @@ impl Tracker {
             if self.owner[j].is_some() || group[j] || b.weak {
                 continue;
             }
+            // Most of it lay in the box of a track that measured another blob
+            // now: the two were one blob and split. (Not at the edge: there it is
+            // the next athlete coming in where the last one just was.)
+            let split_from = self
+                .tracks
+                .iter()
+                .filter(|_| !b.at_edge)
+                .filter(|t| t.confirmed && t.last().is_some_and(|o| o.observed))
+                .find(|t| {
+                    let n = t.history.len();
+                    n >= 2 && {
+                        let before = &t.history[n - 2];
+                        before.observed
+                            && b.rect.area() > 0.0
+                            && before.rect.intersection(&b.rect) >= 0.5 * b.rect.area()
+                    }
+                })
+                .map(|t| t.id);
             let c = b.rect.center();
             let pv = MEASURE_VAR * h2;
             let vv = h2; // A frame height per second, either way.
@@ -624,6 +645,7 @@ impl Tracker {
                 last_seen_ns: t_ns,
                 missing_since_ns: None,
                 history,
+                split_from,
             });
             self.owner[j] = Some(self.next_id);
             self.next_id += 1;
