@@ -174,11 +174,12 @@ fn soak() {
             let captured = sum_of(&m, "venue_edge_frames_in_total", "stage=\"capture\"");
             let dropped = sum_of(&m, "venue_edge_frames_dropped_total", "stage=\"capture\"");
             let kb = rss_kb(pid).unwrap_or(0);
-            // The bounded video stores that fill over the first minutes.
+            // The bounded stores that fill over the first minutes.
             let stores = sum_of(&m, "venue_edge_video_ring_bytes", "")
-                + sum_of(&m, "venue_edge_event_clips_kept_bytes", "");
+                + sum_of(&m, "venue_edge_event_clips_kept_bytes", "")
+                + sum_of(&m, "venue_edge_spool_cache_bytes", "");
             println!(
-                "  t={:>4}s rss={:.1} MB (ring + kept clips {:.1} MB) captured={captured} capture_dropped={dropped}",
+                "  t={:>4}s rss={:.1} MB (ring + kept clips + spool cache {:.1} MB) captured={captured} capture_dropped={dropped}",
                 t0.elapsed().as_secs(),
                 kb as f64 / 1024.0,
                 stores / 1048576.0
@@ -213,7 +214,7 @@ fn soak() {
     let kept = |i: usize| stored.get(i).copied().unwrap_or(0.0) / 1024.0;
     let (h, l) = (samples.len() / 2, samples.len().saturating_sub(1));
     println!(
-        "  of which ring + kept clips: {:+.1} MB; rss less those: {:+.1} MB",
+        "  of which ring + kept clips + spool cache: {:+.1} MB; rss less those: {:+.1} MB",
         kept(l) - kept(h),
         (last - kept(l)) - (half - kept(h))
     );

@@ -342,6 +342,10 @@ async fn report_box_health(shared: Arc<Shared>, cancel: CancellationToken) {
             .metrics
             .spool_used_bytes
             .set(shared.spool.used_bytes() as i64);
+        shared
+            .metrics
+            .spool_cache_bytes
+            .set(shared.spool.cache_bytes() as i64);
         let msg = Health {
             header: shared.header(&camera, shared.incarnation, seq, shared.clock.unix_ns(), 30),
             state: CameraState::Running,

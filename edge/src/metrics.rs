@@ -93,6 +93,7 @@ pub struct Metrics {
     pub oldest_unacked_ms: Family<StreamLabels, Gauge>,
     pub spool_lost: Family<LossLabels, Gauge>,
     pub spool_used_bytes: Gauge,
+    pub spool_cache_bytes: Gauge,
     pub spool_max_bytes: Gauge,
     pub mqtt_connected: Gauge,
     pub mqtt_published: Family<MqttLabels, Counter>,
@@ -125,6 +126,7 @@ impl Metrics {
         let oldest_unacked_ms = Family::<StreamLabels, Gauge>::default();
         let spool_lost = Family::<LossLabels, Gauge>::default();
         let spool_used_bytes = Gauge::default();
+        let spool_cache_bytes = Gauge::default();
         let spool_max_bytes = Gauge::default();
         let mqtt_connected = Gauge::default();
         let mqtt_published = Family::<MqttLabels, Counter>::default();
@@ -211,6 +213,11 @@ impl Metrics {
             spool_used_bytes.clone(),
         );
         registry.register(
+            "spool_cache_bytes",
+            "Recent records the spool keeps in memory for sending (each stream capped)",
+            spool_cache_bytes.clone(),
+        );
+        registry.register(
             "spool_max_bytes",
             "The spool's size cap",
             spool_max_bytes.clone(),
@@ -273,6 +280,7 @@ impl Metrics {
             oldest_unacked_ms,
             spool_lost,
             spool_used_bytes,
+            spool_cache_bytes,
             spool_max_bytes,
             mqtt_connected,
             mqtt_published,

@@ -354,6 +354,16 @@ impl Spool {
         self.inner.total_bytes.load(Ordering::Relaxed)
     }
 
+    /// Bytes of recent records kept in memory for sending without reading the
+    /// disk, over every stream (each capped at `cache_bytes`).
+    pub fn cache_bytes(&self) -> u64 {
+        let entries: Vec<Arc<StreamEntry>> = lock(&self.inner.streams).values().cloned().collect();
+        entries
+            .iter()
+            .map(|e| lock(&e.state).cache_bytes as u64)
+            .sum()
+    }
+
     /// True once an fsync has failed: the spool no longer stores anything.
     pub fn is_failed(&self) -> bool {
         self.inner.failed.load(Ordering::Relaxed)

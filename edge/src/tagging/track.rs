@@ -829,6 +829,71 @@ mod tests {
         assert!((k.pos - 62.0).abs() < 0.5, "{k:?}");
     }
 
+    /// Someone lies at the right edge; a skier passes and goes out over the edge
+    /// while the two are one blob. The skier's track goes out on its own motion
+    /// and ends as having left the view; the lying athlete keeps its id.
+    #[test]
+    fn a_skier_passing_one_who_lies_at_the_edge_leaves_and_the_other_stays() {
+        let (fw, fh) = (400.0, 200.0);
+        let mut tr = Tracker::new(RULES, fw as u32, fh as u32);
+        let lying = |b: Blob| Blob { at_edge: true, ..b };
+        let mut lying_id = None;
+        let mut left = None;
+        for f in 0..60u64 {
+            let x = 200.0 + 6.0 * f as f32;
+            let skier = blob(x, 130.0, 30.0, 50.0);
+            let down = lying(blob(350.0, 140.0, 50.0, 40.0));
+            let blobs = if x + 30.0 < 350.0 {
+                vec![skier, down]
+            } else if x < fw {
+                // Merged with the lying one (and cut by the edge).
+                vec![lying(blob(x.min(350.0), 130.0, fw - x.min(350.0), 50.0))]
+            } else {
+                vec![down]
+            };
+            tr.update(f * FRAME_NS, &blobs);
+            if f == 5 {
+                lying_id = tr.owners()[1];
+            }
+            if let Some(e) = tr.ended().first() {
+                let last = e.track.last().map(|o| o.rect);
+                left.get_or_insert((f, e.left_view, e.track.id, last));
+            }
+            if x >= fw + 60.0 {
+                assert_eq!(tr.owners(), [lying_id], "frame {f}: the lying athlete keeps its id");
+            }
+        }
+        let (f, left_view, id, last) = left.expect("the skier's track ends");
+        assert!(left_view, "it went out over the edge");
+        // Not held inside the group's box: its own motion took it past the edge.
+        let last = last.expect("history");
+        assert!(last.x1 > fw, "held in the group at {last:?}");
+        assert_ne!(Some(id), lying_id);
+        // Its box is past the edge from frame 34 (x = 404); it ends a few frames on.
+        assert!((30..=40).contains(&f), "ended at frame {f}");
+    }
+
+    /// Two athletes come in as one blob and draw apart: the new track knows whose
+    /// blob it split off.
+    #[test]
+    fn a_piece_splitting_off_a_track_knows_its_parent() {
+        let mut tr = Tracker::new(RULES, 400, 200);
+        for f in 0..20u64 {
+            let x = 100.0 + 5.0 * f as f32;
+            let blobs = if f < 10 {
+                vec![blob(x, 50.0, 60.0, 60.0)]
+            } else {
+                let gap = 4.0 * (f - 9) as f32;
+                vec![blob(x + 30.0 + gap, 50.0, 30.0, 60.0), blob(x - gap, 50.0, 30.0, 60.0)]
+            };
+            tr.update(f * FRAME_NS, &blobs);
+        }
+        let parent = tr.tracks().iter().find(|t| t.first_ns == 0).expect("parent");
+        let child = tr.tracks().iter().find(|t| t.first_ns > 0).expect("split-off track");
+        assert_eq!(child.split_from, Some(parent.id));
+        assert_eq!(parent.split_from, None);
+    }
+
     #[test]
     fn ids_survive_a_crossing_and_a_short_gap() {
         let mut tr = Tracker::new(RULES, 400, 200);
