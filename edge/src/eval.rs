@@ -648,7 +648,11 @@ fn score_tracking(
                 ir.iou(hr) >= IOU || (hr.area() > 0.0 && hr.intersection(ir) >= 0.5 * hr.area())
             }) && !gt.iter().any(|(_, gr)| gr.iou(hr) >= IOU)
         };
-        let kept: Boxes = hyp.iter().filter(|(_, hr)| !on_ignored(hr)).cloned().collect();
+        let kept: Boxes = hyp
+            .iter()
+            .filter(|(_, hr)| !on_ignored(hr))
+            .cloned()
+            .collect();
         let hyp = &kept;
         report.gt_boxes += gt.len();
         report.ignored_boxes += ignored.len();
@@ -737,6 +741,9 @@ fn score_tracking(
     out
 }
 
+/// (athlete or track, frame) of one moment.
+type Moment = (u64, u64);
+
 /// Matches predicted moments of `kind` to true ones of the same athlete (through
 /// the track → athlete matching), nearest first, at most `window` frames apart.
 /// Also returns the unmatched true moments (athlete, frame) and the unmatched
@@ -747,7 +754,7 @@ fn score_moments(
     predicted: &[(MomentKind, u64, u64)],
     hyp_to_gt: &HashMap<u64, u64>,
     window: u64,
-) -> (MomentScore, Vec<(u64, u64)>, Vec<(u64, u64)>) {
+) -> (MomentScore, Vec<Moment>, Vec<Moment>) {
     let t: Vec<&(MomentKind, u64, u64)> = truth.iter().filter(|m| m.0 == kind).collect();
     let p: Vec<&(MomentKind, u64, u64)> = predicted.iter().filter(|m| m.0 == kind).collect();
     let mut pairs = Vec::new();
@@ -889,12 +896,32 @@ mod tests {
             fallen: false,
         };
         let full = (256, 144);
-        assert!(dont_care(&athlete(cfg.min_area_px - 1, 20), full, full, &cfg));
-        assert!(dont_care(&athlete(100, cfg.min_height_px - 1), full, full, &cfg));
+        assert!(dont_care(
+            &athlete(cfg.min_area_px - 1, 20),
+            full,
+            full,
+            &cfg
+        ));
+        assert!(dont_care(
+            &athlete(100, cfg.min_height_px - 1),
+            full,
+            full,
+            &cfg
+        ));
         assert!(!dont_care(&athlete(cfg.min_area_px, 20), full, full, &cfg));
         // A half-size mask has a quarter of the pixels: the floor is in mask pixels.
         let half = (128, 72);
-        assert!(dont_care(&athlete(4 * cfg.min_area_px - 1, 20), full, half, &cfg));
-        assert!(!dont_care(&athlete(4 * cfg.min_area_px, 20), full, half, &cfg));
+        assert!(dont_care(
+            &athlete(4 * cfg.min_area_px - 1, 20),
+            full,
+            half,
+            &cfg
+        ));
+        assert!(!dont_care(
+            &athlete(4 * cfg.min_area_px, 20),
+            full,
+            half,
+            &cfg
+        ));
     }
 }

@@ -398,7 +398,16 @@ impl Moments {
                 let hidden = h.iter().rev().take_while(|o| o.occluded).count();
                 if hidden >= HIDDEN_IN_AIR {
                     let landing_ns = h[n - hidden].t_ns.max(take_off_ns);
-                    self.land(track, st, event_id, take_off_ns, landing_ns, 0.5, out, jumps);
+                    self.land(
+                        track,
+                        st,
+                        event_id,
+                        take_off_ns,
+                        landing_ns,
+                        0.5,
+                        out,
+                        jumps,
+                    );
                     return;
                 }
                 // Back on the ground: the acceleration leaves gravity (a sharp drop
@@ -428,7 +437,16 @@ impl Moments {
                 } else {
                     0.4
                 };
-                self.land(track, st, event_id, take_off_ns, landing_ns, confidence, out, jumps);
+                self.land(
+                    track,
+                    st,
+                    event_id,
+                    take_off_ns,
+                    landing_ns,
+                    confidence,
+                    out,
+                    jumps,
+                );
             }
         }
     }

@@ -512,17 +512,28 @@ impl Tracker {
                         // (passing someone who lies there): it is leaving, so it
                         // goes on its own motion instead of being held in the
                         // group, and ends once past the edge.
-                        Some(j) if let Some(across) = heading_out(t.velocity(), &blobs[j].rect, fw, fh) => {
+                        Some(j)
+                            if let Some(across) =
+                                heading_out(t.velocity(), &blobs[j].rect, fw, fh) =>
+                        {
                             // Held in the group only along the edge: it leaves
                             // across it at its speed.
                             let snapped = snap(&p, &blobs[j].rect);
                             let c = snapped.center();
                             let rect = if across == Axis::X {
                                 t.cy.update(c[1], 16.0 * r);
-                                Rect { y0: snapped.y0, y1: snapped.y1, ..p }
+                                Rect {
+                                    y0: snapped.y0,
+                                    y1: snapped.y1,
+                                    ..p
+                                }
                             } else {
                                 t.cx.update(c[0], 16.0 * r);
-                                Rect { x0: snapped.x0, x1: snapped.x1, ..p }
+                                Rect {
+                                    x0: snapped.x0,
+                                    x1: snapped.x1,
+                                    ..p
+                                }
                             };
                             (rect, true)
                         }
@@ -585,8 +596,7 @@ impl Tracker {
                     .rev()
                     .take_while(|o| !o.observed)
                     .any(|o| o.occluded && o.at_edge);
-                let left_view =
-                    outside || in_edge_group || last_seen.is_some_and(|o| o.at_edge);
+                let left_view = outside || in_edge_group || last_seen.is_some_and(|o| o.at_edge);
                 if track.confirmed {
                     self.ended.push(Ended { track, left_view });
                 }
@@ -860,7 +870,11 @@ mod tests {
                 left.get_or_insert((f, e.left_view, e.track.id, last));
             }
             if x >= fw + 60.0 {
-                assert_eq!(tr.owners(), [lying_id], "frame {f}: the lying athlete keeps its id");
+                assert_eq!(
+                    tr.owners(),
+                    [lying_id],
+                    "frame {f}: the lying athlete keeps its id"
+                );
             }
         }
         let (f, left_view, id, last) = left.expect("the skier's track ends");
@@ -884,12 +898,23 @@ mod tests {
                 vec![blob(x, 50.0, 60.0, 60.0)]
             } else {
                 let gap = 4.0 * (f - 9) as f32;
-                vec![blob(x + 30.0 + gap, 50.0, 30.0, 60.0), blob(x - gap, 50.0, 30.0, 60.0)]
+                vec![
+                    blob(x + 30.0 + gap, 50.0, 30.0, 60.0),
+                    blob(x - gap, 50.0, 30.0, 60.0),
+                ]
             };
             tr.update(f * FRAME_NS, &blobs);
         }
-        let parent = tr.tracks().iter().find(|t| t.first_ns == 0).expect("parent");
-        let child = tr.tracks().iter().find(|t| t.first_ns > 0).expect("split-off track");
+        let parent = tr
+            .tracks()
+            .iter()
+            .find(|t| t.first_ns == 0)
+            .expect("parent");
+        let child = tr
+            .tracks()
+            .iter()
+            .find(|t| t.first_ns > 0)
+            .expect("split-off track");
         assert_eq!(child.split_from, Some(parent.id));
         assert_eq!(parent.split_from, None);
     }
