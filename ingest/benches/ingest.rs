@@ -349,10 +349,18 @@ async fn zenoh_rate(label: &str, db_url: &str, dir: &Path, n: usize, router: Opt
 struct Pg {
     child: Child,
     url: String,
+    /// `pg_ctl stop` for the data directory, as the server's user: a kill of
+    /// `runuser` (as root) does not reach the server.
+    stop: Command,
 }
 
 impl Drop for Pg {
     fn drop(&mut self) {
+        let _ = self
+            .stop
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -430,9 +438,12 @@ fn postgres(dir: &Path) -> Pg {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
+    let mut stop = cmd("pg_ctl");
+    stop.args(["stop", "-m", "immediate", "-D"]).arg(&data);
     Pg {
         child,
         url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        stop,
     }
 }
 

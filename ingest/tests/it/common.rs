@@ -325,7 +325,21 @@ pub fn start_edge(config: &Path, log: PathBuf) -> Proc {
 /// As root it runs as the `postgres` system user (the server refuses root).
 pub struct Postgres {
     pub url: String,
+    /// `pg_ctl stop` for the data directory, as the server's user.
+    stop: Command,
     _proc: Proc,
+}
+
+impl Drop for Postgres {
+    /// As root the server runs under `runuser`, which a kill does not pass on:
+    /// the server is stopped on its own first, or it outlives the test.
+    fn drop(&mut self) {
+        let _ = self
+            .stop
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 impl Postgres {
@@ -410,7 +424,13 @@ impl Postgres {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { url, _proc: proc }
+        let mut stop = as_pg(&bin.join("pg_ctl"));
+        stop.args(["stop", "-m", "immediate", "-D"]).arg(&data);
+        Self {
+            url,
+            stop,
+            _proc: proc,
+        }
     }
 }
 
