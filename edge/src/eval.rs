@@ -502,12 +502,20 @@ fn run_seed(
                 })
                 .collect(),
         );
+        // Each event with the frame its start falls on.
+        let start_frame = |ns: u64| {
+            (ns.saturating_sub(times[0]) as f64 * f64::from(args.fps) * 1e-9).round() as u64
+        };
         tracing::trace!(
             seed,
             frame = index,
             truth = ?gts.last(),
             tracks = ?hyps.last(),
-            events = ?out.events.iter().map(|e| (e.event_id, e.kind, e.phase, &e.tracks, e.start_ns / 33_333_333 % 1000)).collect::<Vec<_>>(),
+            events = ?out
+                .events
+                .iter()
+                .map(|e| (e.event_id, e.kind, e.phase, &e.tracks, start_frame(e.start_ns)))
+                .collect::<Vec<_>>(),
             "frame"
         );
         updates.extend(out.events);
@@ -784,19 +792,14 @@ fn score_moments(
             s.error_max = s.error_max.max(d);
         }
     }
-    let missed = t
-        .iter()
-        .zip(&tu)
-        .filter(|(_, used)| !**used)
-        .map(|(m, _)| (m.1, m.2))
-        .collect();
-    let spurious = p
-        .iter()
-        .zip(&pu)
-        .filter(|(_, used)| !**used)
-        .map(|(m, _)| (m.1, m.2))
-        .collect();
-    (s, missed, spurious)
+    let unmatched = |ms: &[&(MomentKind, u64, u64)], used: &[bool]| -> Vec<Moment> {
+        ms.iter()
+            .zip(used)
+            .filter(|(_, used)| !**used)
+            .map(|(m, _)| (m.1, m.2))
+            .collect()
+    };
+    (s, unmatched(&t, &tu), unmatched(&p, &pu))
 }
 
 #[cfg(test)]

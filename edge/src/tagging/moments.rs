@@ -287,26 +287,7 @@ impl Moments {
         jumps: &mut Vec<JumpDone>,
     ) {
         let last = track.last_seen_ns.min(t_ns);
-        if let Air::Flying {
-            event_id,
-            take_off_ns,
-        } = st.air
-        {
-            out.push(ended(
-                event_id,
-                EventKind::Jump,
-                take_off_ns,
-                last,
-                track.id,
-                0.5,
-            ));
-            jumps.push(JumpDone {
-                event_id,
-                track: track.id,
-                take_off_ns,
-                landing_ns: last,
-            });
-        }
+        self.land(track, st, last, 0.5, out, jumps);
         if let Some((event_id, start)) = st.fall.take() {
             out.push(ended(event_id, EventKind::Fall, start, last, track.id, 0.7));
         }
@@ -388,26 +369,14 @@ impl Moments {
                     confidence: 0.8,
                 });
             }
-            Air::Flying {
-                event_id,
-                take_off_ns,
-            } => {
+            Air::Flying { take_off_ns, .. } => {
                 // Hidden in a group for a while in the air: the landing cannot be
                 // seen, and the group may hand the track to someone else. Ended
                 // where it went into the group, with less confidence.
                 let hidden = h.iter().rev().take_while(|o| o.occluded).count();
                 if hidden >= HIDDEN_IN_AIR {
                     let landing_ns = h[n - hidden].t_ns.max(take_off_ns);
-                    self.land(
-                        track,
-                        st,
-                        event_id,
-                        take_off_ns,
-                        landing_ns,
-                        0.5,
-                        out,
-                        jumps,
-                    );
+                    self.land(track, st, landing_ns, 0.5, out, jumps);
                     return;
                 }
                 // Back on the ground: the acceleration leaves gravity (a sharp drop
@@ -437,33 +406,28 @@ impl Moments {
                 } else {
                     0.4
                 };
-                self.land(
-                    track,
-                    st,
-                    event_id,
-                    take_off_ns,
-                    landing_ns,
-                    confidence,
-                    out,
-                    jumps,
-                );
+                self.land(track, st, landing_ns, confidence, out, jumps);
             }
         }
     }
 
-    /// Ends a jump at `landing_ns`.
-    #[allow(clippy::too_many_arguments)]
+    /// Ends the jump `st` is flying at `landing_ns` (nothing when on the ground).
     fn land(
         &self,
         track: &Track,
         st: &mut TrackMoments,
-        event_id: u64,
-        take_off_ns: u64,
         landing_ns: u64,
         confidence: f32,
         out: &mut Vec<EventUpdate>,
         jumps: &mut Vec<JumpDone>,
     ) {
+        let Air::Flying {
+            event_id,
+            take_off_ns,
+        } = st.air
+        else {
+            return;
+        };
         let newest = track.last().map_or(landing_ns, |o| o.t_ns);
         st.air = Air::Ground {
             quiet_until_ns: newest + 10 * self.frame_ns,
