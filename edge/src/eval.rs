@@ -37,6 +37,8 @@ pub struct EvalArgs {
     /// A predicted moment matches a true one at most this many frames apart.
     pub window: u64,
     pub config: TaggingConfig,
+    /// Where the model runs (the masks agree across backends; the time does not).
+    pub backend: venue_models::BackendChoice,
 }
 
 impl Default for EvalArgs {
@@ -53,6 +55,7 @@ impl Default for EvalArgs {
             mask_cache: None,
             window: 2,
             config: TaggingConfig::default(),
+            backend: venue_models::BackendChoice::default(),
         }
     }
 }
@@ -335,6 +338,7 @@ fn run_seeds(args: &EvalArgs, seeds: &[u64]) -> anyhow::Result<Partial> {
     };
     let mut masks = MaskSource {
         truth: args.truth_masks,
+        backend: &args.backend,
         model: None,
         cache,
     };
@@ -358,19 +362,25 @@ fn run_seeds(args: &EvalArgs, seeds: &[u64]) -> anyhow::Result<Partial> {
     Ok(part)
 }
 
-/// Where a seed's masks come from: the synthetic truth, or the reference model
-/// (loaded on first need), maybe through the mask cache (directory, model digest).
-struct MaskSource {
+/// Where a seed's masks come from: the synthetic truth, or the reference model on
+/// `backend` (loaded on first need), maybe through the mask cache (directory, model
+/// digest).
+struct MaskSource<'a> {
     truth: bool,
+    backend: &'a venue_models::BackendChoice,
     model: Option<Model>,
     cache: Option<(std::path::PathBuf, String)>,
 }
 
-impl MaskSource {
+impl MaskSource<'_> {
     fn model(&mut self) -> anyhow::Result<&mut Model> {
         if self.model.is_none() {
-            self.model =
-                Some(Model::reference().context("cannot load the embedded reference model")?);
+            let source = venue_models::ModelSource::reference()
+                .context("cannot load the embedded reference model")?;
+            let model = source.build(self.backend).with_context(|| {
+                format!("cannot run the reference model on {}", self.backend.name())
+            })?;
+            self.model = Some(model);
         }
         self.model
             .as_mut()

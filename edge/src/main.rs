@@ -116,6 +116,10 @@ enum Command {
         /// Frame height in pixels (even, 16-8192).
         #[arg(long, default_value_t = 144, value_parser = even_size)]
         height: u32,
+        /// Frames per second of the camera (the scene moves in seconds: fewer frames
+        /// per second, more motion between them).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120))]
+        fps: u32,
         /// Athletes in the scene at once.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
         athletes: u32,
@@ -129,6 +133,13 @@ enum Command {
         /// Largest timing error (frames) for a moment to count as found.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=300))]
         window: u64,
+        /// Where the model runs: `tract` (built in) or `onnxruntime` (TensorRT → CUDA
+        /// → CPU; the library from --ort-library or $ORT_DYLIB_PATH).
+        #[arg(long, value_enum, default_value_t = BackendArg::Tract)]
+        backend: BackendArg,
+        /// The ONNX Runtime shared library, for --backend onnxruntime.
+        #[arg(long)]
+        ort_library: Option<PathBuf>,
     },
     /// Receive a camera's video chunks and write a playable MP4 (from the first
     /// keyframe received), optionally the Annex-B stream and a per-frame index
@@ -252,6 +263,35 @@ struct SeedList(Vec<u64>);
 
 fn parse_seeds(s: &str) -> Result<SeedList, String> {
     venue_edge::eval::parse_seeds(s).map(SeedList)
+}
+
+/// Inference backends `eval` can run the model on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Tract,
+    Onnxruntime,
+}
+
+impl BackendArg {
+    fn choice(self, ort_library: Option<PathBuf>) -> anyhow::Result<venue_models::BackendChoice> {
+        match self {
+            BackendArg::Tract if ort_library.is_some() => {
+                anyhow::bail!("--ort-library is for --backend onnxruntime")
+            }
+            BackendArg::Tract => Ok(venue_models::BackendChoice::default()),
+            #[cfg(feature = "onnxruntime")]
+            BackendArg::Onnxruntime => Ok(venue_models::BackendChoice::OnnxRuntime(
+                venue_models::OrtOptions {
+                    library: ort_library,
+                    ..venue_models::OrtOptions::default()
+                },
+            )),
+            #[cfg(not(feature = "onnxruntime"))]
+            BackendArg::Onnxruntime => {
+                anyhow::bail!("this build has no ONNX Runtime backend (feature `onnxruntime`)")
+            }
+        }
+    }
 }
 
 /// Scenes the synthetic venue camera can render.
@@ -447,23 +487,32 @@ fn main() -> ExitCode {
             width,
             height,
             athletes,
+            fps,
             truth_masks,
             mask_cache,
             window,
+            backend,
+            ort_library,
         } => {
             // Logs (a mask cache that cannot be written, the per-moment misses at
             // debug) go to stderr: stdout is the report.
             init_logging(&cli.log, true);
+            let backend = match backend.choice(ort_library) {
+                Ok(b) => b,
+                Err(e) => return report(Err(e)),
+            };
             let args = venue_edge::eval::EvalArgs {
                 scene: scene.into(),
                 seeds: seeds.0,
                 frames,
                 width,
                 height,
+                fps,
                 athletes,
                 truth_masks,
                 mask_cache,
                 window,
+                backend,
                 ..venue_edge::eval::EvalArgs::default()
             };
             report(venue_edge::eval::run(&args).map(|r| print!("{r}")))

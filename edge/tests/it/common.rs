@@ -19,6 +19,22 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the CPU build of the
+/// `onnxruntime` wheel that `scripts/setup.sh` installs into the project's venv.
+pub fn ort_library() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv");
+    venue_models::ort_backend::venv_library(&venv).unwrap_or_else(|| {
+        panic!(
+            "no ONNX Runtime library in {}: run scripts/setup.sh (it installs the onnxruntime \
+             wheel) or set ORT_DYLIB_PATH",
+            venv.display()
+        )
+    })
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("venue-edge-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
