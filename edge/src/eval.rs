@@ -149,6 +149,9 @@ pub struct EvalReport {
     pub gt_boxes: usize,
     /// Truth boxes below the detector's floor (see [`dont_care`]): not scored.
     pub ignored_boxes: usize,
+    /// True moments of an athlete out of sight or below the detector's floor in
+    /// the moment's frame: not scored either way.
+    pub ignored_moments: usize,
     pub hyp_boxes: usize,
     pub misses: usize,
     pub false_positives: usize,
@@ -204,6 +207,7 @@ impl EvalReport {
     fn merge(&mut self, o: &EvalReport) {
         self.gt_boxes += o.gt_boxes;
         self.ignored_boxes += o.ignored_boxes;
+        self.ignored_moments += o.ignored_moments;
         self.hyp_boxes += o.hyp_boxes;
         self.misses += o.misses;
         self.false_positives += o.false_positives;
@@ -241,6 +245,7 @@ impl fmt::Display for EvalReport {
         writeln!(f, "false_positives {}", self.false_positives)?;
         writeln!(f, "id_switches {}", self.id_switches)?;
         let all = self.events();
+        writeln!(f, "moments_ignored {}", self.ignored_moments)?;
         writeln!(f, "event_precision {:.3}", all.precision())?;
         writeln!(f, "event_recall {:.3}", all.recall())?;
         for (k, m) in &self.moments {
@@ -434,6 +439,7 @@ fn run_seed(
     let mut hyps: Vec<Boxes> = Vec::new();
     let mut ignored_gts: Vec<Vec<Rect>> = Vec::new();
     let mut truth_moments: Vec<(MomentKind, u64, u64)> = Vec::new();
+    let mut ignored_moments: Vec<(MomentKind, u64, u64)> = Vec::new();
     let mut updates: Vec<EventUpdate> = Vec::new();
     let cache_path = masks.cache.as_ref().map(|(dir, digest)| {
         let what = format!(
@@ -459,12 +465,6 @@ fn run_seed(
             .next_frame_with_truth()
             .with_context(|| format!("frame {index}"))?;
         times.push(frame.capture_ns);
-        truth_moments.extend(
-            truth
-                .moments
-                .iter()
-                .map(|m| (m.kind, u64::from(m.athlete), index)),
-        );
         let t0 = Instant::now();
         let model_mask;
         let (mask, mw, mh) = match &cached {
@@ -491,6 +491,20 @@ fn run_seed(
             } else {
                 scored.push((u64::from(a.id), r));
             }
+        }
+        // A moment of the body nobody could see (a fall or a jump of an athlete
+        // out of view or a sliver in that frame) is not asked for, like the box.
+        // Entering and leaving happen at the edge by definition: always scored.
+        for m in &truth.moments {
+            let athlete = u64::from(m.athlete);
+            let seen = matches!(m.kind, MomentKind::Enter | MomentKind::Exit)
+                || scored.iter().any(|(id, _)| *id == athlete);
+            let list = if seen {
+                &mut truth_moments
+            } else {
+                &mut ignored_moments
+            };
+            list.push((m.kind, athlete, index));
         }
         gts.push(scored);
         ignored_gts.push(ignored);
@@ -609,7 +623,17 @@ fn run_seed(
     // Moments in the last frames cannot be finished by any tagger: left out.
     let guard = args.frames.saturating_sub(u64::from(args.fps) / 2);
     truth_moments.retain(|m| m.2 < guard);
+    ignored_moments.retain(|m| m.2 < guard);
     predicted.retain(|m| m.2 < guard);
+    // A prediction of an ignored moment (and of no scored one) leaves the count.
+    let near = |list: &[(MomentKind, u64, u64)], p: &(MomentKind, u64, u64)| {
+        hyp_to_gt.get(&p.1).is_some_and(|athlete| {
+            list.iter()
+                .any(|t| t.0 == p.0 && t.1 == *athlete && t.2.abs_diff(p.2) <= args.window)
+        })
+    };
+    predicted.retain(|p| !near(&ignored_moments, p) || near(&truth_moments, p));
+    report.ignored_moments += ignored_moments.len();
     for (kind, score) in &mut report.moments {
         let (s, missed, spurious) =
             score_moments(*kind, &truth_moments, &predicted, &hyp_to_gt, args.window);
