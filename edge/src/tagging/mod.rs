@@ -57,8 +57,9 @@ pub struct TaggingConfig {
     /// A fall: the box's height-to-width ratio drops below this share of the
     /// athlete's upright ratio (0–1: lying down, the box turns wide and low)...
     pub fall_shape_ratio: f32,
-    /// ... for this many frames in a row (and it is back up for as many to end).
-    pub fall_min_frames: u32,
+    /// ... for this long, in seconds (and it is back up for as long to end); in
+    /// frames at the camera's rate, at least one.
+    pub fall_min_s: f32,
     /// Speed above which a speed peak is reported, frame heights per second.
     pub speed_peak_min_hps: f32,
     /// A start/finish line as two points in normalised frame coordinates (0–1,
@@ -97,7 +98,7 @@ impl Default for TaggingConfig {
             gravity_hps2: 2.0,
             min_airtime_s: 0.2,
             fall_shape_ratio: 0.7,
-            fall_min_frames: 4,
+            fall_min_s: 0.13,
             speed_peak_min_hps: 1.2,
             line: None,
             strobe_cutouts: 5,
@@ -134,6 +135,11 @@ pub enum TaggingError {
     Camera { width: u32, height: u32, fps: u32 },
     #[error("no strobe composite: {0}")]
     Strobe(String),
+}
+
+/// `secs` in whole frames at `fps`, at least one.
+fn frames_at(secs: f32, fps: f32) -> u32 {
+    ((secs * fps).round() as u32).max(1)
 }
 
 fn bad(field: &'static str, reason: impl Into<String>) -> TaggingError {
@@ -179,8 +185,8 @@ impl TaggingConfig {
         if !(self.min_airtime_s.is_finite() && (0.0..10.0).contains(&self.min_airtime_s)) {
             return Err(bad("min_airtime_s", "must be 0-10 seconds"));
         }
-        if self.fall_min_frames == 0 || self.fall_min_frames > 60 {
-            return Err(bad("fall_min_frames", "must be 1-60"));
+        if !(self.fall_min_s.is_finite() && self.fall_min_s > 0.0 && self.fall_min_s <= 2.0) {
+            return Err(bad("fall_min_s", "must be above 0 and at most 2 seconds"));
         }
         if !(self.speed_peak_min_hps.is_finite() && self.speed_peak_min_hps > 0.0) {
             return Err(bad("speed_peak_min_hps", "must be above 0"));
@@ -348,7 +354,9 @@ impl Tagger {
                     gravity_hps2: c.gravity_hps2,
                     min_airtime_s: c.min_airtime_s,
                     fall_shape_ratio: c.fall_shape_ratio,
-                    fall_min_frames: c.fall_min_frames,
+                    // Frames at this camera's rate: a fall takes as long at 15 fps
+                    // as at 60.
+                    fall_min_frames: frames_at(c.fall_min_s, fps),
                     speed_peak_min_hps: c.speed_peak_min_hps,
                     line: c.line,
                 },
@@ -528,5 +536,33 @@ impl Tagger {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fall_lasts_as_long_at_any_frame_rate() {
+        let s = TaggingConfig::default().fall_min_s;
+        assert_eq!(frames_at(s, 30.0), 4);
+        assert_eq!(frames_at(s, 15.0), 2);
+        assert_eq!(frames_at(s, 60.0), 8);
+        // Never zero frames, however slow the camera.
+        assert_eq!(frames_at(s, 1.0), 1);
+    }
+
+    #[test]
+    fn fall_duration_is_checked() {
+        for bad_s in [0.0, -1.0, 2.5, f32::NAN] {
+            let c = TaggingConfig {
+                fall_min_s: bad_s,
+                ..TaggingConfig::default()
+            };
+            let err = c.validate().expect_err("refused").to_string();
+            assert!(err.contains("fall_min_s"), "{err}");
+        }
+        assert!(TaggingConfig::default().validate().is_ok());
     }
 }
