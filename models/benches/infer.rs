@@ -91,10 +91,8 @@ fn main() {
     // ONNX Runtime: this backend, then ONNX Runtime's Python runner, per thread count.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".venv/bin/python");
-    let library = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .or_else(|| venue_models::ort_backend::venv_library(&root.join(".venv")))
-        .expect("no ONNX Runtime library: run scripts/setup.sh or set ORT_DYLIB_PATH");
+    let library = venue_models::ort_backend::test_library(&root.join(".venv"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let dir = std::env::temp_dir().join(format!("venue-infer-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let model_path = dir.join("model.onnx");

@@ -120,6 +120,21 @@ pub fn venv_library(venv: &Path) -> Option<PathBuf> {
         })
 }
 
+/// The library the tests and benchmarks load: `$ORT_DYLIB_PATH` when set, else
+/// [`venv_library`] of `venv`; the error says how to get one.
+pub fn test_library(venv: &Path) -> Result<PathBuf, String> {
+    std::env::var_os(LIBRARY_ENV)
+        .map(PathBuf::from)
+        .or_else(|| venv_library(venv))
+        .ok_or_else(|| {
+            format!(
+                "no ONNX Runtime library in {}: run scripts/setup.sh (it installs the \
+                 onnxruntime wheel) or set {LIBRARY_ENV}",
+                venv.display()
+            )
+        })
+}
+
 /// Checks that `path` is a loadable ONNX Runtime library before `ort` sees it: a
 /// wrong path then costs an error, not `ort`'s global state.
 #[allow(unsafe_code)]

@@ -7,23 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use venue_drivers::{ManualClock, Scene, SyntheticCamera, SyntheticConfig};
-use venue_models::ort_backend::venv_library;
+use venue_models::ort_backend::test_library;
 use venue_models::{BackendChoice, ModelError, ModelSource, OrtOptions, Provider};
 
 /// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the one in the project's venv.
 fn ort_library() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv");
-    let found = venv_library(&venv);
-    found.unwrap_or_else(|| {
-        panic!(
-            "no ONNX Runtime library in {}: run scripts/setup.sh (it installs the onnxruntime \
-             wheel) or set ORT_DYLIB_PATH",
-            venv.display()
-        )
-    })
+    test_library(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn ort(providers: Vec<Provider>) -> BackendChoice {

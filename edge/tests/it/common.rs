@@ -22,17 +22,8 @@ pub fn free_port() -> u16 {
 /// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the CPU build of the
 /// `onnxruntime` wheel that `scripts/setup.sh` installs into the project's venv.
 pub fn ort_library() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv");
-    venue_models::ort_backend::venv_library(&venv).unwrap_or_else(|| {
-        panic!(
-            "no ONNX Runtime library in {}: run scripts/setup.sh (it installs the onnxruntime \
-             wheel) or set ORT_DYLIB_PATH",
-            venv.display()
-        )
-    })
+    venue_models::ort_backend::test_library(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {

@@ -42,17 +42,8 @@ const CAMERAS: [CameraSpec; 2] = [
 /// The ONNX Runtime library of the project's venv (`scripts/setup.sh` installs the
 /// `onnxruntime` wheel), or `$ORT_DYLIB_PATH`.
 fn ort_library() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return p.into();
-    }
     let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv");
-    venue_models::ort_backend::venv_library(&venv).unwrap_or_else(|| {
-        panic!(
-            "no ONNX Runtime library in {}: run scripts/setup.sh (it installs the onnxruntime \
-             wheel) or set ORT_DYLIB_PATH",
-            venv.display()
-        )
-    })
+    venue_models::ort_backend::test_library(&venv).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A box config: the cameras of [`CAMERAS`], segmented and tagged, on free ports;
