@@ -9,6 +9,7 @@
 pub mod detect;
 pub mod moments;
 pub mod pixels;
+pub mod share;
 pub mod strobe;
 pub mod thumbnail;
 pub mod track;
@@ -429,7 +430,13 @@ impl Tagger {
             &mut self.blobs,
         );
         self.tracker.join_edge_pieces(t, &mut self.blobs);
-        self.tracker.update(t, &self.blobs);
+        let mask = share::MaskView {
+            data: input.mask,
+            width: mw,
+            height: mh,
+            scale: [fw as f32 / mw as f32, fh as f32 / mh as f32],
+        };
+        self.tracker.update_masked(t, &self.blobs, Some(mask));
 
         let mut out = TagOutput::default();
         self.jumps.clear();
@@ -499,10 +506,16 @@ impl Tagger {
                 .iter()
                 .any(|t| t.id == id && t.confirmed && t.last().is_some_and(|o| !o.observed))
         };
+        let shared = |id: u64| {
+            self.tracker
+                .tracks()
+                .iter()
+                .any(|t| t.id == id && t.last().is_some_and(|o| o.shared))
+        };
         for (b, owner) in self.blobs.iter().zip(owners) {
             // A blob of athletes merged while crossing: each is reported below at
-            // its own predicted place instead.
-            if owner.is_some_and(coasting) {
+            // its own predicted place (or its share of the blob) instead.
+            if owner.is_some_and(|id| coasting(id) || shared(id)) {
                 continue;
             }
             let track = owner.filter(|&id| confirmed(id));
@@ -519,9 +532,23 @@ impl Tagger {
                 area_px: b.area.round() as u32,
             });
         }
-        // Athletes hidden by another: their predicted place, so ids carry through.
+        // Athletes hidden by another: their predicted place, so ids carry through;
+        // athletes in a group: their share of it.
         for t in self.tracker.tracks() {
             let Some(o) = t.last() else { continue };
+            if t.confirmed && o.shared {
+                // Its tracked box, moved by the share: the share's own box is cut
+                // where it meets the others'.
+                let [x, y, w, h] = t.predicted().clip(fw as f32, fh as f32).to_pixels(fw, fh);
+                out.push(Detection {
+                    class: 0,
+                    bbox: BBox { x, y, w, h },
+                    score: 0.7,
+                    track: Some(t.id),
+                    area_px: 0,
+                });
+                continue;
+            }
             if t.confirmed && !o.observed && o.occluded && t.misses <= self.max_occluded {
                 let [x, y, w, h] = o.rect.clip(fw as f32, fh as f32).to_pixels(fw, fh);
                 if w > 0 && h > 0 {

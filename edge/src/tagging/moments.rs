@@ -239,7 +239,7 @@ impl Moments {
             track
                 .history
                 .iter()
-                .filter(|o| o.observed)
+                .filter(|o| o.observed && !o.shared)
                 .take(3)
                 .collect()
         } else {
@@ -247,7 +247,7 @@ impl Moments {
                 .history
                 .iter()
                 .rev()
-                .filter(|o| o.observed)
+                .filter(|o| o.observed && !o.shared)
                 .take(3)
                 .collect()
         };
@@ -323,7 +323,8 @@ impl Moments {
                 // about g.
                 let ballistic = (0..AGREE).all(|k| {
                     let c = n - 1 - HALF - k;
-                    self.accel(h, c).is_some_and(|a| a > 0.5 * g && a < 2.0 * g)
+                    self.accel(h, c, false)
+                        .is_some_and(|a| a > 0.5 * g && a < 2.0 * g)
                 });
                 let newest = h[n - 1].t_ns;
                 if !ballistic || newest < quiet_until_ns {
@@ -383,7 +384,7 @@ impl Moments {
                 // as the slope takes the athlete's fall, then little).
                 let landed = (0..2).all(|k| {
                     let c = n - 1 - HALF - k;
-                    self.accel(h, c).is_some_and(|a| a < 0.3 * g)
+                    self.accel(h, c, true).is_some_and(|a| a < 0.3 * g)
                 });
                 if !landed {
                     return;
@@ -450,15 +451,23 @@ impl Moments {
 
     /// Vertical acceleration (pixels/s², down positive) of the centre around
     /// history index `c`, from a quadratic fit over `c ± HALF`; `None` unless every
-    /// frame there was seen clearly.
-    fn accel(&mut self, h: &std::collections::VecDeque<Obs>, c: usize) -> Option<f64> {
+    /// frame there was seen clearly. A share of a group (`shares`) counts only
+    /// where a jump is already known: it places a landing well, but where the
+    /// shares meet its top can jump to a neighbour's head, which must not start
+    /// a jump.
+    fn accel(
+        &mut self,
+        h: &std::collections::VecDeque<Obs>,
+        c: usize,
+        shares: bool,
+    ) -> Option<f64> {
         if c < HALF || c + HALF >= h.len() {
             return None;
         }
         self.pts.clear();
         let t0 = h[c].t_ns;
         for o in h.range(c - HALF..=c + HALF) {
-            if !o.observed || o.occluded || o.at_edge {
+            if !o.observed || o.occluded || o.at_edge || (o.shared && !shares) {
                 return None;
             }
             self.pts
@@ -536,12 +545,13 @@ impl Moments {
         }
         // Upright shape (height over width) and height: medians over the recent
         // clear frames before now. Lying down, the box turns wide and low; at the
-        // frame's edge the width is cut, so there the height alone tells.
+        // frame's edge (or shared with others in one blob) the width is cut, so
+        // there the height alone tells.
         let shape = |o: &Obs| o.rect.height() / o.rect.width().max(1.0);
         let upto = h
             .len()
             .saturating_sub(1 + self.rules.fall_min_frames as usize * 2);
-        let clear = |o: &&Obs| o.observed && !o.occluded && !o.at_edge;
+        let clear = |o: &&Obs| o.observed && !o.occluded && !o.width_cut();
         self.heights.clear();
         self.heights
             .extend(h.range(..upto).rev().take(30).filter(clear).map(shape));
@@ -562,11 +572,14 @@ impl Moments {
         let upright_h = self.heights[self.heights.len() / 2].max(1.0);
         let low = |o: &Obs| {
             let by_height = o.rect.height() / upright_h < self.rules.fall_shape_ratio;
-            let by_shape = !o.at_edge && shape(o) / upright.max(0.01) < self.rules.fall_shape_ratio;
+            let by_shape =
+                !o.width_cut() && shape(o) / upright.max(0.01) < self.rules.fall_shape_ratio;
             by_height || by_shape
         };
         let upright_again = |o: &Obs| {
-            !o.at_edge && shape(o) / upright.max(0.01) > 0.85 && o.rect.height() / upright_h > 0.85
+            !o.width_cut()
+                && shape(o) / upright.max(0.01) > 0.85
+                && o.rect.height() / upright_h > 0.85
         };
         match st.fall {
             None => {
@@ -589,7 +602,7 @@ impl Moments {
                         continue;
                     }
                     let changed = o.rect.height() < 0.95 * upright_h
-                        || (!o.at_edge && shape(o) < 0.95 * upright);
+                        || (!o.width_cut() && shape(o) < 0.95 * upright);
                     if !changed {
                         break;
                     }

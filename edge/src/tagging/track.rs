@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use pathfinding::prelude::{Matrix, kuhn_munkres};
 
 use super::detect::{Blob, Rect};
+use super::share::{MaskView, Share, apart, share};
 
 /// A constant-velocity Kalman filter on one axis (position, velocity), with white
 /// acceleration noise. Four of these track a box; a full 8-state filter would
@@ -75,8 +76,20 @@ pub struct Obs {
     pub at_edge: bool,
     /// The blob was a sliver at the edge (see [`Blob::weak`]).
     pub weak: bool,
+    /// Measured from its share of a blob of several athletes (see
+    /// [`super::share`]): the top and centre are its own, the width is cut where
+    /// the shares meet.
+    pub shared: bool,
     /// The blob's box in mask pixels (for cut-outs); zero when not observed.
     pub mask_box: [u32; 4],
+}
+
+impl Obs {
+    /// The box's width is not the athlete's: cut by the frame's edge or where
+    /// its share of a group ends.
+    pub fn width_cut(&self) -> bool {
+        self.at_edge || self.shared
+    }
 }
 
 /// A tracked athlete.
@@ -184,6 +197,15 @@ const MAX_GAP_S: f32 = 2.0;
 const SIZES: usize = 128;
 /// Fewest of them before pieces at the edge are joined by size.
 const MIN_SIZES: usize = 16;
+
+/// Least distance between the centres of tracks predicted in one blob, in their
+/// mean size along either axis, for the blob to be shared out between them.
+const SHARE_APART: f32 = 0.6;
+/// Least share of a group blob (of an even split) that measures a track.
+const SHARE_MIN: f32 = 0.3;
+
+/// Least height of a share, in the track's height, for it to measure the track.
+const SHARE_TALL: f32 = 0.8;
 
 /// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
 const ACCEL_VAR: f32 = 4.0;
@@ -316,8 +338,15 @@ impl Tracker {
         }
     }
 
-    /// Advances every track to `t_ns` and assigns `blobs`.
+    /// Advances every track to `t_ns` and assigns `blobs`, without the mask:
+    /// athletes merged in one blob coast on their motion.
     pub fn update(&mut self, t_ns: u64, blobs: &[Blob]) {
+        self.update_masked(t_ns, blobs, None);
+    }
+
+    /// Advances every track to `t_ns` and assigns `blobs` (found in `mask`); a
+    /// blob of several tracked athletes is shared out between them.
+    pub fn update_masked(&mut self, t_ns: u64, blobs: &[Blob], mask: Option<MaskView<'_>>) {
         self.ended.clear();
         let dt = match self.last_ns {
             Some(last) if t_ns > last => (t_ns - last) as f32 * 1e-9,
@@ -422,6 +451,10 @@ impl Tracker {
             }
             group[j] = claims >= 2;
         }
+        let shares = match mask {
+            Some(m) => self.shares(&m, blobs, &group, &assigned),
+            None => vec![None; nt],
+        };
 
         // Hits of the track each blob went to (for telling fragments from athletes).
         let mut owner_hits = vec![0u32; nb];
@@ -435,6 +468,29 @@ impl Tracker {
         let r = MEASURE_VAR * h2;
         for (i, t) in self.tracks.iter_mut().enumerate() {
             let obs = match assigned[i] {
+                _ if let Some((_, s)) = shares[i] => {
+                    // Its share of a group: the centre is its own but less sure
+                    // than a blob of its own, and the size is kept (the share's
+                    // width is cut).
+                    let c = s.rect.center();
+                    t.cx.update(c[0], 4.0 * r);
+                    t.cy.update(c[1], 4.0 * r);
+                    t.hits += 1;
+                    t.misses = 0;
+                    t.last_seen_ns = t_ns;
+                    t.missing_since_ns = None;
+                    Obs {
+                        t_ns,
+                        rect: s.rect,
+                        centroid: s.centroid,
+                        observed: true,
+                        occluded: false,
+                        at_edge: s.at_edge,
+                        weak: false,
+                        shared: true,
+                        mask_box: s.mask_box,
+                    }
+                }
                 Some(j) if !group[j] => {
                     let b = &blobs[j];
                     let c = b.rect.center();
@@ -479,6 +535,7 @@ impl Tracker {
                         occluded: false,
                         at_edge: b.at_edge,
                         weak: b.weak,
+                        shared: false,
                         mask_box: b.mask_box,
                     }
                 }
@@ -554,6 +611,7 @@ impl Tracker {
                         occluded: cover.is_some(),
                         at_edge,
                         weak: false,
+                        shared: false,
                         mask_box: [0; 4],
                     }
                 }
@@ -562,6 +620,16 @@ impl Tracker {
                 t.history.pop_front();
             }
             t.history.push_back(obs);
+            tracing::trace!(
+                track = t.id,
+                t_ns = obs.t_ns,
+                rect = ?obs.rect,
+                observed = obs.observed,
+                occluded = obs.occluded,
+                shared = obs.shared,
+                at_edge = obs.at_edge,
+                "track observation"
+            );
         }
 
         // End tracks: tentative ones at their first miss, confirmed ones once they
@@ -640,6 +708,7 @@ impl Tracker {
                 occluded: false,
                 at_edge: b.at_edge,
                 weak: b.weak,
+                shared: false,
                 mask_box: b.mask_box,
             });
             self.tracks.push(Track {
@@ -660,6 +729,46 @@ impl Tracker {
             self.owner[j] = Some(self.next_id);
             self.next_id += 1;
         }
+    }
+
+    /// Per track: its share of the group blob it lies in, when the confirmed
+    /// tracks predicted in that blob are far enough apart to be told apart and
+    /// its share is a fair part of the blob (a sliver means it is mostly hidden:
+    /// it coasts).
+    fn shares(
+        &self,
+        mask: &MaskView<'_>,
+        blobs: &[Blob],
+        group: &[bool],
+        assigned: &[Option<usize>],
+    ) -> Vec<Option<(usize, Share)>> {
+        let mut out = vec![None; self.tracks.len()];
+        for (j, b) in blobs.iter().enumerate().filter(|&(j, _)| group[j]) {
+            let (who, boxes): (Vec<usize>, Vec<Rect>) = self
+                .tracks
+                .iter()
+                .enumerate()
+                // A track measured from a blob of its own is not in this one.
+                .filter(|&(i, t)| t.confirmed && assigned[i].is_none_or(|a| a == j || group[a]))
+                .map(|(i, t)| (i, t.predicted()))
+                .filter(|(_, p)| p.area() > 0.0 && p.intersection(&b.rect) >= 0.3 * p.area())
+                .unzip();
+            if who.len() < 2 || !apart(&boxes, SHARE_APART) {
+                continue;
+            }
+            let parts = share(mask, b, &boxes);
+            for (&i, part) in who.iter().zip(parts) {
+                // A share much lower than the athlete (its skis only, the body
+                // went to a neighbour) says nothing of where its top is.
+                let tall = SHARE_TALL * self.tracks[i].h;
+                if let Some(s) = part.filter(|s| {
+                    s.area >= SHARE_MIN * b.area / who.len() as f32 && s.rect.height() >= tall
+                }) {
+                    out[i] = Some((j, s));
+                }
+            }
+        }
+        out
     }
 
     /// Ends every track (the stream is over), reporting them as ended.
@@ -993,5 +1102,85 @@ mod tests {
         assert_eq!(tr.ended().len(), 1);
         assert_eq!(tr.tracks().len(), 1);
         assert!(!tr.tracks()[0].confirmed);
+    }
+
+    /// Two athletes riding side by side merge into one blob; one of them jumps
+    /// while they are merged. With the mask each track is measured from its own
+    /// share (its own top), so the jump shows on the right track; without it
+    /// both coast on their motion and nobody's top moves.
+    #[test]
+    fn tracks_in_one_blob_are_measured_from_their_shares() {
+        let (w, h) = (120usize, 60usize);
+        let mut tr = Tracker::new(RULES, w as u32, h as u32);
+        let mut plain = Tracker::new(RULES, w as u32, h as u32);
+        // Athlete A: columns x..x+10, rows 20..50; B: 14 columns to the right,
+        // rows 20 - lift..50.
+        let frame = |x: usize, gap: usize, lift: usize| {
+            let mut m = vec![0u8; w * h];
+            let bx = x + 10 + gap;
+            for y in 0..h {
+                for c in 0..w {
+                    let a = (x..x + 10).contains(&c) && (20..50).contains(&y);
+                    let b = (bx..bx + 10).contains(&c) && (20 - lift..50).contains(&y);
+                    m[y * w + c] = u8::from(a || b);
+                }
+            }
+            (m, bx)
+        };
+        let mut last = (None, None);
+        for f in 0..20u64 {
+            let x = 10 + f as usize;
+            // Apart for 8 frames (4 columns between them), then touching.
+            let gap = if f < 8 { 4 } else { 0 };
+            let lift = if f >= 12 { 2 * (f as usize - 11) } else { 0 };
+            let (mask, bx) = frame(x, gap, lift);
+            let blobs: Vec<Blob> = if gap > 0 {
+                vec![
+                    blob(x as f32, 20.0, 10.0, 30.0),
+                    blob(bx as f32, 20.0, 10.0, 30.0),
+                ]
+            } else {
+                let top = (20 - lift) as f32;
+                let mut b = blob(x as f32, top, (bx + 10 - x) as f32, 50.0 - top);
+                b.mask_box = [x as u32, 20 - lift as u32, bx as u32 + 10, 50];
+                vec![b]
+            };
+            let view = MaskView {
+                data: &mask,
+                width: w,
+                height: h,
+                scale: [1.0, 1.0],
+            };
+            tr.update_masked(f * FRAME_NS, &blobs, Some(view));
+            plain.update(f * FRAME_NS, &blobs);
+            last = (
+                tr.tracks()
+                    .iter()
+                    .map(|t| *t.last().unwrap())
+                    .collect::<Vec<_>>()
+                    .into(),
+                plain
+                    .tracks()
+                    .iter()
+                    .map(|t| *t.last().unwrap())
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+        }
+        let (shared, coasting): (Vec<Obs>, Vec<Obs>) = (last.0.unwrap(), last.1.unwrap());
+        assert_eq!(shared.len(), 2, "{shared:?}");
+        let mut by_x = shared.clone();
+        by_x.sort_by(|a, b| a.rect.x0.total_cmp(&b.rect.x0));
+        assert!(
+            by_x.iter().all(|o| o.observed && o.shared && !o.occluded),
+            "{by_x:?}"
+        );
+        assert_eq!(by_x[0].rect.y0, 20.0, "A stays on the ground: {by_x:?}");
+        assert_eq!(by_x[1].rect.y0, 4.0, "B is 16 px up: {by_x:?}");
+        assert_eq!(coasting.len(), 2);
+        assert!(
+            coasting.iter().all(|o| !o.observed && o.occluded),
+            "{coasting:?}"
+        );
     }
 }

@@ -1,0 +1,202 @@
+//! Sharing out one blob of several athletes (a pack riding side by side, skaters
+//! crossing) between the tracks predicted inside it: each mask pixel goes to the
+//! predicted box it lies deepest in, and each track is measured from its share.
+//! The share's top and centre follow the athlete (what jumps are found from); its
+//! width is cut where the shares meet, so it is marked as such for the moments
+//! that read the box's shape.
+
+use super::detect::{Blob, Rect};
+
+/// A segmentation mask as the tracker reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct MaskView<'a> {
+    /// One byte per mask pixel, row-major, non-zero is athlete.
+    pub data: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    /// Frame pixels per mask pixel, across and down.
+    pub scale: [f32; 2],
+}
+
+/// One track's part of a shared blob, in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    pub rect: Rect,
+    pub centroid: [f32; 2],
+    /// Area in frame pixels.
+    pub area: f32,
+    /// Box in mask pixels `[x0, y0, x1, y1)`.
+    pub mask_box: [u32; 4],
+    /// The share itself touches the frame's edge (the blob may, elsewhere).
+    pub at_edge: bool,
+}
+
+/// Whether the boxes lie far enough apart for their shares to mean anything:
+/// every pair is apart by at least `min_apart` of their mean size along one axis.
+/// Two athletes almost on top of each other (the moment of a crossing) are not
+/// shared out; their tracks coast on their motion instead.
+pub fn apart(boxes: &[Rect], min_apart: f32) -> bool {
+    boxes.iter().enumerate().all(|(i, a)| {
+        boxes[i + 1..].iter().all(|b| {
+            let (ca, cb) = (a.center(), b.center());
+            let w = 0.5 * (a.width() + b.width());
+            let h = 0.5 * (a.height() + b.height());
+            (ca[0] - cb[0]).abs() >= min_apart * w || (ca[1] - cb[1]).abs() >= min_apart * h
+        })
+    })
+}
+
+/// The mask pixels of `blob` (inside its mask box) shared out between `boxes`:
+/// each pixel to the box whose centre is nearest, measured in half-sizes of that
+/// box along each axis (so a pixel at the edge of a box and one at the edge of
+/// its neighbour count alike). `None` for a box that got no pixels.
+pub fn share(mask: &MaskView<'_>, blob: &Blob, boxes: &[Rect]) -> Vec<Option<Share>> {
+    #[derive(Clone, Copy)]
+    struct Acc {
+        x0: u32,
+        y0: u32,
+        x1: u32,
+        y1: u32,
+        n: u32,
+        sx: u64,
+        sy: u64,
+    }
+    let mut acc: Vec<Option<Acc>> = vec![None; boxes.len()];
+    let [x0, y0, x1, y1] = blob.mask_box;
+    let (x1, y1) = (x1.min(mask.width as u32), y1.min(mask.height as u32));
+    let [kx, ky] = mask.scale;
+    let half: Vec<([f32; 2], [f32; 2])> = boxes
+        .iter()
+        .map(|b| {
+            (
+                b.center(),
+                [(0.5 * b.width()).max(0.5), (0.5 * b.height()).max(0.5)],
+            )
+        })
+        .collect();
+    for y in y0..y1 {
+        let row = y as usize * mask.width;
+        let py = (y as f32 + 0.5) * ky;
+        for x in x0..x1 {
+            if mask.data.get(row + x as usize).is_none_or(|&m| m == 0) {
+                continue;
+            }
+            let px = (x as f32 + 0.5) * kx;
+            let nearest = half
+                .iter()
+                .map(|(c, h)| ((px - c[0]) / h[0]).powi(2) + ((py - c[1]) / h[1]).powi(2))
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(k, _)| k);
+            let Some(k) = nearest else { continue };
+            let a = acc[k].get_or_insert(Acc {
+                x0: x,
+                y0: y,
+                x1: x,
+                y1: y,
+                n: 0,
+                sx: 0,
+                sy: 0,
+            });
+            a.x0 = a.x0.min(x);
+            a.y0 = a.y0.min(y);
+            a.x1 = a.x1.max(x);
+            a.y1 = a.y1.max(y);
+            a.n += 1;
+            a.sx += u64::from(x);
+            a.sy += u64::from(y);
+        }
+    }
+    acc.into_iter()
+        .map(|a| {
+            let a = a?;
+            let n = a.n as f32;
+            Some(Share {
+                rect: Rect {
+                    x0: a.x0 as f32 * kx,
+                    y0: a.y0 as f32 * ky,
+                    x1: (a.x1 + 1) as f32 * kx,
+                    y1: (a.y1 + 1) as f32 * ky,
+                },
+                centroid: [(a.sx as f32 / n + 0.5) * kx, (a.sy as f32 / n + 0.5) * ky],
+                area: n * kx * ky,
+                mask_box: [a.x0, a.y0, a.x1 + 1, a.y1 + 1],
+                at_edge: a.x0 == 0
+                    || a.y0 == 0
+                    || a.x1 + 1 >= mask.width as u32
+                    || a.y1 + 1 >= mask.height as u32,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(x0: f32, y0: f32, x1: f32, y1: f32) -> Rect {
+        Rect { x0, y0, x1, y1 }
+    }
+
+    /// Two bodies side by side in one blob: each predicted box gets its own body,
+    /// with its own top (the taller one's head is higher).
+    #[test]
+    fn two_bodies_in_one_blob_are_shared_by_their_boxes() {
+        // 12×9 mask at 2 frame pixels per mask pixel: a body at columns 1..=3
+        // from row 1, one at columns 7..=9 from row 3, joined by skis on row 7
+        // that reach the left edge.
+        let (w, h) = (12usize, 9usize);
+        let mut data = vec![0u8; w * h];
+        for y in 1..8 {
+            for x in 1..=3 {
+                data[y * w + x] = 1;
+            }
+        }
+        for y in 3..8 {
+            for x in 7..=9 {
+                data[y * w + x] = 1;
+            }
+        }
+        for x in 0..11 {
+            data[7 * w + x] = 1;
+        }
+        let mask = MaskView {
+            data: &data,
+            width: w,
+            height: h,
+            scale: [2.0, 2.0],
+        };
+        let blob = Blob {
+            rect: rect(0.0, 2.0, 24.0, 16.0),
+            centroid: [12.0, 10.0],
+            area: 100.0,
+            fill: 0.5,
+            mask_box: [0, 1, 12, 8],
+            at_edge: true,
+            weak: false,
+        };
+        let boxes = [rect(1.0, 2.0, 9.0, 16.0), rect(13.0, 6.0, 21.0, 16.0)];
+        assert!(apart(&boxes, 0.4));
+        let s = share(&mask, &blob, &boxes);
+        let (a, b) = (s[0].expect("left share"), s[1].expect("right share"));
+        assert_eq!(a.rect.y0, 2.0, "the left body's head");
+        assert_eq!(b.rect.y0, 6.0, "the right body's head");
+        assert!(a.rect.x1 <= b.rect.x0, "{a:?} {b:?}");
+        assert!(a.centroid[0] < 10.0 && b.centroid[0] > 14.0);
+        // The blob touches the left edge (the skis); only the left share does.
+        assert!(a.at_edge && !b.at_edge);
+        // Every pixel went somewhere.
+        let total: f32 = s.iter().flatten().map(|s| s.area).sum();
+        let pixels = data.iter().filter(|&&m| m != 0).count() as f32;
+        assert_eq!(total, pixels * 4.0);
+    }
+
+    #[test]
+    fn boxes_on_top_of_each_other_are_not_apart() {
+        let a = rect(0.0, 0.0, 10.0, 20.0);
+        assert!(!apart(&[a, rect(2.0, 1.0, 12.0, 21.0)], 0.4));
+        assert!(apart(&[a, rect(5.0, 0.0, 15.0, 20.0)], 0.4));
+        assert!(apart(&[a, rect(0.0, 9.0, 10.0, 29.0)], 0.4));
+        assert!(apart(&[a], 0.4));
+    }
+}
