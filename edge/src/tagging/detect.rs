@@ -159,6 +159,9 @@ struct Comp {
     area: u32,
     sx: u64,
     sy: u64,
+    /// Which component (index among the connected components) the pixels
+    /// belong to; pieces cut from one keep its id.
+    id: u32,
 }
 
 impl Comp {
@@ -195,6 +198,13 @@ pub struct Detector {
     index: Vec<u32>,
     /// Column profile scratch for splitting merged athletes.
     profile: Vec<f32>,
+    /// Per component id: the id of the component it was merged into (itself
+    /// when it was not).
+    alias: Vec<u32>,
+    /// Per run (label): the id of the component it ended in.
+    run_id: Vec<u32>,
+    /// The runs of the component being split.
+    mine: Vec<Run>,
 }
 
 /// Least mask pixels of a sliver at the frame's edge (see [`Blob::weak`]).
@@ -210,17 +220,16 @@ const SPLIT_VALLEY: f32 = 0.3;
 /// [`SPLIT_PEAK`] of the component's height on both sides of a valley no higher than
 /// [`SPLIT_VALLEY`] of the lower side. A single athlete has one body column with
 /// thin skis, sticks or arms beside it, so it is never cut.
-fn split_columns(mask: &[u8], mw: usize, c: &Comp, profile: &mut Vec<f32>) -> Option<u32> {
+fn split_columns(runs: &[Run], c: &Comp, profile: &mut Vec<f32>) -> Option<u32> {
     let (w, h) = ((c.x1 - c.x0 + 1) as usize, (c.y1 - c.y0 + 1) as usize);
     if w < 5 || h < 6 {
         return None;
     }
     profile.clear();
     profile.resize(w, 0.0);
-    for y in c.y0 as usize..=c.y1 as usize {
-        let row = mask.get(y * mw + c.x0 as usize..y * mw + c.x1 as usize + 1)?;
-        for (p, &m) in profile.iter_mut().zip(row) {
-            *p += f32::from(u8::from(m != 0));
+    for r in runs {
+        for p in &mut profile[(r.x0 - c.x0) as usize..=(r.x1 - c.x0) as usize] {
+            *p += 1.0;
         }
     }
     // Three-column mean, in place from a copy of the neighbours.
@@ -253,32 +262,38 @@ fn split_columns(mask: &[u8], mw: usize, c: &Comp, profile: &mut Vec<f32>) -> Op
 }
 
 /// The component's pixels in columns `x0..=x1`, measured again.
-fn measure(mask: &[u8], mw: usize, c: &Comp, x0: u32, x1: u32) -> Option<Comp> {
+fn measure(runs: &[Run], id: u32, x0: u32, x1: u32) -> Option<Comp> {
     let mut out: Option<Comp> = None;
-    for y in c.y0..=c.y1 {
-        let base = y as usize * mw;
-        let row = mask.get(base + x0 as usize..base + x1 as usize + 1)?;
-        for (i, &m) in row.iter().enumerate() {
-            if m == 0 {
-                continue;
-            }
-            let x = x0 + i as u32;
-            let px = Comp {
-                x0: x,
-                y0: y,
-                x1: x,
-                y1: y,
-                area: 1,
-                sx: u64::from(x),
-                sy: u64::from(y),
-            };
-            match out.as_mut() {
-                Some(o) => o.absorb(&px),
-                None => out = Some(px),
-            }
+    for r in runs {
+        let (a, b) = (r.x0.max(x0), r.x1.min(x1));
+        if a > b {
+            continue;
+        }
+        let n = b - a + 1;
+        let piece = Comp {
+            x0: a,
+            y0: r.y,
+            x1: b,
+            y1: r.y,
+            area: n,
+            sx: u64::from(n) * u64::from(a + b) / 2,
+            sy: u64::from(n) * u64::from(r.y),
+            id,
+        };
+        match out.as_mut() {
+            Some(o) => o.absorb(&piece),
+            None => out = Some(piece),
         }
     }
     out
+}
+
+/// One run of mask pixels on row `y`, columns `x0..=x1`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    y: u32,
+    x0: u32,
+    x1: u32,
 }
 
 impl Detector {
@@ -345,6 +360,7 @@ impl Detector {
                     area: n,
                     sx,
                     sy: u64::from(n) * y as u64,
+                    id: 0,
                 });
                 self.cur.push((x0, x1, label));
             }
@@ -364,16 +380,23 @@ impl Detector {
         self.roots.clear();
         self.index.clear();
         self.index.resize(self.parent.len(), u32::MAX);
+        self.run_id.clear();
         for l in 0..self.parent.len() as u32 {
             let r = self.find(l) as usize;
             let c = self.comps[l as usize];
             if self.index[r] == u32::MAX {
                 self.index[r] = self.roots.len() as u32;
-                self.roots.push(c);
+                self.roots.push(Comp {
+                    id: self.index[r],
+                    ..c
+                });
             } else {
                 self.roots[self.index[r] as usize].absorb(&c);
             }
+            self.run_id.push(self.index[r]);
         }
+        self.alias.clear();
+        self.alias.extend(0..self.roots.len() as u32);
         // Fragments (a ski, an arm cut off by a thin gap) join the larger component
         // they sit next to; two athletes of similar size are never merged here.
         self.roots
@@ -400,6 +423,7 @@ impl Detector {
                     && big.near(&small, rules.merge_gap_px * if same_edge { 2 } else { 1 })
                 {
                     self.roots[i].absorb(&small);
+                    self.alias[small.id as usize] = self.roots[i].id;
                     self.roots.swap_remove(j);
                     grew = true;
                     // Order after swap_remove is broken only for smaller entries; rescan.
@@ -420,14 +444,39 @@ impl Detector {
         // Athletes that overlap in the image (a pack on one line) are one component:
         // cut each where its column profile has two tall bodies with a deep valley
         // between them.
+        // Every run's final component (merges chain: follow them to the end).
+        for id in self.run_id.iter_mut() {
+            while self.alias[*id as usize] != *id {
+                *id = self.alias[*id as usize];
+            }
+        }
         let mut k = 0;
         while k < self.roots.len() {
             let c = self.roots[k];
-            match split_columns(mask, mw, &c, &mut self.profile) {
+            // Only this component's own pixels: its box may hold a neighbour's.
+            self.mine.clear();
+            if c.x1 - c.x0 >= 4 && c.y1 - c.y0 >= 5 {
+                for (l, &id) in self.run_id.iter().enumerate() {
+                    let r = &self.comps[l];
+                    if id == c.id && r.x1 >= c.x0 && r.x0 <= c.x1 {
+                        self.mine.push(Run {
+                            y: r.y0,
+                            x0: r.x0.max(c.x0),
+                            x1: r.x1.min(c.x1),
+                        });
+                    }
+                }
+            }
+            let cut = if self.mine.is_empty() {
+                None
+            } else {
+                split_columns(&self.mine, &c, &mut self.profile)
+            };
+            match cut {
                 Some(cut) => {
                     let (a, b) = (
-                        measure(mask, mw, &c, c.x0, cut),
-                        measure(mask, mw, &c, cut + 1, c.x1),
+                        measure(&self.mine, c.id, c.x0, cut),
+                        measure(&self.mine, c.id, cut + 1, c.x1),
                     );
                     match (a, b) {
                         (Some(a), Some(b)) if a.area >= min_area && b.area >= min_area => {
@@ -492,6 +541,35 @@ mod tests {
             .flat_map(|r| r.bytes().map(|b| if b == b'#' { 255 } else { 0 }))
             .collect();
         (data, w, rows.len())
+    }
+
+    /// A skier's long skis reach under a neighbour who is not touching them: the
+    /// skier's box holds the neighbour's body, but only the skier's own pixels
+    /// are read when looking for a cut, so the skier is not cut in two (and no
+    /// piece is measured with the neighbour's pixels in it).
+    #[test]
+    fn a_neighbour_inside_a_blobs_box_is_not_read_as_part_of_it() {
+        let (m, w, h) = mask(&[
+            "....................",
+            "........##.......##.",
+            "........###......##.",
+            "........##.......##.",
+            "........##.......##.",
+            "........##.......##.",
+            "........##..........",
+            "..################..",
+            "....................",
+        ]);
+        let mut d = Detector::default();
+        let mut out = Vec::new();
+        d.detect(&m, (w, h), (w as u32, h as u32), &RULES, &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let skier = out
+            .iter()
+            .find(|b| b.rect.x0 == 2.0)
+            .unwrap_or_else(|| panic!("skier in {out:?}"));
+        assert_eq!(skier.area, 13.0 + 16.0, "{skier:?}");
+        assert_eq!((skier.rect.x1, skier.rect.y0), (18.0, 1.0), "{skier:?}");
     }
 
     #[test]
