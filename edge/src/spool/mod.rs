@@ -826,12 +826,14 @@ fn recover_stream(state: &mut StreamState, report: &mut RecoveryReport) -> Resul
         let mut holes = Vec::new();
         let mut expected = first;
         let mut index = Vec::new();
-        for (n, (seq, off)) in scan.records.iter().enumerate() {
+        let mut indexed: Option<usize> = None;
+        for (seq, off) in &scan.records {
             if *seq > expected {
                 holes.push((expected, *seq));
             }
-            if n == 0 || seq % stream::INDEX_EVERY == 0 {
+            if indexed.is_none_or(|i| stream::needs_index(*seq, (off - i) as u64)) {
                 index.push((*seq, *off as u64));
+                indexed = Some(*off);
             }
             expected = seq + 1;
         }

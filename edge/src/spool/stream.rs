@@ -13,6 +13,22 @@ use super::record;
 /// Every how many records a segment keeps an index entry (seq → file offset).
 pub(super) const INDEX_EVERY: u64 = 128;
 
+/// A segment also keeps an entry at least every this many bytes, so that a read
+/// (`READ_WINDOW` from the entry before the wanted record) reaches the record
+/// whatever the records' size.
+pub(super) const INDEX_BYTES: u64 = 256 * 1024;
+
+/// Most bytes one read takes from a segment file.
+pub(super) const READ_WINDOW: u64 = 4 * 1024 * 1024;
+
+/// Whether record `seq`, `since` bytes after the start of the last indexed record,
+/// gets an index entry. The index stays sparse whatever the commit rhythm: one
+/// entry per batch made it one per record at a camera's rate (16 bytes each,
+/// kept until the segment is deleted).
+pub(super) fn needs_index(seq: u64, since: u64) -> bool {
+    seq.is_multiple_of(INDEX_EVERY) || since >= INDEX_BYTES
+}
+
 /// Which stream a log holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId {
@@ -136,6 +152,8 @@ pub(super) struct StreamState {
     pub pending: Vec<u8>,
     /// `(seq, offset in pending)` for records in `pending` that need an index entry.
     pub pending_index: Vec<(u64, usize)>,
+    /// Framed bytes appended since the start of the last record given an index entry.
+    pub since_index: u64,
     pub pending_first: Option<u64>,
     /// Recent records, for sending without reading the disk.
     pub cache: VecDeque<Record>,
@@ -166,6 +184,7 @@ impl StreamState {
             next_seq: 0,
             pending: Vec::new(),
             pending_index: Vec::new(),
+            since_index: 0,
             pending_first: None,
             cache: VecDeque::new(),
             cache_bytes: 0,
@@ -186,9 +205,11 @@ impl StreamState {
         if self.pending_first.is_none() {
             self.pending_first = Some(seq);
         }
-        if seq.is_multiple_of(INDEX_EVERY) || offset == 0 {
+        if needs_index(seq, self.since_index) {
             self.pending_index.push((seq, offset));
+            self.since_index = 0;
         }
+        self.since_index += (self.pending.len() - offset) as u64;
         let payload = Bytes::from(payload);
         self.cache_bytes += payload.len();
         self.cache.push_back(Record {
@@ -519,7 +540,7 @@ pub(super) fn read_file(plan: ReadPlan) -> std::io::Result<Read> {
     let mut f = std::fs::File::open(&path)?;
     f.seek(SeekFrom::Start(offset))?;
     // Read a bounded window: enough for `max` small records.
-    let want = (end.saturating_sub(offset)).min(4 * 1024 * 1024) as usize;
+    let want = (end.saturating_sub(offset)).min(READ_WINDOW) as usize;
     let mut buf = vec![0u8; want];
     let mut got = 0;
     while got < want {

@@ -512,3 +512,106 @@ fn batches_are_cut_into_record_aligned_pieces() {
     assert_eq!(record_pieces(&batch[..one], 10), vec![(one, 10)]);
     assert!(record_pieces(&[], 10).is_empty());
 }
+
+/// Index entries kept over every segment of a stream.
+fn index_entries(h: &StreamHandle) -> usize {
+    lock(&h.entry.state)
+        .segments
+        .iter()
+        .map(|s| s.index.len())
+        .sum()
+}
+
+#[test]
+fn the_index_stays_sparse_when_every_record_is_its_own_commit() {
+    // A camera's metadata: small records, each committed on its own (the committer
+    // runs every few ms), never acknowledged. Was one entry per record.
+    let dir = temp("sparse-index");
+    let big = SpoolConfig {
+        segment_bytes: 64 * 1024 * 1024,
+        ..cfg(&dir)
+    };
+    let (spool, _) = Spool::open(big.clone(), 1).unwrap_or_else(|e| panic!("{e}"));
+    let h = spool.stream(&cam(), StreamKind::Meta);
+    let n = 2000u64;
+    for _ in 0..n {
+        h.append_with(payload).unwrap_or_else(|e| panic!("{e}"));
+        spool.commit();
+    }
+    let bound = (n / stream::INDEX_EVERY) as usize + 1;
+    assert!(
+        index_entries(&h) <= bound,
+        "{} index entries for {n} records (at most {bound})",
+        index_entries(&h)
+    );
+    // Every record is still found on disk (the cache is 1 KiB).
+    for from in [0, 1, 127, 128, 1000, n - 1] {
+        let (recs, gaps) = read_all(
+            &h,
+            Pos {
+                incarnation: 1,
+                seq: from,
+            },
+        );
+        assert!(gaps.is_empty(), "{gaps:?}");
+        assert_eq!(recs.first().map(|r| r.pos.seq), Some(from));
+        assert_eq!(recs.len() as u64, n - from);
+    }
+    drop((h, spool));
+    let (spool, _) = Spool::open(big, 2).unwrap_or_else(|e| panic!("{e}"));
+    let h = spool.stream(&cam(), StreamKind::Meta);
+    assert!(index_entries(&h) <= bound, "{}", index_entries(&h));
+}
+
+#[test]
+fn large_records_written_together_are_read_back_from_disk() {
+    // Video chunks or clips after a stall: many large records in one commit, more
+    // than one read window from the batch's first record.
+    let dir = temp("large-records");
+    let (spool, _) = Spool::open(
+        SpoolConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            ..cfg(&dir)
+        },
+        1,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let h = spool.stream(&cam(), StreamKind::Video);
+    let size = 600 * 1024;
+    let n = (2 * stream::READ_WINDOW as usize / size + 2) as u64;
+    for seq in 0..n {
+        h.append_with(|_, _| vec![seq as u8; size])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    spool.commit();
+    let check = |h: &StreamHandle| {
+        for seq in [0, n / 2, n - 1] {
+            match h.read(
+                Pos {
+                    incarnation: 1,
+                    seq,
+                },
+                1,
+            ) {
+                Ok(Read::Records(r)) => {
+                    assert_eq!(r[0].pos.seq, seq);
+                    assert_eq!(r[0].payload.len(), size);
+                    assert!(r[0].payload.iter().all(|b| *b == seq as u8));
+                }
+                other => panic!("record {seq}: {other:?}"),
+            }
+        }
+    };
+    check(&h);
+    drop((h, spool));
+    // And after a restart, with the index rebuilt from the file.
+    let (spool, _) = Spool::open(
+        SpoolConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            ..cfg(&dir)
+        },
+        2,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    check(&spool.stream(&cam(), StreamKind::Video));
+}
