@@ -23,6 +23,32 @@ impl BufferPool {
         }
     }
 
+    /// A pool of `max_buffers` buffers of `buf_len` bytes, all allocated and paged
+    /// in now: a source of fixed-size frames holds its worst case from the start,
+    /// so its memory does not creep up in steps later (a pool only grows when
+    /// every buffer is in flight, which a loaded machine reaches now and then).
+    pub fn preallocated(buf_len: usize, max_buffers: usize) -> Self {
+        let mut pool = Self::new(buf_len, max_buffers);
+        for _ in 0..pool.max_buffers {
+            let mut buf = vec![0u8; buf_len];
+            // A zeroed allocation is only mapped when written: touch every page
+            // (through `black_box`, so the stores of zero into memory known to be
+            // zero are not optimised away).
+            let pages = std::hint::black_box(&mut buf);
+            for i in (0..pages.len()).step_by(4096) {
+                pages[i] = 0;
+            }
+            pool.buffers.push(Arc::new(buf));
+            pool.allocations += 1;
+        }
+        pool
+    }
+
+    /// Bytes held by the pool's buffers (their capacity).
+    pub fn bytes(&self) -> usize {
+        self.buffers.iter().map(|b| b.capacity()).sum()
+    }
+
     /// A buffer no consumer holds any more, to be filled and shared. Returns `None`
     /// when all `max_buffers` are still in use downstream: the caller must drop the
     /// frame (consumers are behind) rather than grow memory without bound.
@@ -80,6 +106,18 @@ mod tests {
         drop(a);
         assert!(pool.acquire().is_some());
         assert_eq!(pool.allocations(), 2);
+    }
+
+    #[test]
+    fn a_preallocated_pool_never_allocates_again() {
+        let mut pool = BufferPool::preallocated(10_000, 3);
+        assert_eq!((pool.allocations(), pool.bytes()), (3, 30_000));
+        let held: Vec<_> = (0..3).filter_map(|_| pool.fill(|v| v[0] = 7)).collect();
+        assert_eq!(held.len(), 3);
+        assert!(pool.fill(|_| {}).is_none(), "all three held downstream");
+        drop(held);
+        assert!(pool.fill(|_| {}).is_some());
+        assert_eq!(pool.allocations(), 3);
     }
 
     #[test]

@@ -287,7 +287,7 @@ impl GstSource {
         let len = w * h + uv_row * uv_rows;
         if self.pool_len() != len {
             // New resolution: a new pool; frames still held keep their old buffers.
-            self.pool = BufferPool::new(len, self.cfg.pool_buffers);
+            self.pool = BufferPool::preallocated(len, self.cfg.pool_buffers);
         }
         let strides = video.plane_stride();
         let planes = (video.plane_data(0), video.plane_data(1));

@@ -480,7 +480,11 @@ impl V4l2Camera {
                 let needed = session.layout().map_or(0, RowLayout::packed_len);
                 // A device that comes back in another mode needs other buffers.
                 if self.pool.is_none() || self.pool_mode != Some(session.mode()) {
-                    self.pool = Some(BufferPool::new(needed, self.pool_buffers));
+                    self.pool = Some(if needed > 0 {
+                        BufferPool::preallocated(needed, self.pool_buffers)
+                    } else {
+                        BufferPool::new(needed, self.pool_buffers)
+                    });
                     self.pool_mode = Some(session.mode());
                 }
                 self.session = Some(session);
