@@ -97,16 +97,46 @@ pub struct Moments {
     /// Scratch for fits.
     pts: Vec<(f64, f64)>,
     heights: Vec<f32>,
+    windows: Windows,
 }
 
-/// Half-width (frames) of the window over which acceleration is estimated.
-const HALF: usize = 3;
-/// Consecutive windows that must agree before a take-off is announced.
-const AGREE: usize = 3;
-/// Frames before a take-off that the change-point search looks at.
-const LOOK_BACK: usize = 10;
-/// Frames hidden in a group after which a jump is ended where it went in.
-const HIDDEN_IN_AIR: usize = 6;
+/// No take-off this soon after a landing (the landing's own bounce).
+const QUIET_AFTER_LANDING_NS: u64 = 333_333_333;
+
+/// The jump detector's windows, in seconds (tuned at 30 fps, where they are 3,
+/// 3, 10 and 6 frames): a camera at another rate gets as many frames as cover the
+/// same time, never fewer than a fit needs (the look-back never fewer than 10).
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    /// Half-width of the window over which acceleration is estimated.
+    half: usize,
+    /// Consecutive windows that must agree before a take-off is announced.
+    agree: usize,
+    /// Frames before a take-off that the change-point search looks at.
+    look_back: usize,
+    /// Frames hidden in a group after which a jump is ended where it went in.
+    hidden_in_air: usize,
+}
+
+impl Windows {
+    const HALF_S: f32 = 0.1;
+    const AGREE_S: f32 = 0.1;
+    const LOOK_BACK_S: f32 = 0.33;
+    const HIDDEN_IN_AIR_S: f32 = 0.2;
+
+    fn at(fps: u32) -> Self {
+        let frames = |secs: f32, least: usize| ((secs * fps as f32).round() as usize).max(least);
+        Self {
+            half: frames(Self::HALF_S, 2),
+            agree: frames(Self::AGREE_S, 2),
+            // A search range, not a fit: more points only help, so at a lower
+            // rate it keeps its frames (at 15 fps: 5 frames cost a sixth of the
+            // take-offs, scored on the held-out seeds).
+            look_back: frames(Self::LOOK_BACK_S, 10),
+            hidden_in_air: frames(Self::HIDDEN_IN_AIR_S, 3),
+        }
+    }
+}
 
 impl Moments {
     pub fn new(
@@ -125,6 +155,7 @@ impl Moments {
             per_track: BTreeMap::new(),
             pts: Vec::with_capacity(64),
             heights: Vec::with_capacity(64),
+            windows: Windows::at(fps),
         }
     }
 
@@ -313,16 +344,22 @@ impl Moments {
     ) {
         let h = &track.history;
         let n = h.len();
-        if n < 2 * HALF + AGREE || st.fall.is_some() {
+        let Windows {
+            half,
+            agree,
+            look_back,
+            hidden_in_air,
+        } = self.windows;
+        if n < 2 * half + agree || st.fall.is_some() {
             return;
         }
         let g = f64::from(self.rules.gravity_hps2 * self.frame_h);
         match st.air {
             Air::Ground { quiet_until_ns } => {
-                // The newest AGREE windows all ballistic: downward acceleration of
+                // The newest `agree` windows all ballistic: downward acceleration of
                 // about g.
-                let ballistic = (0..AGREE).all(|k| {
-                    let c = n - 1 - HALF - k;
+                let ballistic = (0..agree).all(|k| {
+                    let c = n - 1 - half - k;
                     self.accel(h, c, false)
                         .is_some_and(|a| a > 0.5 * g && a < 2.0 * g)
                 });
@@ -332,8 +369,8 @@ impl Moments {
                 }
                 // Where did it start? The best split of the recent path into a
                 // ground part and a flying part.
-                let first = n - 1 - HALF - (AGREE - 1);
-                let from = first.saturating_sub(LOOK_BACK);
+                let first = n - 1 - half - (agree - 1);
+                let from = first.saturating_sub(look_back);
                 let Some(k) = self.split(h, from, n, Flight::Second(g)) else {
                     return;
                 };
@@ -375,7 +412,7 @@ impl Moments {
                 // seen, and the group may hand the track to someone else. Ended
                 // where it went into the group, with less confidence.
                 let hidden = h.iter().rev().take_while(|o| o.occluded).count();
-                if hidden >= HIDDEN_IN_AIR {
+                if hidden >= hidden_in_air {
                     let landing_ns = h[n - hidden].t_ns.max(take_off_ns);
                     self.land(track, st, landing_ns, 0.5, out, jumps);
                     return;
@@ -383,7 +420,7 @@ impl Moments {
                 // Back on the ground: the acceleration leaves gravity (a sharp drop
                 // as the slope takes the athlete's fall, then little).
                 let landed = (0..2).all(|k| {
-                    let c = n - 1 - HALF - k;
+                    let c = n - 1 - half - k;
                     self.accel(h, c, true).is_some_and(|a| a < 0.3 * g)
                 });
                 if !landed {
@@ -393,10 +430,10 @@ impl Moments {
                     .iter()
                     .position(|o| o.t_ns >= take_off_ns)
                     .unwrap_or(0)
-                    .max(n.saturating_sub(2 * LOOK_BACK + HALF));
+                    .max(n.saturating_sub(2 * look_back + half));
                 let k = self
                     .split(h, from, n, Flight::First(g))
-                    .unwrap_or(n - 1 - HALF);
+                    .unwrap_or(n - 1 - half);
                 // The split's first index still lies on the parabola (it is where
                 // the two fits meet); the first frame on the ground is the next.
                 let k = (k + 1).min(n - 1);
@@ -431,7 +468,7 @@ impl Moments {
         };
         let newest = track.last().map_or(landing_ns, |o| o.t_ns);
         st.air = Air::Ground {
-            quiet_until_ns: newest + 10 * self.frame_ns,
+            quiet_until_ns: newest + QUIET_AFTER_LANDING_NS,
         };
         out.push(ended(
             event_id,
@@ -450,7 +487,7 @@ impl Moments {
     }
 
     /// Vertical acceleration (pixels/s², down positive) of the centre around
-    /// history index `c`, from a quadratic fit over `c ± HALF`; `None` unless every
+    /// history index `c`, from a quadratic fit over `c ± half`; `None` unless every
     /// frame there was seen clearly. A share of a group (`shares`) counts only
     /// where a jump is already known: it places a landing well, but where the
     /// shares meet its top can jump to a neighbour's head, which must not start
@@ -461,12 +498,13 @@ impl Moments {
         c: usize,
         shares: bool,
     ) -> Option<f64> {
-        if c < HALF || c + HALF >= h.len() {
+        let half = self.windows.half;
+        if c < half || c + half >= h.len() {
             return None;
         }
         self.pts.clear();
         let t0 = h[c].t_ns;
-        for o in h.range(c - HALF..=c + HALF) {
+        for o in h.range(c - half..=c + half) {
             if !o.observed || o.occluded || o.at_edge || (o.shared && !shares) {
                 return None;
             }
@@ -723,7 +761,7 @@ impl Moments {
         // One crossing per athlete per second: jitter on the line is not a new one.
         if st
             .last_cross_ns
-            .is_some_and(|t| last.t_ns < t + 30 * self.frame_ns)
+            .is_some_and(|t| last.t_ns < t + 1_000_000_000)
         {
             return;
         }
@@ -931,5 +969,19 @@ mod tests {
         assert!((t - 0.5).abs() < 1e-6);
         assert!(crossing([0.1, 0.5], [0.4, 0.5], line[0], line[1]).is_none());
         assert!(crossing([0.4, 1.5], [0.6, 1.5], line[0], line[1]).is_none());
+    }
+
+    /// The jump windows cover the same time at any rate: the frames they were
+    /// tuned with at 30 fps, half as many at 15, never fewer than a fit needs.
+    #[test]
+    fn jump_windows_follow_the_frame_rate() {
+        let frames = |fps| {
+            let w = Windows::at(fps);
+            (w.half, w.agree, w.look_back, w.hidden_in_air)
+        };
+        assert_eq!(frames(30), (3, 3, 10, 6));
+        assert_eq!(frames(15), (2, 2, 10, 3));
+        assert_eq!(frames(60), (6, 6, 20, 12));
+        assert_eq!(frames(5), (2, 2, 10, 3));
     }
 }
