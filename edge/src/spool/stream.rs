@@ -519,6 +519,22 @@ pub(super) enum ReadPlan {
 
 /// Reads records from a segment file region, validating each one. A damaged record
 /// found at read time ends the read; the next read resumes after it.
+/// When the read window ends inside the record starting at `pos` (its header is
+/// whole and sound, its body is not all there): its seq and framed length.
+fn cut_by_window(buf: &[u8], pos: usize) -> Option<(u64, u64)> {
+    if record::parse_at(buf, pos) != record::Parsed::Incomplete {
+        return None;
+    }
+    let header = buf.get(pos..pos + record::RECORD_HEADER)?;
+    let word =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    if word(0) != record::RECORD_MAGIC || word(4) as usize > record::MAX_RECORD {
+        return None;
+    }
+    let seq = u64::from_le_bytes(header[12..20].try_into().ok()?);
+    Some((seq, record::framed_len(word(4) as usize) as u64))
+}
+
 pub(super) fn read_file(plan: ReadPlan) -> std::io::Result<Read> {
     let ReadPlan::File {
         path,
@@ -538,30 +554,49 @@ pub(super) fn read_file(plan: ReadPlan) -> std::io::Result<Read> {
     };
     use std::io::{Read as _, Seek as _, SeekFrom};
     let mut f = std::fs::File::open(&path)?;
-    f.seek(SeekFrom::Start(offset))?;
-    // Read a bounded window: enough for `max` small records.
-    let want = (end.saturating_sub(offset)).min(READ_WINDOW) as usize;
-    let mut buf = vec![0u8; want];
-    let mut got = 0;
-    while got < want {
-        let n = f.read(&mut buf[got..])?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    buf.truncate(got);
-    let buf = Bytes::from(buf);
-    let mut out = Vec::new();
+    // `len` bytes of the file from `at` (fewer at its end).
+    let mut read_at = |at: u64, len: u64| -> std::io::Result<Vec<u8>> {
+        f.seek(SeekFrom::Start(at))?;
+        let mut buf = Vec::new();
+        (&mut f).take(len).read_to_end(&mut buf)?;
+        Ok(buf)
+    };
+    // Read a bounded window: enough for `max` small records. A record larger than
+    // the window (a long clip) is read whole when it is the one wanted, and
+    // stepped over by its header when it comes before.
+    let mut base = offset;
+    let mut buf = read_at(base, end.saturating_sub(base).min(READ_WINDOW))?;
+    let mut found: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
     let mut pos = 0;
     let mut expected = from_seq;
+    // Where a record was read whole: once (a file shorter than its header says,
+    // torn, must not be read again and again).
+    let mut widened: Option<u64> = None;
     // Damaged bytes are skipped (holes were found at recovery); a record missing
     // since then ends the read so that the caller sees it as a gap.
-    while out.len() < max {
-        let Some((_, seq, payload, end)) = record::next_intact(&buf, pos) else {
+    while found.len() < max {
+        if found.is_empty()
+            && base + (buf.len() as u64) < end
+            && let Some((seq, framed)) = cut_by_window(&buf, pos)
+        {
+            let at = base + pos as u64;
+            if seq < from_seq {
+                base = at + framed;
+                buf = read_at(base, end.saturating_sub(base).min(READ_WINDOW))?;
+                pos = 0;
+                continue;
+            }
+            if widened != Some(at) {
+                widened = Some(at);
+                base = at;
+                buf = read_at(base, framed.max(READ_WINDOW).min(end - base))?;
+                pos = 0;
+            }
+        }
+        let Some((_, seq, payload, next)) = record::next_intact(&buf, pos) else {
             break;
         };
-        pos = end;
+        pos = next;
         if stop_before.is_some_and(|h| seq >= h) || seq > last_seq {
             break;
         }
@@ -569,7 +604,7 @@ pub(super) fn read_file(plan: ReadPlan) -> std::io::Result<Read> {
             continue;
         }
         if seq != expected {
-            if out.is_empty() {
+            if found.is_empty() {
                 return Ok(Read::Gap {
                     incarnation,
                     from: expected,
@@ -579,12 +614,9 @@ pub(super) fn read_file(plan: ReadPlan) -> std::io::Result<Read> {
             break;
         }
         expected = seq + 1;
-        out.push(Record {
-            pos: Pos { incarnation, seq },
-            payload: buf.slice(payload),
-        });
+        found.push((seq, payload));
     }
-    if out.is_empty() {
+    if found.is_empty() {
         // Nothing readable where the index says records are: damaged after recovery.
         return Ok(Read::Gap {
             incarnation,
@@ -592,5 +624,13 @@ pub(super) fn read_file(plan: ReadPlan) -> std::io::Result<Read> {
             to: (last_seq + 1).max(from_seq + 1),
         });
     }
+    let buf = Bytes::from(buf);
+    let out = found
+        .into_iter()
+        .map(|(seq, payload)| Record {
+            pos: Pos { incarnation, seq },
+            payload: buf.slice(payload),
+        })
+        .collect();
     Ok(Read::Records(out))
 }

@@ -615,3 +615,53 @@ fn large_records_written_together_are_read_back_from_disk() {
     .unwrap_or_else(|e| panic!("{e}"));
     check(&spool.stream(&cam(), StreamKind::Video));
 }
+
+#[test]
+fn records_larger_than_the_read_window_are_read_back_from_disk() {
+    // A long event clip is bigger than one read window: read whole when it is
+    // the record wanted, stepped over when a later one is.
+    let dir = temp("huge-records");
+    let open = |incarnation| {
+        Spool::open(
+            SpoolConfig {
+                segment_bytes: 64 * 1024 * 1024,
+                ..cfg(&dir)
+            },
+            incarnation,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
+    };
+    let spool = open(1);
+    let h = spool.stream(&cam(), StreamKind::Clip);
+    let huge = stream::READ_WINDOW as usize + 1024 * 1024;
+    let size = |seq: u64| if seq % 2 == 1 { huge } else { 1000 };
+    for seq in 0..5u64 {
+        h.append_with(|_, _| vec![seq as u8; size(seq)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Each on its own commit, so the index holds some and not others.
+        spool.commit();
+    }
+    let check = |h: &StreamHandle| {
+        for seq in 0..5u64 {
+            match h.read(
+                Pos {
+                    incarnation: 1,
+                    seq,
+                },
+                1,
+            ) {
+                Ok(Read::Records(r)) => {
+                    assert_eq!(r[0].pos.seq, seq);
+                    assert_eq!(r[0].payload.len(), size(seq), "record {seq}");
+                    assert!(r[0].payload.iter().all(|b| *b == seq as u8));
+                }
+                other => panic!("record {seq}: {other:?}"),
+            }
+        }
+    };
+    check(&h);
+    drop((h, spool));
+    let spool = open(2);
+    check(&spool.stream(&cam(), StreamKind::Clip));
+}
