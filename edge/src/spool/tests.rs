@@ -563,6 +563,24 @@ fn the_index_stays_sparse_when_every_record_is_its_own_commit() {
     assert!(index_entries(&h) <= bound, "{}", index_entries(&h));
 }
 
+/// Record `seq` of incarnation 1 reads back as `size` bytes of `seq`.
+fn assert_filled(h: &StreamHandle, seq: u64, size: usize) {
+    match h.read(
+        Pos {
+            incarnation: 1,
+            seq,
+        },
+        1,
+    ) {
+        Ok(Read::Records(r)) => {
+            assert_eq!(r[0].pos.seq, seq);
+            assert_eq!(r[0].payload.len(), size, "record {seq}");
+            assert!(r[0].payload.iter().all(|b| *b == seq as u8));
+        }
+        other => panic!("record {seq}: {other:?}"),
+    }
+}
+
 #[test]
 fn large_records_written_together_are_read_back_from_disk() {
     // Video chunks or clips after a stall: many large records in one commit, more
@@ -586,20 +604,7 @@ fn large_records_written_together_are_read_back_from_disk() {
     spool.commit();
     let check = |h: &StreamHandle| {
         for seq in [0, n / 2, n - 1] {
-            match h.read(
-                Pos {
-                    incarnation: 1,
-                    seq,
-                },
-                1,
-            ) {
-                Ok(Read::Records(r)) => {
-                    assert_eq!(r[0].pos.seq, seq);
-                    assert_eq!(r[0].payload.len(), size);
-                    assert!(r[0].payload.iter().all(|b| *b == seq as u8));
-                }
-                other => panic!("record {seq}: {other:?}"),
-            }
+            assert_filled(h, seq, size);
         }
     };
     check(&h);
@@ -644,20 +649,7 @@ fn records_larger_than_the_read_window_are_read_back_from_disk() {
     }
     let check = |h: &StreamHandle| {
         for seq in 0..5u64 {
-            match h.read(
-                Pos {
-                    incarnation: 1,
-                    seq,
-                },
-                1,
-            ) {
-                Ok(Read::Records(r)) => {
-                    assert_eq!(r[0].pos.seq, seq);
-                    assert_eq!(r[0].payload.len(), size(seq), "record {seq}");
-                    assert!(r[0].payload.iter().all(|b| *b == seq as u8));
-                }
-                other => panic!("record {seq}: {other:?}"),
-            }
+            assert_filled(h, seq, size(seq));
         }
     };
     check(&h);
