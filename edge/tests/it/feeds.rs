@@ -188,7 +188,7 @@ fn a_recorded_file_replays_at_its_frame_spacing_and_the_camera_stops_at_its_end(
         "\n[[cameras]]\nid = \"replay\"\nfps = 25\n[cameras.source]\nkind = \"file\"\npath = \"{}\"\n",
         clip.display()
     );
-    let (mut daemon, listener, _, _) = start("file-feed", &cam);
+    let (mut daemon, listener, ports, _) = start("file-feed", &cam);
     let mut log = MetaLog::default();
     let ok = log.collect_until(&listener, Duration::from_secs(20), |l| {
         l.by_camera
@@ -205,12 +205,38 @@ fn a_recorded_file_replays_at_its_frame_spacing_and_the_camera_stops_at_its_end(
     let metas = &log.by_camera["replay"];
     // Played in real time: the listener sees most of it (it connects as playing starts).
     assert!(metas.len() >= 40, "{} records", metas.len());
+    // Frames keep their recorded spacing; on a loaded machine the pipeline may
+    // drop one it cannot keep up with, which must then be counted, not silent.
+    let mut skipped = 0;
     for w in metas.windows(2) {
-        assert_eq!(w[1].frame_seq, w[0].frame_seq + 1);
+        let step = w[1].frame_seq - w[0].frame_seq;
+        assert!(
+            step >= 1,
+            "frame {} after {}",
+            w[1].frame_seq,
+            w[0].frame_seq
+        );
+        skipped += step - 1;
         let gap = w[1].header.capture_ns - w[0].header.capture_ns;
         assert!(
-            gap.abs_diff(40_000_000) <= 1_000,
-            "frames {gap} ns apart, recorded 40 ms"
+            gap.abs_diff(step * 40_000_000) <= 1_000 * step,
+            "frames {} apart {gap} ns, recorded 40 ms each",
+            step
+        );
+    }
+    if skipped > 0 {
+        let metrics = http_get(ports.metrics, "/metrics");
+        let dropped: f64 = metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("venue_edge_frames_dropped_total{")
+                    && l.contains(r#"camera="replay""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(
+            dropped >= skipped as f64,
+            "{skipped} frames missing but {dropped} counted as dropped:\n{metrics}"
         );
     }
     assert!(
