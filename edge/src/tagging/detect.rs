@@ -102,6 +102,10 @@ pub struct Blob {
     /// bit of an athlete crossing the edge, or noise. It only ever continues a
     /// confirmed track; it never starts one and is not reported on its own.
     pub weak: bool,
+    /// One of the pieces a component was cut into where two bodies stand side
+    /// by side (a pack on one line): its width ends at the cut, not at the
+    /// athlete's side.
+    pub cut: bool,
 }
 
 impl Blob {
@@ -135,6 +139,7 @@ impl Blob {
             mask_box,
             at_edge: self.at_edge || o.at_edge,
             weak: self.weak && o.weak,
+            cut: self.cut || o.cut,
         }
     }
 }
@@ -489,7 +494,13 @@ impl Detector {
                 None => k += 1,
             }
         }
-        for c in &self.roots {
+        for (k, c) in self.roots.iter().enumerate() {
+            // Pieces of one component keep its id.
+            let cut = self
+                .roots
+                .iter()
+                .enumerate()
+                .any(|(o, other)| o != k && other.id == c.id);
             let h = c.y1 - c.y0 + 1;
             let at_edge =
                 c.x0 == 0 || c.y0 == 0 || c.x1 + 1 >= mw as u32 || c.y1 + 1 >= rows as u32;
@@ -515,6 +526,7 @@ impl Detector {
                 mask_box: [c.x0, c.y0, c.x1 + 1, c.y1 + 1],
                 at_edge,
                 weak,
+                cut,
             });
         }
         // Largest first, so output order is stable for equal inputs.
@@ -629,6 +641,10 @@ mod tests {
         let mut xs: Vec<f32> = out.iter().map(|b| b.centroid[0]).collect();
         xs.sort_by(f32::total_cmp);
         assert!(xs[0] < 8.0 && xs[1] > 12.0, "{xs:?}");
+        assert!(
+            out.iter().all(|b| b.cut),
+            "both widths end at the cut: {out:?}"
+        );
         // One skier: a body over long skis stays one.
         let (m, w, h) = mask(&[
             "....................",
@@ -642,6 +658,7 @@ mod tests {
         ]);
         d.detect(&m, (w, h), (w as u32, h as u32), &RULES, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
+        assert!(!out[0].cut);
     }
 
     #[test]

@@ -984,4 +984,67 @@ mod tests {
         assert_eq!(frames(60), (6, 6, 20, 12));
         assert_eq!(frames(5), (2, 2, 10, 3));
     }
+
+    /// A skier first seen as a piece cut from a pack (narrow: its width ends at
+    /// the cut) and then whole is not lying down: the cut pieces are no upright
+    /// reference for the shape. Read as whole, the same boxes make a fall.
+    #[test]
+    fn a_box_cut_from_a_pack_is_no_upright_reference_for_falls() {
+        use super::super::detect::{Blob, Rect};
+        use super::super::track::TrackRules;
+        let rules = MomentRules {
+            gravity_hps2: 2.0,
+            min_airtime_s: 0.2,
+            fall_shape_ratio: 0.6,
+            fall_min_frames: 4,
+            speed_peak_min_hps: 100.0,
+            line: None,
+        };
+        let falls = |cut: bool| {
+            let mut tracker = Tracker::new(
+                TrackRules {
+                    iou_min: 0.2,
+                    min_hits: 3,
+                    max_coast_frames: 5,
+                    max_occluded_frames: 20,
+                    history_frames: 60,
+                },
+                200,
+                100,
+            );
+            let mut moments = Moments::new(rules, 200, 100, 30, 1);
+            let (mut out, mut jumps) = (Vec::new(), Vec::new());
+            for f in 0..30u64 {
+                // 12 px wide for a second (cut), then its whole 24 px, 30 high.
+                let x = 20.0 + f as f32;
+                let w = if f < 15 { 12.0 } else { 24.0 };
+                let rect = Rect {
+                    x0: x,
+                    y0: 40.0,
+                    x1: x + w,
+                    y1: 70.0,
+                };
+                let b = Blob {
+                    rect,
+                    centroid: rect.center(),
+                    area: w * 30.0,
+                    fill: 1.0,
+                    mask_box: [0; 4],
+                    at_edge: false,
+                    weak: false,
+                    cut: cut && f < 15,
+                };
+                let t = f * 33_333_333;
+                tracker.update(t, &[b]);
+                moments.update(t, &tracker, &mut out, &mut jumps);
+            }
+            out.iter().filter(|e| e.kind == EventKind::Fall).count()
+        };
+        assert_eq!(falls(true), 0);
+        assert_eq!(
+            falls(false),
+            1,
+            "the control: whole boxes that widen are a fall"
+        );
+    }
 }

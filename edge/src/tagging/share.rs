@@ -174,6 +174,7 @@ mod tests {
             mask_box: [0, 1, 12, 8],
             at_edge: true,
             weak: false,
+            cut: false,
         };
         let boxes = [rect(1.0, 2.0, 9.0, 16.0), rect(13.0, 6.0, 21.0, 16.0)];
         assert!(apart(&boxes, 0.4));

@@ -80,15 +80,18 @@ pub struct Obs {
     /// [`super::share`]): the top and centre are its own, the width is cut where
     /// the shares meet.
     pub shared: bool,
+    /// The blob was cut from a pack's component (see [`Blob::cut`]): the width
+    /// ends at the cut.
+    pub cut: bool,
     /// The blob's box in mask pixels (for cut-outs); zero when not observed.
     pub mask_box: [u32; 4],
 }
 
 impl Obs {
-    /// The box's width is not the athlete's: cut by the frame's edge or where
-    /// its share of a group ends.
+    /// The box's width is not the athlete's: cut by the frame's edge, where its
+    /// share of a group ends, or where the detector cut a pack apart.
     pub fn width_cut(&self) -> bool {
-        self.at_edge || self.shared
+        self.at_edge || self.shared || self.cut
     }
 }
 
@@ -101,6 +104,9 @@ pub struct Track {
     /// Smoothed box size.
     pub w: f32,
     pub h: f32,
+    /// Smoothed mask area (frame pixels) of its blobs seen whole, 0 until one
+    /// is: what a share must hold to be the athlete rather than its skis.
+    pub area: f32,
     /// Frames with an assigned blob, in a row at the start (for confirmation) and
     /// in total.
     pub hits: u32,
@@ -206,6 +212,10 @@ const SHARE_MIN: f32 = 0.3;
 
 /// Least height of a share, in the track's height, for it to measure the track.
 const SHARE_TALL: f32 = 0.8;
+/// A lower share measures the track when it holds this much of the area the
+/// track's blobs had (a fallen athlete), down to `SHARE_LOW` of its height.
+const SHARE_BODY: f32 = 0.7;
+const SHARE_LOW: f32 = 0.4;
 
 /// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
 const ACCEL_VAR: f32 = 4.0;
@@ -488,6 +498,7 @@ impl Tracker {
                         at_edge: s.at_edge,
                         weak: false,
                         shared: true,
+                        cut: false,
                         mask_box: s.mask_box,
                     }
                 }
@@ -507,12 +518,19 @@ impl Tracker {
                         } else {
                             0.5 * (t.h + b.rect.height())
                         };
+                        if !b.at_edge && !b.cut {
+                            t.area = if t.area == 0.0 {
+                                b.area
+                            } else {
+                                0.5 * (t.area + b.area)
+                            };
+                        }
                     } else {
                         // Partly outside the view: the visible box is all we know.
                         t.w = b.rect.width();
                         t.h = b.rect.height();
                     }
-                    if t.confirmed && !b.at_edge && !b.weak {
+                    if t.confirmed && !b.at_edge && !b.weak && !b.cut {
                         if self.sizes.len() >= SIZES {
                             self.sizes.pop_front();
                         }
@@ -536,6 +554,7 @@ impl Tracker {
                         at_edge: b.at_edge,
                         weak: b.weak,
                         shared: false,
+                        cut: b.cut,
                         mask_box: b.mask_box,
                     }
                 }
@@ -612,6 +631,7 @@ impl Tracker {
                         at_edge,
                         weak: false,
                         shared: false,
+                        cut: false,
                         mask_box: [0; 4],
                     }
                 }
@@ -709,6 +729,7 @@ impl Tracker {
                 at_edge: b.at_edge,
                 weak: b.weak,
                 shared: false,
+                cut: b.cut,
                 mask_box: b.mask_box,
             });
             self.tracks.push(Track {
@@ -717,6 +738,7 @@ impl Tracker {
                 cy: Kalman1d::new(c[1], pv, vv),
                 w: b.rect.width(),
                 h: b.rect.height(),
+                area: if b.at_edge { 0.0 } else { b.area },
                 hits: 1,
                 misses: 0,
                 confirmed: self.rules.min_hits <= 1 && !b.weak,
@@ -760,9 +782,14 @@ impl Tracker {
             for (&i, part) in who.iter().zip(parts) {
                 // A share much lower than the athlete (its skis only, the body
                 // went to a neighbour) says nothing of where its top is.
-                let tall = SHARE_TALL * self.tracks[i].h;
+                // A share as large as the athlete's body but lower (it fell) does.
+                let t = &self.tracks[i];
                 if let Some(s) = part.filter(|s| {
-                    s.area >= SHARE_MIN * b.area / who.len() as f32 && s.rect.height() >= tall
+                    s.area >= SHARE_MIN * b.area / who.len() as f32
+                        && (s.rect.height() >= SHARE_TALL * t.h
+                            || (s.rect.height() >= SHARE_LOW * t.h
+                                && t.area > 0.0
+                                && s.area >= SHARE_BODY * t.area))
                 }) {
                     out[i] = Some((j, s));
                 }
@@ -855,10 +882,21 @@ mod tests {
             mask_box: [0; 4],
             at_edge: false,
             weak: false,
+            cut: false,
         }
     }
 
     const FRAME_NS: u64 = 33_333_333;
+
+    /// A mask at frame resolution.
+    fn unit_view(mask: &[u8], width: usize, height: usize) -> MaskView<'_> {
+        MaskView {
+            data: mask,
+            width,
+            height,
+            scale: [1.0, 1.0],
+        }
+    }
 
     /// An athlete moving right leaves over the frame's right edge: body and skis
     /// come apart there (the legs are out of view) and then only a sliver of skis
@@ -1145,12 +1183,7 @@ mod tests {
                 b.mask_box = [x as u32, 20 - lift as u32, bx as u32 + 10, 50];
                 vec![b]
             };
-            let view = MaskView {
-                data: &mask,
-                width: w,
-                height: h,
-                scale: [1.0, 1.0],
-            };
+            let view = unit_view(&mask, w, h);
             tr.update_masked(f * FRAME_NS, &blobs, Some(view));
             plain.update(f * FRAME_NS, &blobs);
             last = (
@@ -1182,5 +1215,69 @@ mod tests {
             coasting.iter().all(|o| !o.observed && o.occluded),
             "{coasting:?}"
         );
+    }
+
+    /// Two athletes side by side merge into one blob and one of them falls: its
+    /// share is low (half its height) but holds its whole body, so it still
+    /// measures the track and the fall shows. A share of legs and skis, as low
+    /// but a third of the body, says nothing: the track coasts.
+    #[test]
+    fn a_fallen_athletes_share_measures_it_but_its_legs_alone_do_not() {
+        let (w, h) = (120usize, 60usize);
+        // A's rectangles ([x0, x1, y0, y1)) once merged, for A at `x` and B at `b0`.
+        let run = |merged: &dyn Fn(usize, usize) -> Vec<[usize; 4]>| {
+            let mut tr = Tracker::new(RULES, w as u32, h as u32);
+            let mut last = Vec::new();
+            for f in 0..12u64 {
+                let x = 30 + f as usize;
+                let b = [x + 14, x + 24, 20, 50];
+                // Upright and apart for 8 frames, then touching B.
+                let mut rects = if f < 8 {
+                    vec![[x, x + 10, 20, 50]]
+                } else {
+                    merged(x, b[0])
+                };
+                rects.push(b);
+                let mut mask = vec![0u8; w * h];
+                for r in &rects {
+                    for y in r[2]..r[3] {
+                        mask[y * w + r[0]..y * w + r[1]].fill(1);
+                    }
+                }
+                let area = mask.iter().filter(|&&p| p != 0).count() as f32;
+                let blobs = if f < 8 {
+                    vec![
+                        blob(x as f32, 20.0, 10.0, 30.0),
+                        blob(b[0] as f32, 20.0, 10.0, 30.0),
+                    ]
+                } else {
+                    let x0 = rects.iter().map(|r| r[0]).min().unwrap();
+                    let mut g = blob(x0 as f32, 20.0, (b[1] - x0) as f32, 30.0);
+                    g.area = area;
+                    g.mask_box = [x0 as u32, 20, b[1] as u32, 50];
+                    vec![g]
+                };
+                let view = unit_view(&mask, w, h);
+                tr.update_masked(f * FRAME_NS, &blobs, Some(view));
+                last = tr.tracks().iter().map(|t| *t.last().unwrap()).collect();
+                last.sort_by(|p: &Obs, q: &Obs| p.centroid[0].total_cmp(&q.centroid[0]));
+            }
+            last
+        };
+        // Lying on its side next to B: 15 rows (half its height), 20 columns,
+        // as much area as upright.
+        let fallen = run(&|_, b0| vec![[b0 - 20, b0, 35, 50]]);
+        assert_eq!(fallen.len(), 2, "{fallen:?}");
+        assert!(fallen[0].observed && fallen[0].shared, "{fallen:?}");
+        assert_eq!(
+            fallen[0].rect.y0, 35.0,
+            "its top is where it lies: {fallen:?}"
+        );
+        assert!(fallen[1].observed && fallen[1].shared, "{fallen:?}");
+        // Legs and skis, as low, a third of the area: coasts.
+        let legs = run(&|x, b0| vec![[x + 2, x + 8, 35, 50], [x + 8, b0, 48, 50]]);
+        assert_eq!(legs.len(), 2, "{legs:?}");
+        assert!(!legs[0].observed, "legs alone do not measure it: {legs:?}");
+        assert!(legs[1].observed && legs[1].shared, "{legs:?}");
     }
 }
