@@ -146,7 +146,14 @@ fn soak() {
     let bin = env!("CARGO_BIN_EXE_venue-edge");
     let (zport, mport) = (free_port(), free_port());
     let spool = std::env::temp_dir().join(format!("venue-encode-soak-{}", std::process::id()));
-    let cfg = default_config(bin, zport, mport, &spool);
+    let mut cfg = default_config(bin, zport, mport, &spool);
+    // `SOAK_CACHE_KB`: a smaller spool cache per stream, so that the bounded
+    // stores are full within the first minute and RSS itself should stay flat.
+    if let Ok(kb) = std::env::var("SOAK_CACHE_KB") {
+        assert!(cfg.contains("cache_kb = 4096"), "the default cache");
+        cfg = cfg.replace("cache_kb = 4096", &format!("cache_kb = {kb}"));
+        println!("  spool cache_kb = {kb}");
+    }
     assert!(
         cfg.contains("encoder = \"auto\""),
         "the default config encodes"
@@ -218,6 +225,35 @@ fn soak() {
         kept(l) - kept(h),
         (last - kept(l)) - (half - kept(h))
     );
+    // Two samples are at the mercy of the moment (a clip cut, a chunk in
+    // flight): the least-squares slope over the second half says more.
+    let rss_mb: Vec<f64> = samples.iter().map(|&kb| kb as f64 / 1024.0).collect();
+    let stores_mb: Vec<f64> = (0..samples.len()).map(kept).collect();
+    let less: Vec<f64> = rss_mb.iter().zip(&stores_mb).map(|(r, s)| r - s).collect();
+    let per_min = |v: &[f64]| slope(&v[h..]) * 60.0 / step.as_secs_f64();
+    println!(
+        "  second-half slope, MB/min: rss {:+.2}, stores {:+.2}, rss less stores {:+.2}",
+        per_min(&rss_mb),
+        per_min(&stores_mb),
+        per_min(&less)
+    );
+}
+
+/// Least-squares slope of `v` against its index (0 for fewer than two points).
+fn slope(v: &[f64]) -> f64 {
+    let n = v.len() as f64;
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let mx = (n - 1.0) / 2.0;
+    let my = v.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (i, y) in v.iter().enumerate() {
+        let dx = i as f64 - mx;
+        sxy += dx * (y - my);
+        sxx += dx * dx;
+    }
+    sxy / sxx
 }
 
 fn main() {

@@ -354,13 +354,14 @@ impl Spool {
         self.inner.total_bytes.load(Ordering::Relaxed)
     }
 
-    /// Bytes of recent records kept in memory for sending without reading the
-    /// disk, over every stream (each capped at `cache_bytes`).
+    /// Memory of the recent records kept for sending without reading the disk,
+    /// over every stream (each capped at `cache_bytes`, payloads and per-record
+    /// slots counted).
     pub fn cache_bytes(&self) -> u64 {
         let entries: Vec<Arc<StreamEntry>> = lock(&self.inner.streams).values().cloned().collect();
         entries
             .iter()
-            .map(|e| lock(&e.state).cache_bytes as u64)
+            .map(|e| lock(&e.state).cache_memory() as u64)
             .sum()
     }
 

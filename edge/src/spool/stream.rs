@@ -84,6 +84,18 @@ pub struct Record {
     pub payload: Bytes,
 }
 
+/// Memory a cached record takes besides its payload: its slot in the cache's
+/// deque (position and the `Bytes` handle). Counted against the cache's limit,
+/// since metadata records are small enough for it to be a quarter of them.
+pub const RECORD_OVERHEAD: usize = size_of::<Record>();
+
+impl Record {
+    /// What the record costs the cache.
+    fn cached_size(&self) -> usize {
+        self.payload.len() + RECORD_OVERHEAD
+    }
+}
+
 /// What a reader finds at a position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Read {
@@ -210,15 +222,15 @@ impl StreamState {
             self.since_index = 0;
         }
         self.since_index += (self.pending.len() - offset) as u64;
-        let payload = Bytes::from(payload);
-        self.cache_bytes += payload.len();
-        self.cache.push_back(Record {
+        let record = Record {
             pos: Pos {
                 incarnation: self.incarnation,
                 seq,
             },
-            payload,
-        });
+            payload: Bytes::from(payload),
+        };
+        self.cache_bytes += record.cached_size();
+        self.cache.push_back(record);
         self.counters.appended += 1;
         self.trim_cache(cache_limit);
     }
@@ -235,7 +247,7 @@ impl StreamState {
             if !on_disk && !self.is_acked(front.pos) {
                 break;
             }
-            self.cache_bytes -= front.payload.len();
+            self.cache_bytes -= front.cached_size();
             self.cache.pop_front();
         }
     }
@@ -478,10 +490,16 @@ impl StreamState {
         }
         while self.cache.front().is_some_and(|r| self.is_acked(r.pos)) {
             if let Some(r) = self.cache.pop_front() {
-                self.cache_bytes -= r.payload.len();
+                self.cache_bytes -= r.cached_size();
             }
         }
         delete
+    }
+
+    /// Memory the cache holds: its records and the deque's free slots (it
+    /// keeps its largest size).
+    pub fn cache_memory(&self) -> usize {
+        self.cache_bytes + (self.cache.capacity() - self.cache.len()) * RECORD_OVERHEAD
     }
 
     /// Bytes on disk.

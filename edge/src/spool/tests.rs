@@ -387,6 +387,33 @@ fn clips_are_evicted_after_video_chunks() {
     assert!(spool.used_bytes() <= 20_000);
 }
 
+/// The cache's limit and its gauge count each record's slot as well as its
+/// payload: small metadata records would otherwise hold a quarter more memory
+/// than the limit says.
+#[test]
+fn the_cache_counts_each_records_slot_against_its_limit() {
+    let dir = temp("cache-slots");
+    let (spool, _) = Spool::open(cfg(&dir), 1).unwrap_or_else(|e| panic!("{e}"));
+    let h = spool.stream(&cam(), StreamKind::Meta);
+    append(&h, 200);
+    spool.commit();
+    append(&h, 1);
+    let size = payload(1, 0).len() + stream::RECORD_OVERHEAD;
+    let state = lock(&h.entry.state);
+    assert!(state.cache_bytes <= 1024 + size, "{}", state.cache_bytes);
+    assert_eq!(state.cache_bytes, state.cache.len() * size);
+    // Counting payloads alone it would keep 1024 / 78 = 13 of them.
+    assert!(
+        state.cache.len() < 1024 / payload(1, 0).len(),
+        "{}",
+        state.cache.len()
+    );
+    let held = state.cache_memory() as u64;
+    assert!(held >= (state.cache.capacity() * stream::RECORD_OVERHEAD) as u64);
+    drop(state);
+    assert_eq!(spool.cache_bytes(), held, "the gauge reads the same");
+}
+
 #[test]
 fn cache_serves_unwritten_records_and_disk_serves_old_ones() {
     let dir = temp("cache");

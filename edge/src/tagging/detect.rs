@@ -210,6 +210,11 @@ pub struct Detector {
     run_id: Vec<u32>,
     /// The runs of the component being split.
     mine: Vec<Run>,
+    /// Run labels grouped by the component they ended in, in row order (one
+    /// pass, instead of one scan of every run per component); `starts[i]` is
+    /// where the runs of id `i` end.
+    by_id: Vec<u32>,
+    starts: Vec<u32>,
 }
 
 /// Least mask pixels of a sliver at the frame's edge (see [`Blob::weak`]).
@@ -455,15 +460,40 @@ impl Detector {
                 *id = self.alias[*id as usize];
             }
         }
+        // Runs bucketed by component id (a counting sort; labels stay in row order).
+        let ids = self.alias.len();
+        self.starts.clear();
+        self.starts.resize(ids + 1, 0);
+        for &id in &self.run_id {
+            self.starts[id as usize + 1] += 1;
+        }
+        for i in 0..ids {
+            self.starts[i + 1] += self.starts[i];
+        }
+        self.by_id.clear();
+        self.by_id.resize(self.run_id.len(), 0);
+        // Placing a run moves its bucket's start on: afterwards `starts[i]` is
+        // where bucket `i` ends, i.e. bucket `i` is `starts[i - 1]..starts[i]`.
+        for (l, &id) in self.run_id.iter().enumerate() {
+            self.by_id[self.starts[id as usize] as usize] = l as u32;
+            self.starts[id as usize] += 1;
+        }
         let mut k = 0;
         while k < self.roots.len() {
             let c = self.roots[k];
             // Only this component's own pixels: its box may hold a neighbour's.
             self.mine.clear();
             if c.x1 - c.x0 >= 4 && c.y1 - c.y0 >= 5 {
-                for (l, &id) in self.run_id.iter().enumerate() {
-                    let r = &self.comps[l];
-                    if id == c.id && r.x1 >= c.x0 && r.x0 <= c.x1 {
+                let id = c.id as usize;
+                let a = if id == 0 {
+                    0
+                } else {
+                    self.starts[id - 1] as usize
+                };
+                let b = self.starts[id] as usize;
+                for &l in &self.by_id[a..b] {
+                    let r = &self.comps[l as usize];
+                    if r.x1 >= c.x0 && r.x0 <= c.x1 {
                         self.mine.push(Run {
                             y: r.y0,
                             x0: r.x0.max(c.x0),

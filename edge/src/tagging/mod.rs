@@ -23,7 +23,7 @@ pub use strobe::Composite;
 use strobe::{Strobe, StrobeRules};
 pub use thumbnail::Thumbnail;
 use thumbnail::Thumbnailer;
-use track::{TrackRules, Tracker};
+use track::{Track, TrackRules, Tracker};
 
 /// Everything the tagger can be told. Plain data with defaults that suit the
 /// reference model's 256×144 masks; [`TaggingConfig::validate`] says what is wrong
@@ -494,31 +494,16 @@ impl Tagger {
         let (fw, fh) = (self.camera.width, self.camera.height);
         let owners = self.tracker.owners();
         let mut out = Vec::with_capacity(self.blobs.len() + 2);
-        let confirmed = |id: u64| {
-            self.tracker
-                .tracks()
-                .iter()
-                .any(|t| t.id == id && t.confirmed)
-        };
-        let coasting = |id: u64| {
-            self.tracker
-                .tracks()
-                .iter()
-                .any(|t| t.id == id && t.confirmed && t.last().is_some_and(|o| !o.observed))
-        };
-        let shared = |id: u64| {
-            self.tracker
-                .tracks()
-                .iter()
-                .any(|t| t.id == id && t.last().is_some_and(|o| o.shared))
-        };
         for (b, owner) in self.blobs.iter().zip(owners) {
+            let owner = owner.and_then(|id| self.tracker.tracks().iter().find(|t| t.id == id));
             // A blob of athletes merged while crossing: each is reported below at
             // its own predicted place (or its share of the blob) instead.
-            if owner.is_some_and(|id| coasting(id) || shared(id)) {
+            let coasting = |t: &Track| t.confirmed && t.last().is_some_and(|o| !o.observed);
+            let shared = |t: &Track| t.last().is_some_and(|o| o.shared);
+            if owner.is_some_and(|t| coasting(t) || shared(t)) {
                 continue;
             }
-            let track = owner.filter(|&id| confirmed(id));
+            let track = owner.filter(|t| t.confirmed).map(|t| t.id);
             // A sliver at the edge is shown only as part of a track.
             if b.weak && track.is_none() {
                 continue;

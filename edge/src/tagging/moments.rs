@@ -505,7 +505,7 @@ impl Moments {
         self.pts.clear();
         let t0 = h[c].t_ns;
         for o in h.range(c - half..=c + half) {
-            if !o.observed || o.occluded || o.at_edge || (o.shared && !shares) {
+            if !o.clear(shares) {
                 return None;
             }
             self.pts
@@ -531,7 +531,7 @@ impl Moments {
         let mut index = Vec::with_capacity(to.saturating_sub(from));
         let t0 = h.get(from)?.t_ns;
         for (i, o) in h.range(from..to).enumerate() {
-            if o.observed && !o.occluded && !o.at_edge {
+            if o.clear(true) {
                 self.pts
                     .push((signed_s(o.t_ns, t0), f64::from(height_of(o))));
                 index.push(from + i);
@@ -566,7 +566,7 @@ impl Moments {
         let t0 = h.get(from)?.t_ns;
         self.pts.extend(
             h.range(from..to)
-                .filter(|o| o.observed && !o.occluded && !o.at_edge)
+                .filter(|o| o.clear(true))
                 .map(|o| (signed_s(o.t_ns, t0), f64::from(height_of(o)))),
         );
         fit_quadratic(&self.pts)

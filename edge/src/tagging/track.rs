@@ -93,6 +93,12 @@ impl Obs {
     pub fn width_cut(&self) -> bool {
         self.at_edge || self.shared || self.cut
     }
+
+    /// Seen well enough to read its top from: measured this frame, not hidden,
+    /// not cut by the frame's edge; a share of a group only when `shares`.
+    pub fn clear(&self, shares: bool) -> bool {
+        self.observed && !self.occluded && !self.at_edge && (shares || !self.shared)
+    }
 }
 
 /// A tracked athlete.
