@@ -216,6 +216,9 @@ const SHARE_APART: f32 = 0.6;
 /// Least share of a group blob (of an even split) that measures a track.
 const SHARE_MIN: f32 = 0.3;
 
+/// Frames of its parent's path a track split off another starts with.
+const INHERITED: usize = 12;
+
 /// Least height of a share, in the track's height, for it to measure the track.
 const SHARE_TALL: f32 = 0.8;
 /// A lower share measures the track when it holds this much of the area the
@@ -726,6 +729,20 @@ impl Tracker {
             let pv = MEASURE_VAR * h2;
             let vv = h2; // A frame height per second, either way.
             let mut history = VecDeque::with_capacity(self.rules.history_frames.max(1));
+            // Split off a track: it rode in that one's blob, so the parent's
+            // recent path is its own as far as a share of a group is (its top
+            // and centre roughly, not its width): a jump just after the split
+            // has a path before it to start from.
+            if let Some(parent) = split_from.and_then(|p| self.tracks.iter().find(|t| t.id == p)) {
+                let keep = INHERITED.min(self.rules.history_frames.saturating_sub(1));
+                let before = parent.history.iter().filter(|o| o.t_ns < t_ns);
+                let n = before.clone().count();
+                history.extend(before.skip(n.saturating_sub(keep)).map(|o| Obs {
+                    shared: o.observed,
+                    mask_box: [0; 4],
+                    ..*o
+                }));
+            }
             history.push_back(Obs {
                 t_ns,
                 rect: b.rect,
@@ -1070,6 +1087,16 @@ mod tests {
             .expect("split-off track");
         assert_eq!(child.split_from, Some(parent.id));
         assert_eq!(parent.split_from, None);
+        // It starts with the parent's path before the split (10 frames), read
+        // as a share of a group: top and centre, not width.
+        let inherited: Vec<&Obs> = child
+            .history
+            .iter()
+            .take_while(|o| o.t_ns < child.first_ns)
+            .collect();
+        assert_eq!(inherited.len(), 10, "{:?}", child.history);
+        assert!(inherited.iter().all(|o| o.shared && o.width_cut()));
+        assert_eq!(inherited[0].t_ns, 0);
     }
 
     #[test]
