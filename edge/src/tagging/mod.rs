@@ -11,6 +11,7 @@ pub mod moments;
 pub mod pixels;
 pub mod share;
 pub mod strobe;
+pub mod suit;
 pub mod thumbnail;
 pub mod track;
 
@@ -435,6 +436,11 @@ impl Tagger {
             width: mw,
             height: mh,
             scale: [fw as f32 / mw as f32, fh as f32 / mh as f32],
+            chroma: input.pixels.map(|pixels| suit::Chroma {
+                pixels,
+                width: fw as usize,
+                height: fh as usize,
+            }),
         };
         self.tracker.update_masked(t, &self.blobs, Some(mask));
 

@@ -54,6 +54,31 @@ impl Pixels<'_> {
         }
     }
 
+    /// Chroma of pixel (`x`, `y`) of a `w`×`h` frame as (U, V) about grey
+    /// (full-range BT.601, each −128..127); grey outside the buffer.
+    #[inline]
+    pub fn uv_at(&self, x: usize, y: usize, w: usize, h: usize) -> [i32; 2] {
+        match self {
+            Self::Nv12(d) => {
+                let ci = w * h + (y / 2) * 2 * w.div_ceil(2) + (x & !1);
+                let u = i32::from(d.get(ci).copied().unwrap_or(128)) - 128;
+                let v = i32::from(d.get(ci + 1).copied().unwrap_or(128)) - 128;
+                [u, v]
+            }
+            Self::Rgb(d) => {
+                let i = (y * w + x) * 3;
+                let Some(p) = d.get(i..i + 3) else {
+                    return [0, 0];
+                };
+                let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+                [
+                    (-43 * r - 85 * g + 128 * b) >> 8,
+                    (128 * r - 107 * g - 21 * b) >> 8,
+                ]
+            }
+        }
+    }
+
     /// Samples the `fw`×`fh` frame into `out` (`ow`×`oh` packed RGB), nearest
     /// neighbour with pixel centres aligned.
     pub fn sample(&self, fw: u32, fh: u32, ow: usize, oh: usize, out: &mut Vec<u8>) {
@@ -104,6 +129,9 @@ mod tests {
         let mut out = Vec::new();
         Pixels::Nv12(&nv12).sample(2, 2, 1, 1, &mut out);
         assert_eq!(out, vec![100, 100, 100]);
+        assert_eq!(Pixels::Nv12(&nv12).uv_at(1, 1, 2, 2), [0, 0]);
+        let red = [70u8, 70, 70, 70, 100, 200];
+        assert_eq!(Pixels::Nv12(&red).uv_at(0, 1, 2, 2), [-28, 72]);
         let rgb = [1u8, 2, 3, 4, 5, 6];
         Pixels::Rgb(&rgb).sample(2, 1, 4, 1, &mut out);
         assert_eq!(out, vec![1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6]);

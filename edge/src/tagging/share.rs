@@ -3,9 +3,11 @@
 //! predicted box it lies deepest in, and each track is measured from its share.
 //! The share's top and centre follow the athlete (what jumps are found from); its
 //! width is cut where the shares meet, so it is marked as such for the moments
-//! that read the box's shape.
+//! that read the box's shape. Boxes too close to share by place can share by
+//! the colours of the athletes' suits (see [`super::suit`]).
 
 use super::detect::{Blob, Rect};
+use super::suit::{Chroma, Suit, wearer};
 
 /// A segmentation mask as the tracker reads it.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +18,9 @@ pub struct MaskView<'a> {
     pub height: usize,
     /// Frame pixels per mask pixel, across and down.
     pub scale: [f32; 2],
+    /// The frame's colours, where the tagger has the frame (suits tell shares
+    /// apart).
+    pub chroma: Option<Chroma<'a>>,
 }
 
 /// One track's part of a shared blob, in frame pixels.
@@ -29,6 +34,10 @@ pub struct Share {
     pub mask_box: [u32; 4],
     /// The share itself touches the frame's edge (the blob may, elsewhere).
     pub at_edge: bool,
+    /// Part of its pixels in the colour of its own suit (0–1)...
+    pub worn: f32,
+    /// ... and in the colour of another's.
+    pub foreign: f32,
 }
 
 /// Whether the boxes lie far enough apart for their shares to mean anything:
@@ -46,11 +55,28 @@ pub fn apart(boxes: &[Rect], min_apart: f32) -> bool {
     })
 }
 
+/// A pixel of a suit goes to its wearer when it lies within this (squared)
+/// distance of the wearer's box centre, in half-sizes: a box's width away.
+const WEARER_REACH: f32 = 4.0;
+
 /// The mask pixels of `blob` (inside its mask box) shared out between `boxes`:
 /// each pixel to the box whose centre is nearest, measured in half-sizes of that
 /// box along each axis (so a pixel at the edge of a box and one at the edge of
-/// its neighbour count alike). `None` for a box that got no pixels.
-pub fn share(mask: &MaskView<'_>, blob: &Blob, boxes: &[Rect]) -> Vec<Option<Share>> {
+/// its neighbour count alike). With `suits` (one per box) and the frame's
+/// colours, each share counts the pixels in its own suit's colour and in
+/// another's; `by_colour`, a pixel in the colour of one of the suits alone goes
+/// to that box instead when it is near enough: athletes who overlap are told
+/// apart by what they wear. `None` for a box that got no pixels.
+pub fn share(
+    mask: &MaskView<'_>,
+    blob: &Blob,
+    boxes: &[Rect],
+    suits: &[Suit],
+    by_colour: bool,
+) -> Vec<Option<Share>> {
+    let colour = mask
+        .chroma
+        .filter(|_| suits.len() == boxes.len() && suits.iter().all(Suit::known));
     #[derive(Clone, Copy)]
     struct Acc {
         x0: u32,
@@ -60,6 +86,8 @@ pub fn share(mask: &MaskView<'_>, blob: &Blob, boxes: &[Rect]) -> Vec<Option<Sha
         n: u32,
         sx: u64,
         sy: u64,
+        worn: u32,
+        foreign: u32,
     }
     let mut acc: Vec<Option<Acc>> = vec![None; boxes.len()];
     let [x0, y0, x1, y1] = blob.mask_box;
@@ -82,13 +110,20 @@ pub fn share(mask: &MaskView<'_>, blob: &Blob, boxes: &[Rect]) -> Vec<Option<Sha
                 continue;
             }
             let px = (x as f32 + 0.5) * kx;
-            let nearest = half
-                .iter()
-                .map(|(c, h)| ((px - c[0]) / h[0]).powi(2) + ((py - c[1]) / h[1]).powi(2))
-                .enumerate()
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(k, _)| k);
-            let Some(k) = nearest else { continue };
+            let dist = |k: usize| {
+                let (c, h) = half[k];
+                ((px - c[0]) / h[0]).powi(2) + ((py - c[1]) / h[1]).powi(2)
+            };
+            let worn = colour
+                .and_then(|c| c.hue(x, y, mask.scale))
+                .and_then(|hue| wearer(suits, hue));
+            let nearest = || (0..half.len()).min_by(|&a, &b| dist(a).total_cmp(&dist(b)));
+            let Some(k) = worn
+                .filter(|&k| by_colour && dist(k) <= WEARER_REACH)
+                .or_else(nearest)
+            else {
+                continue;
+            };
             let a = acc[k].get_or_insert(Acc {
                 x0: x,
                 y0: y,
@@ -97,6 +132,8 @@ pub fn share(mask: &MaskView<'_>, blob: &Blob, boxes: &[Rect]) -> Vec<Option<Sha
                 n: 0,
                 sx: 0,
                 sy: 0,
+                worn: 0,
+                foreign: 0,
             });
             a.x0 = a.x0.min(x);
             a.y0 = a.y0.min(y);
@@ -105,6 +142,8 @@ pub fn share(mask: &MaskView<'_>, blob: &Blob, boxes: &[Rect]) -> Vec<Option<Sha
             a.n += 1;
             a.sx += u64::from(x);
             a.sy += u64::from(y);
+            a.worn += u32::from(worn == Some(k));
+            a.foreign += u32::from(worn.is_some_and(|w| w != k));
         }
     }
     acc.into_iter()
@@ -125,6 +164,8 @@ pub fn share(mask: &MaskView<'_>, blob: &Blob, boxes: &[Rect]) -> Vec<Option<Sha
                     || a.y0 == 0
                     || a.x1 + 1 >= mask.width as u32
                     || a.y1 + 1 >= mask.height as u32,
+                worn: a.worn as f32 / n,
+                foreign: a.foreign as f32 / n,
             })
         })
         .collect()
@@ -165,6 +206,7 @@ mod tests {
             width: w,
             height: h,
             scale: [2.0, 2.0],
+            chroma: None,
         };
         let blob = Blob {
             rect: rect(0.0, 2.0, 24.0, 16.0),
@@ -178,7 +220,7 @@ mod tests {
         };
         let boxes = [rect(1.0, 2.0, 9.0, 16.0), rect(13.0, 6.0, 21.0, 16.0)];
         assert!(apart(&boxes, 0.4));
-        let s = share(&mask, &blob, &boxes);
+        let s = share(&mask, &blob, &boxes, &[], false);
         let (a, b) = (s[0].expect("left share"), s[1].expect("right share"));
         assert_eq!(a.rect.y0, 2.0, "the left body's head");
         assert_eq!(b.rect.y0, 6.0, "the right body's head");

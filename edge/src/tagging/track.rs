@@ -10,6 +10,7 @@ use pathfinding::prelude::{Matrix, kuhn_munkres};
 
 use super::detect::{Blob, Rect};
 use super::share::{MaskView, Share, apart, share};
+use super::suit::{DISTINCT, Hues, Pack, Suit, two_suits};
 
 /// A constant-velocity Kalman filter on one axis (position, velocity), with white
 /// acceleration noise. Four of these track a box; a full 8-state filter would
@@ -80,6 +81,9 @@ pub struct Obs {
     /// [`super::share`]): the top and centre are its own, the width is cut where
     /// the shares meet.
     pub shared: bool,
+    /// The share was told apart from the others' by the suits' colours (see
+    /// [`super::suit`]): its top is the athlete's own, not where shares meet.
+    pub worn: bool,
     /// The blob was cut from a pack's component (see [`Blob::cut`]): the width
     /// ends at the cut.
     pub cut: bool,
@@ -95,9 +99,10 @@ impl Obs {
     }
 
     /// Seen well enough to read its top from: measured this frame, not hidden,
-    /// not cut by the frame's edge; a share of a group only when `shares`.
+    /// not cut by the frame's edge; a share of a group only when `shares` or
+    /// when it was told apart by colour.
     pub fn clear(&self, shares: bool) -> bool {
-        self.observed && !self.occluded && !self.at_edge && (shares || !self.shared)
+        self.observed && !self.occluded && !self.at_edge && (shares || !self.shared || self.worn)
     }
 }
 
@@ -127,8 +132,13 @@ pub struct Track {
     /// Newest last; bounded.
     pub history: VecDeque<Obs>,
     /// Born from a piece that split off this track's blob (athletes who came in
-    /// together, one blob, and drew apart): they arrived with it.
+    /// together, one blob, and drew apart, or two suits in its blob): they
+    /// arrived with it.
     pub split_from: Option<u64>,
+    /// What it wears, learnt from the blobs it had to itself.
+    pub suit: Suit,
+    /// Two suits seen in its own blob, and on how many frames in a row.
+    pack: Option<(Pack, u32)>,
 }
 
 impl Track {
@@ -226,6 +236,20 @@ const SHARE_TALL: f32 = 0.8;
 const SHARE_BODY: f32 = 0.7;
 const SHARE_LOW: f32 = 0.4;
 
+/// Least height of the tracks in a group, in the scene's athletes' height,
+/// for the group to be shared out by colour.
+const SHARE_WHOLE: f32 = 0.5;
+/// Least part of a share told apart by colour that must be in its suit's colour.
+const SHARE_WORN: f32 = 0.2;
+/// Least part of a share in its suit's colour, and most in another's, for
+/// its top to be its own.
+const SHARE_OWN: f32 = 0.4;
+const SHARE_FOREIGN: f32 = 0.05;
+
+/// Frames in a row a track's own blob shows the same two suits before the
+/// second suit is a track of its own (a pack that came in as one blob).
+const PACK_FRAMES: u32 = 4;
+
 /// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
 const ACCEL_VAR: f32 = 4.0;
 
@@ -301,6 +325,33 @@ impl Tracker {
             blobs.push(joined);
         }
         self.join_entering(blobs);
+    }
+
+    /// The height of this scene's athletes seen whole (the median), once
+    /// enough were seen.
+    fn scene_height(&self) -> Option<f32> {
+        if self.sizes.len() < MIN_SIZES {
+            return None;
+        }
+        let mut v: Vec<f32> = self.sizes.iter().map(|s| s.1).collect();
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied()
+    }
+
+    /// The width of this scene's athletes seen whole in their height (the
+    /// median), once enough were seen.
+    fn aspect(&self) -> Option<f32> {
+        if self.sizes.len() < MIN_SIZES {
+            return None;
+        }
+        let mut v: Vec<f32> = self
+            .sizes
+            .iter()
+            .filter(|s| s.1 > 0.0)
+            .map(|s| s.0 / s.1)
+            .collect();
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied()
     }
 
     /// Pieces of an athlete coming in over the edge (skis first, then the body
@@ -457,6 +508,10 @@ impl Tracker {
         // A blob overlapping several confirmed tracks is athletes merged while they
         // cross: nobody measures from it, they all coast on their motion.
         let mut group = vec![false; nb];
+        // Confirmed tracks whose predicted box reaches into the blob at all: a
+        // blob near no other athlete is the only place two suits in it can be
+        // a pack that came in as one, not someone else's track passing.
+        let mut near = vec![0u32; nb];
         for (j, b) in blobs.iter().enumerate() {
             if b.weak {
                 continue;
@@ -464,8 +519,12 @@ impl Tracker {
             let mut claims = 0;
             for t in self.tracks.iter().filter(|t| t.confirmed) {
                 let p = t.predicted();
-                if p.area() > 0.0 && p.intersection(&b.rect) >= 0.3 * p.area() {
+                let inside = p.intersection(&b.rect);
+                if p.area() > 0.0 && inside >= 0.3 * p.area() {
                     claims += 1;
+                }
+                if inside > 0.0 {
+                    near[j] += 1;
                 }
             }
             group[j] = claims >= 2;
@@ -485,9 +544,11 @@ impl Tracker {
         let rules = self.rules;
         let (fw, fh) = (self.frame_w, self.frame_h);
         let r = MEASURE_VAR * h2;
+        // Tracks whose blob has shown two suits long enough, with the blob.
+        let mut packs: Vec<(u64, usize, Pack)> = Vec::new();
         for (i, t) in self.tracks.iter_mut().enumerate() {
             let obs = match assigned[i] {
-                _ if let Some((_, s)) = shares[i] => {
+                _ if let Some((_, s, worn)) = shares[i] => {
                     // Its share of a group: the centre is its own but less sure
                     // than a blob of its own, and the size is kept (the share's
                     // width is cut).
@@ -507,6 +568,7 @@ impl Tracker {
                         at_edge: s.at_edge,
                         weak: false,
                         shared: true,
+                        worn,
                         cut: false,
                         mask_box: s.mask_box,
                     }
@@ -545,6 +607,26 @@ impl Tracker {
                         }
                         self.sizes.push_back((b.rect.width(), b.rect.height()));
                     }
+                    if let Some(m) = &mask {
+                        // Two suits in a blob of its own, near nobody else: a
+                        // pack riding as one. Otherwise the colours are its own.
+                        let pack = (t.confirmed && !b.weak && near[j] <= 1)
+                            .then(|| two_suits(m, b.mask_box))
+                            .flatten();
+                        t.pack = match (t.pack, pack) {
+                            (Some((old, n)), Some(new)) if old.same_as(&new) => Some((new, n + 1)),
+                            (_, Some(new)) => Some((new, 1)),
+                            (_, None) => None,
+                        };
+                        match t.pack {
+                            Some((p, n)) if n >= PACK_FRAMES => {
+                                packs.push((t.id, j, p));
+                                t.pack = None;
+                            }
+                            Some(_) => {}
+                            None => t.suit.learn(&Hues::count(m, b.mask_box)),
+                        }
+                    }
                     t.hits += 1;
                     t.misses = 0;
                     t.last_seen_ns = t_ns;
@@ -563,6 +645,7 @@ impl Tracker {
                         at_edge: b.at_edge,
                         weak: b.weak,
                         shared: false,
+                        worn: false,
                         cut: b.cut,
                         mask_box: b.mask_box,
                     }
@@ -640,6 +723,7 @@ impl Tracker {
                         at_edge,
                         weak: false,
                         shared: false,
+                        worn: false,
                         cut: false,
                         mask_box: [0; 4],
                     }
@@ -728,21 +812,11 @@ impl Tracker {
             let c = b.rect.center();
             let pv = MEASURE_VAR * h2;
             let vv = h2; // A frame height per second, either way.
-            let mut history = VecDeque::with_capacity(self.rules.history_frames.max(1));
-            // Split off a track: it rode in that one's blob, so the parent's
-            // recent path is its own as far as a share of a group is (its top
-            // and centre roughly, not its width): a jump just after the split
-            // has a path before it to start from.
-            if let Some(parent) = split_from.and_then(|p| self.tracks.iter().find(|t| t.id == p)) {
-                let keep = INHERITED.min(self.rules.history_frames.saturating_sub(1));
-                let before = parent.history.iter().filter(|o| o.t_ns < t_ns);
-                let n = before.clone().count();
-                history.extend(before.skip(n.saturating_sub(keep)).map(|o| Obs {
-                    shared: o.observed,
-                    mask_box: [0; 4],
-                    ..*o
-                }));
-            }
+            let mut history = match split_from.and_then(|p| self.tracks.iter().find(|t| t.id == p))
+            {
+                Some(parent) => self.inherited(parent, t_ns),
+                None => VecDeque::with_capacity(self.rules.history_frames.max(1)),
+            };
             history.push_back(Obs {
                 t_ns,
                 rect: b.rect,
@@ -752,6 +826,7 @@ impl Tracker {
                 at_edge: b.at_edge,
                 weak: b.weak,
                 shared: false,
+                worn: false,
                 cut: b.cut,
                 mask_box: b.mask_box,
             });
@@ -770,24 +845,146 @@ impl Tracker {
                 missing_since_ns: None,
                 history,
                 split_from,
+                suit: Suit::default(),
+                pack: None,
             });
             self.owner[j] = Some(self.next_id);
             self.next_id += 1;
         }
+
+        if let Some(m) = &mask {
+            for (parent, j, pack) in packs {
+                self.split_pack(t_ns, m, &blobs[j], parent, &pack);
+            }
+        }
+    }
+
+    /// A new track's start when it split off `parent`: it rode in that one's
+    /// blob, so the parent's recent path (before `t_ns`) is its own as far as a
+    /// share of a group is (its top and centre roughly, not its width), and a
+    /// jump just after the split has a path before it to start from.
+    fn inherited(&self, parent: &Track, t_ns: u64) -> VecDeque<Obs> {
+        let mut history = VecDeque::with_capacity(self.rules.history_frames.max(1));
+        let keep = INHERITED.min(self.rules.history_frames.saturating_sub(1));
+        let before = parent.history.iter().filter(|o| o.t_ns < t_ns);
+        let n = before.clone().count();
+        history.extend(before.skip(n.saturating_sub(keep)).map(|o| Obs {
+            shared: o.observed,
+            worn: false,
+            mask_box: [0; 4],
+            ..*o
+        }));
+        history
+    }
+
+    /// The blob of track `parent` has shown the same two suits for a while: two
+    /// athletes came in as one. The parent keeps the larger suit, a new track
+    /// (confirmed: the suits were seen on `PACK_FRAMES` frames) takes the other,
+    /// and from now on the blob is shared out between them by their suits.
+    fn split_pack(
+        &mut self,
+        t_ns: u64,
+        mask: &MaskView<'_>,
+        blob: &Blob,
+        parent: u64,
+        pack: &Pack,
+    ) {
+        let [kx, ky] = mask.scale;
+        let boxes = pack.boxes.map(|[x0, y0, x1, y1]| Rect {
+            x0: x0 as f32 * kx,
+            y0: y0 as f32 * ky,
+            x1: x1 as f32 * kx,
+            y1: y1 as f32 * ky,
+        });
+        let parts = share(mask, blob, &boxes, &pack.suits, true);
+        let (Some(Some(mine)), Some(Some(theirs))) = (parts.first(), parts.get(1)) else {
+            return;
+        };
+        let Some(p) = self.tracks.iter().position(|t| t.id == parent) else {
+            return;
+        };
+        let history = self.inherited(&self.tracks[p], t_ns);
+        // A share is cut where the two meet, and the one behind is partly
+        // hidden: each athlete is as wide as this scene's athletes are for
+        // their height, at least as wide as its share.
+        let aspect = self.aspect();
+        let width = |s: &Share| {
+            aspect
+                .map_or(0.0, |a| a * s.rect.height())
+                .max(s.rect.width())
+        };
+        let t = &mut self.tracks[p];
+        let measured = |s: &Share, o: &Obs| Obs {
+            rect: s.rect,
+            centroid: s.centroid,
+            at_edge: s.at_edge,
+            shared: true,
+            worn: true,
+            cut: false,
+            mask_box: s.mask_box,
+            ..*o
+        };
+        let Some(last) = t.history.back_mut().filter(|o| o.t_ns == t_ns) else {
+            return;
+        };
+        let first = measured(theirs, last);
+        *last = measured(mine, last);
+        let c = mine.rect.center();
+        (t.cx.pos, t.cy.pos) = (c[0], c[1]);
+        (t.w, t.h, t.area) = (width(mine), mine.rect.height(), mine.area);
+        t.suit = pack.suits[0];
+        let [vx, vy] = t.velocity();
+        let h2 = self.frame_h * self.frame_h;
+        let c = theirs.rect.center();
+        let mut track = Track {
+            id: self.next_id,
+            cx: Kalman1d::new(c[0], MEASURE_VAR * h2, h2),
+            cy: Kalman1d::new(c[1], MEASURE_VAR * h2, h2),
+            w: width(theirs),
+            h: theirs.rect.height(),
+            area: theirs.area,
+            hits: self.rules.min_hits,
+            misses: 0,
+            confirmed: true,
+            first_ns: t_ns,
+            last_seen_ns: t_ns,
+            missing_since_ns: None,
+            history,
+            split_from: Some(parent),
+            suit: pack.suits[1],
+            pack: None,
+        };
+        (track.cx.vel, track.cy.vel) = (vx, vy);
+        track.history.push_back(first);
+        tracing::debug!(
+            parent,
+            track = track.id,
+            t_ns,
+            "two suits in one blob: a second track"
+        );
+        self.next_id += 1;
+        self.tracks.push(track);
     }
 
     /// Per track: its share of the group blob it lies in, when the confirmed
-    /// tracks predicted in that blob are far enough apart to be told apart and
-    /// its share is a fair part of the blob (a sliver means it is mostly hidden:
-    /// it coasts).
+    /// tracks predicted in that blob are far enough apart to be told apart (or,
+    /// on top of each other, wear suits that tell them apart) and its share is
+    /// a fair part of the blob (a sliver means it is mostly hidden: it coasts);
+    /// with whether the share's top is the athlete's own (told apart by colour).
     fn shares(
         &self,
         mask: &MaskView<'_>,
         blobs: &[Blob],
         group: &[bool],
         assigned: &[Option<usize>],
-    ) -> Vec<Option<(usize, Share)>> {
+    ) -> Vec<Option<(usize, Share, bool)>> {
         let mut out = vec![None; self.tracks.len()];
+        // Told apart by colour only athletes of about a whole one's size, inside
+        // the view: what is left of one at the frame's edge (or a track that
+        // outlived its athlete there) is no suit to go by.
+        let min_h = self.scene_height().map_or(0.0, |h| SHARE_WHOLE * h);
+        let (fw, fh) = (self.frame_w, self.frame_h);
+        let inside = |r: &Rect| r.x0 > 0.0 && r.y0 > 0.0 && r.x1 < fw && r.y1 < fh;
         for (j, b) in blobs.iter().enumerate().filter(|&(j, _)| group[j]) {
             let (who, boxes): (Vec<usize>, Vec<Rect>) = self
                 .tracks
@@ -798,23 +995,44 @@ impl Tracker {
                 .map(|(i, t)| (i, t.predicted()))
                 .filter(|(_, p)| p.area() > 0.0 && p.intersection(&b.rect) >= 0.3 * p.area())
                 .unzip();
-            if who.len() < 2 || !apart(&boxes, SHARE_APART) {
+            if who.len() < 2 {
                 continue;
             }
-            let parts = share(mask, b, &boxes);
+            let suits: Vec<Suit> = who.iter().map(|&i| self.tracks[i].suit).collect();
+            let by_place = apart(&boxes, SHARE_APART);
+            // Boxes on top of each other: told apart by what they wear.
+            let by_colour = !by_place
+                && who.iter().all(|&i| self.tracks[i].h >= min_h)
+                && boxes.iter().all(inside)
+                && suits
+                    .iter()
+                    .enumerate()
+                    .all(|(k, a)| suits[k + 1..].iter().all(|b| a.alike(b) <= DISTINCT));
+            if !(by_place || by_colour) {
+                continue;
+            }
+            let suits: &[Suit] = if by_colour { &suits } else { &[] };
+            let parts = share(mask, b, &boxes, suits, by_colour);
             for (&i, part) in who.iter().zip(parts) {
                 // A share much lower than the athlete (its skis only, the body
                 // went to a neighbour) says nothing of where its top is.
                 // A share as large as the athlete's body but lower (it fell) does.
                 let t = &self.tracks[i];
+                // Told apart by colour, a share must show its suit: one of grey
+                // pixels only (skis, someone else's) is not the athlete, who may
+                // have gone.
                 if let Some(s) = part.filter(|s| {
-                    s.area >= SHARE_MIN * b.area / who.len() as f32
+                    (!by_colour || s.worn >= SHARE_WORN)
+                        && s.area >= SHARE_MIN * b.area / who.len() as f32
                         && (s.rect.height() >= SHARE_TALL * t.h
                             || (s.rect.height() >= SHARE_LOW * t.h
                                 && t.area > 0.0
                                 && s.area >= SHARE_BODY * t.area))
                 }) {
-                    out[i] = Some((j, s));
+                    // Its top is its own when it wears its suit and little of
+                    // anyone else's.
+                    let own_top = by_colour && s.worn >= SHARE_OWN && s.foreign <= SHARE_FOREIGN;
+                    out[i] = Some((j, s, own_top));
                 }
             }
         }
@@ -918,6 +1136,7 @@ mod tests {
             width,
             height,
             scale: [1.0, 1.0],
+            chroma: None,
         }
     }
 
@@ -1247,6 +1466,97 @@ mod tests {
         assert!(
             coasting.iter().all(|o| !o.observed && o.occluded),
             "{coasting:?}"
+        );
+    }
+
+    /// Two athletes who came in as one blob (a red and a blue suit, side by
+    /// side, the blue in front): after `PACK_FRAMES` frames of two suits the
+    /// second is a track of its own, split off the first. Then they overlap so
+    /// much that their boxes cannot share the blob out by place, and the blue
+    /// one jumps: told apart by their suits, each track keeps its own top.
+    #[test]
+    fn a_pack_of_two_suits_becomes_two_tracks_told_apart_by_colour() {
+        use super::super::pixels::Pixels;
+        use super::super::suit::Chroma;
+        const RED: [u8; 3] = [200, 30, 30];
+        const BLUE: [u8; 3] = [30, 60, 200];
+        let (w, h) = (120usize, 60usize);
+        let mut tr = Tracker::new(RULES, w as u32, h as u32);
+        // A (red): columns x..x+10, rows 20..50; B (blue, drawn over A):
+        // columns x+off..x+off+10, rows 20-lift..50-lift.
+        let scene = |x: usize, off: usize, lift: usize| {
+            let (mut mask, mut rgb) = (vec![0u8; w * h], vec![255u8; w * h * 3]);
+            for y in 0..h {
+                for c in 0..w {
+                    let a = (x..x + 10).contains(&c) && (20..50).contains(&y);
+                    let b =
+                        (x + off..x + off + 10).contains(&c) && (20 - lift..50 - lift).contains(&y);
+                    let colour = if b { BLUE } else { RED };
+                    if a || b {
+                        mask[y * w + c] = 1;
+                        rgb[(y * w + c) * 3..][..3].copy_from_slice(&colour);
+                    }
+                }
+            }
+            let top = (20 - lift) as u32;
+            let mut b = blob(x as f32, top as f32, (off + 10) as f32, 50.0 - top as f32);
+            b.mask_box = [x as u32, top, (x + off + 10) as u32, 50];
+            b.area = mask.iter().filter(|&&m| m != 0).count() as f32;
+            (mask, rgb, b)
+        };
+        let mut split_at = None;
+        for f in 0..20u64 {
+            let x = 10 + f as usize;
+            // Side by side, then B almost wholly in front of A; B jumps from 12.
+            let off = if f < 8 { 7 } else { 1 };
+            let lift = if f >= 12 { 2 * (f as usize - 11) } else { 0 };
+            let (mask, rgb, b) = scene(x, off, lift);
+            let view = MaskView {
+                chroma: Some(Chroma {
+                    pixels: Pixels::Rgb(&rgb),
+                    width: w,
+                    height: h,
+                }),
+                ..unit_view(&mask, w, h)
+            };
+            tr.update_masked(f * FRAME_NS, &[b], Some(view));
+            if split_at.is_none() && tr.tracks().len() == 2 {
+                split_at = Some(f);
+            }
+        }
+        // Confirmed on frame 2, two suits from frame 3: split on frame 6.
+        assert_eq!(split_at, Some(6), "{:?}", tr.tracks());
+        let ts = tr.tracks();
+        assert!(ts.iter().all(|t| t.confirmed));
+        assert_eq!(ts[1].split_from, Some(ts[0].id));
+        // The one whose share reaches further right wears blue.
+        let last: Vec<Obs> = ts.iter().map(|t| *t.last().unwrap()).collect();
+        assert!(last.iter().all(|o| o.observed && o.shared), "{last:?}");
+        let (red, blue) = if last[0].rect.x1 < last[1].rect.x1 {
+            (last[0], last[1])
+        } else {
+            (last[1], last[0])
+        };
+        // Frame 19: B is 16 px up, A on the ground; B's top is its own.
+        assert_eq!(blue.rect.y0, 4.0, "{blue:?}");
+        assert!(blue.worn, "{blue:?}");
+        assert_eq!(red.rect.y0, 20.0, "{red:?}");
+        assert_eq!(red.rect.y1, 50.0, "{red:?}");
+        // Without the colours the pack stays one track.
+        let mut blind = Tracker::new(RULES, w as u32, h as u32);
+        for f in 0..20u64 {
+            let x = 10 + f as usize;
+            let (off, lift) = (
+                if f < 8 { 7 } else { 1 },
+                if f >= 12 { 2 * (f as usize - 11) } else { 0 },
+            );
+            let (mask, _, b) = scene(x, off, lift);
+            blind.update_masked(f * FRAME_NS, &[b], Some(unit_view(&mask, w, h)));
+        }
+        assert_eq!(
+            blind.tracks().len(),
+            1,
+            "one track for the pack without colour"
         );
     }
 

@@ -209,8 +209,8 @@ fn held_out_seeds_rink_and_slope() {
 /// 0.85 on both scenes, events ≥ 0.90 on the rink and slope event precision) or
 /// the higher floor it already had (MOTA and IDF1 of both); elsewhere it is a little
 /// under what the tagger reaches on these seeds with the reference model (slope:
-/// MOTA 0.923, IDF1 0.914, events 0.918 / 0.893, take-off 1.000 / 0.944; rink:
-/// MOTA 0.926, IDF1 0.962, events 0.926 / 0.926). Not reached yet: slope event
+/// MOTA 0.929, IDF1 0.921, events 0.918 / 0.893, take-off 1.000 / 0.944; rink:
+/// MOTA 0.939, IDF1 0.968, events 0.926 / 0.926). Not reached yet: slope event
 /// recall ≥ 0.90 (athletes crowding at the exit corner merge, which hides some
 /// exits and falls; athletes riding on top of each other as one blob).
 const FLOORS: [(&str, f64, f64, f64, f64, f64); 2] = [
