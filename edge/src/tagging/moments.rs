@@ -192,7 +192,8 @@ impl Moments {
                     .split_from
                     .and_then(|p| self.per_track.get(&p))
                     .and_then(|p| p.entered_at_ns);
-                let at = match with {
+                // Split off a pack by its suit: when the suit first showed.
+                let at = match track.came_in_ns.or(with) {
                     Some(at) => at,
                     None if conf > 0.8 => self.edge_time(track, true),
                     None => track.first_ns,

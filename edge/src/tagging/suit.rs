@@ -8,6 +8,7 @@
 //! the shares' geometry.
 
 use std::f32::consts::TAU;
+use std::sync::LazyLock;
 
 use super::pixels::Pixels;
 use super::share::MaskView;
@@ -18,6 +19,8 @@ pub const HUES: usize = 24;
 const MIN_CHROMA: i32 = 16;
 /// Fewest coloured pixels that say anything of a suit.
 const MIN_PIXELS: u32 = 12;
+/// Pixels of a hue that show a suit is there at all.
+const SEEN_PIXELS: u32 = 4;
 /// Weight of a new look in a track's suit.
 const LEARN: f32 = 0.25;
 
@@ -42,8 +45,31 @@ impl Chroma<'_> {
     }
 }
 
-/// The hue bin of chroma (`u`, `v`) about grey; `None` when it is too grey.
+/// The hue bin of chroma (`u`, `v`) about grey (each −128..127); `None` when
+/// it is too grey. Read from a table made once: an `atan2` per mask pixel was
+/// most of the colour work.
 pub fn hue_of(u: i32, v: i32) -> Option<u8> {
+    static TABLE: LazyLock<Vec<u8>> = LazyLock::new(|| {
+        let mut t = vec![GREY; 256 * 256];
+        for u in -128..128 {
+            for v in -128..128 {
+                t[table_index(u, v)] = exact_hue(u, v).unwrap_or(GREY);
+            }
+        }
+        t
+    });
+    let h = TABLE.get(table_index(u, v)).copied().unwrap_or(GREY);
+    (h != GREY).then_some(h)
+}
+
+/// Marks a grey entry of the hue table.
+const GREY: u8 = u8::MAX;
+
+fn table_index(u: i32, v: i32) -> usize {
+    ((u.clamp(-128, 127) + 128) as usize) << 8 | (v.clamp(-128, 127) + 128) as usize
+}
+
+fn exact_hue(u: i32, v: i32) -> Option<u8> {
     if u * u + v * v < MIN_CHROMA * MIN_CHROMA {
         return None;
     }
@@ -80,6 +106,13 @@ impl Hues {
             }
         });
         out
+    }
+
+    /// Whether a suit of `hue` shows at all (a few pixels of it or next to it):
+    /// an athlete coming in behind another shows a sliver first.
+    pub fn shows(&self, hue: usize) -> bool {
+        let c = |i: usize| self.counts[i % HUES];
+        c(hue) + c(hue + 1) + c(hue + HUES - 1) >= SEEN_PIXELS
     }
 
     pub fn coloured(&self) -> u32 {
@@ -216,12 +249,11 @@ const PACK_APART: f32 = 0.25;
 /// Fewest bins between the two suits' peaks (45°).
 const PACK_HUES_APART: usize = 3;
 
-/// Two suits in the blob inside `mask_box`: two hue peaks far apart around the
-/// circle, each a fair part of the coloured pixels, each about as tall as the
-/// blob, side by side. `None` without the frame's pixels or when the blob shows
-/// one suit.
-pub fn two_suits(mask: &MaskView<'_>, mask_box: [u32; 4]) -> Option<Pack> {
-    let hues = Hues::count(mask, mask_box);
+/// Two suits in the blob inside `mask_box` (whose `hues` are counted): two hue
+/// peaks far apart around the circle, each a fair part of the coloured pixels,
+/// each about as tall as the blob, side by side. `None` without the frame's
+/// pixels or when the blob shows one suit.
+pub fn two_suits(mask: &MaskView<'_>, mask_box: [u32; 4], hues: &Hues) -> Option<Pack> {
     let n = hues.coloured();
     if n < 2 * MIN_PIXELS || (n as f32) < PACK_COLOURED * hues.pixels as f32 {
         return None;
@@ -332,6 +364,20 @@ mod tests {
     const GREY: [u8; 3] = [60, 60, 60];
 
     #[test]
+    fn the_hue_table_is_the_exact_hue() {
+        for u in -128..128 {
+            for v in -128..128 {
+                assert_eq!(hue_of(u, v), exact_hue(u, v), "{u} {v}");
+            }
+        }
+        assert_eq!(
+            hue_of(500, -500),
+            exact_hue(127, -128),
+            "out of range is clamped"
+        );
+    }
+
+    #[test]
     fn hues_tell_suits_apart_and_greys_carry_none() {
         let hue = |c: [u8; 3]| {
             let px = rgb(1, 1, |_, _| c);
@@ -393,7 +439,8 @@ mod tests {
     fn a_pack_of_two_suits_is_found_and_each_suit_placed() {
         let (mask, frame) = pack_scene(1..9);
         let m = view(&mask, &frame);
-        let pack = two_suits(&m, [0, 0, 12, 10]).expect("two suits");
+        let pack =
+            two_suits(&m, [0, 0, 12, 10], &Hues::count(&m, [0, 0, 12, 10])).expect("two suits");
         // Equal halves: whichever is first, the boxes are the two bodies.
         let mut boxes = pack.boxes;
         boxes.sort();
@@ -406,24 +453,44 @@ mod tests {
         };
         let who = wearer(&pack.suits, red).expect("red has a wearer");
         assert_eq!(pack.boxes[who][0], 2, "red is the left body");
-        assert!(two_suits(&m, [0, 0, 12, 10]).is_some_and(|p| p.same_as(&pack)));
+        assert!(
+            two_suits(&m, [0, 0, 12, 10], &Hues::count(&m, [0, 0, 12, 10]))
+                .is_some_and(|p| p.same_as(&pack))
+        );
     }
 
     #[test]
     fn a_helmet_or_a_single_suit_is_no_pack() {
         // The blue is a helmet: two rows high.
         let (mask, frame) = pack_scene(1..3);
-        assert_eq!(two_suits(&view(&mask, &frame), [0, 0, 12, 10]), None);
+        assert_eq!(
+            two_suits(
+                &view(&mask, &frame),
+                [0, 0, 12, 10],
+                &Hues::count(&view(&mask, &frame), [0, 0, 12, 10])
+            ),
+            None
+        );
         // One body alone.
         let (mask, frame) = pack_scene(0..0);
-        assert_eq!(two_suits(&view(&mask, &frame), [0, 0, 12, 10]), None);
+        assert_eq!(
+            two_suits(
+                &view(&mask, &frame),
+                [0, 0, 12, 10],
+                &Hues::count(&view(&mask, &frame), [0, 0, 12, 10])
+            ),
+            None
+        );
         // Without the frame's pixels nothing is known.
         let (mask, _) = pack_scene(1..9);
         let blind = MaskView {
             chroma: None,
             ..view(&mask, &[])
         };
-        assert_eq!(two_suits(&blind, [0, 0, 12, 10]), None);
+        assert_eq!(
+            two_suits(&blind, [0, 0, 12, 10], &Hues::count(&blind, [0, 0, 12, 10])),
+            None
+        );
         assert_eq!(Hues::count(&blind, [0, 0, 12, 10]).coloured(), 0);
     }
 

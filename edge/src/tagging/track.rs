@@ -10,7 +10,7 @@ use pathfinding::prelude::{Matrix, kuhn_munkres};
 
 use super::detect::{Blob, Rect};
 use super::share::{MaskView, Share, apart, share};
-use super::suit::{DISTINCT, Hues, Pack, Suit, two_suits};
+use super::suit::{DISTINCT, HUES, Hues, Pack, Suit, two_suits};
 
 /// A constant-velocity Kalman filter on one axis (position, velocity), with white
 /// acceleration noise. Four of these track a box; a full 8-state filter would
@@ -139,6 +139,11 @@ pub struct Track {
     pub suit: Suit,
     /// Two suits seen in its own blob, and on how many frames in a row.
     pack: Option<(Pack, u32)>,
+    /// Per hue: since when its own blobs have shown it, frame after frame.
+    hue_since: [Option<u64>; HUES],
+    /// Split off a pack by its suit: when its suit first showed in the
+    /// pack's blob, if after the pack's track began (it came in later).
+    pub came_in_ns: Option<u64>,
 }
 
 impl Track {
@@ -608,10 +613,14 @@ impl Tracker {
                         self.sizes.push_back((b.rect.width(), b.rect.height()));
                     }
                     if let Some(m) = &mask {
+                        let hues = Hues::count(m, b.mask_box);
+                        for (h, since) in t.hue_since.iter_mut().enumerate() {
+                            *since = hues.shows(h).then(|| since.unwrap_or(t_ns));
+                        }
                         // Two suits in a blob of its own, near nobody else: a
                         // pack riding as one. Otherwise the colours are its own.
                         let pack = (t.confirmed && !b.weak && near[j] <= 1)
-                            .then(|| two_suits(m, b.mask_box))
+                            .then(|| two_suits(m, b.mask_box, &hues))
                             .flatten();
                         t.pack = match (t.pack, pack) {
                             (Some((old, n)), Some(new)) if old.same_as(&new) => Some((new, n + 1)),
@@ -624,7 +633,7 @@ impl Tracker {
                                 t.pack = None;
                             }
                             Some(_) => {}
-                            None => t.suit.learn(&Hues::count(m, b.mask_box)),
+                            None => t.suit.learn(&hues),
                         }
                     }
                     t.hits += 1;
@@ -847,6 +856,11 @@ impl Tracker {
                 split_from,
                 suit: Suit::default(),
                 pack: None,
+                hue_since: mask.map_or([None; HUES], |m| {
+                    let hues = Hues::count(&m, b.mask_box);
+                    std::array::from_fn(|h| hues.shows(h).then_some(t_ns))
+                }),
+                came_in_ns: None,
             });
             self.owner[j] = Some(self.next_id);
             self.next_id += 1;
@@ -878,9 +892,10 @@ impl Tracker {
     }
 
     /// The blob of track `parent` has shown the same two suits for a while: two
-    /// athletes came in as one. The parent keeps the larger suit, a new track
-    /// (confirmed: the suits were seen on `PACK_FRAMES` frames) takes the other,
-    /// and from now on the blob is shared out between them by their suits.
+    /// athletes came in as one. The parent keeps the suit that showed first (the
+    /// larger when both did from the start), a new track (confirmed: the suits
+    /// were seen on `PACK_FRAMES` frames) takes the other, and from now on the
+    /// blob is shared out between them by their suits.
     fn split_pack(
         &mut self,
         t_ns: u64,
@@ -897,12 +912,30 @@ impl Tracker {
             y1: y1 as f32 * ky,
         });
         let parts = share(mask, blob, &boxes, &pack.suits, true);
-        let (Some(Some(mine)), Some(Some(theirs))) = (parts.first(), parts.get(1)) else {
+        let (Some(Some(a)), Some(Some(b))) = (parts.first(), parts.get(1)) else {
             return;
         };
         let Some(p) = self.tracks.iter().position(|t| t.id == parent) else {
             return;
         };
+        // Since when each suit has shown in the track's blobs, frame after
+        // frame (a sliver beside the first athlete when the second came in).
+        let since = |k: usize| {
+            let t = &self.tracks[p];
+            let peak = pack.peaks[k] as usize;
+            [peak + HUES - 1, peak, peak + 1]
+                .iter()
+                .filter_map(|&h| t.hue_since[h % HUES])
+                .min()
+        };
+        // The track stays with the suit that was there first (the larger when
+        // both were); the other came in later, with the track or after it.
+        let (kept, other) = match (since(0), since(1)) {
+            (Some(s0), Some(s1)) if s0 > s1 => (1, 0),
+            _ => (0, 1),
+        };
+        let (mine, theirs) = if kept == 0 { (a, b) } else { (b, a) };
+        let came_in_ns = since(other).filter(|&at| at > self.tracks[p].first_ns);
         let history = self.inherited(&self.tracks[p], t_ns);
         // A share is cut where the two meet, and the one behind is partly
         // hidden: each athlete is as wide as this scene's athletes are for
@@ -932,7 +965,7 @@ impl Tracker {
         let c = mine.rect.center();
         (t.cx.pos, t.cy.pos) = (c[0], c[1]);
         (t.w, t.h, t.area) = (width(mine), mine.rect.height(), mine.area);
-        t.suit = pack.suits[0];
+        t.suit = pack.suits[kept];
         let [vx, vy] = t.velocity();
         let h2 = self.frame_h * self.frame_h;
         let c = theirs.rect.center();
@@ -951,8 +984,10 @@ impl Tracker {
             missing_since_ns: None,
             history,
             split_from: Some(parent),
-            suit: pack.suits[1],
+            suit: pack.suits[other],
             pack: None,
+            hue_since: [None; HUES],
+            came_in_ns,
         };
         (track.cx.vel, track.cy.vel) = (vx, vy);
         track.history.push_back(first);
@@ -1469,9 +1504,23 @@ mod tests {
         );
     }
 
+    /// Where B is on frame `f` of the pack test: columns right of A, and lift.
+    /// Side by side, then B drifts in front of A until almost wholly covering
+    /// it; B jumps from frame 14.
+    fn pack_path(f: u64) -> (usize, usize) {
+        let off = if f < 7 {
+            7
+        } else {
+            13usize.saturating_sub(f as usize).max(1)
+        };
+        let lift = if f >= 14 { 2 * (f as usize - 13) } else { 0 };
+        (off, lift)
+    }
+
     /// Two athletes who came in as one blob (a red and a blue suit, side by
-    /// side, the blue in front): after `PACK_FRAMES` frames of two suits the
-    /// second is a track of its own, split off the first. Then they overlap so
+    /// side, the blue in front, two frames after the red): after `PACK_FRAMES`
+    /// frames of two suits the second is a track of its own, split off the
+    /// first, that came in when its suit first showed. Then they overlap so
     /// much that their boxes cannot share the blob out by place, and the blue
     /// one jumps: told apart by their suits, each track keeps its own top.
     #[test]
@@ -1483,14 +1532,14 @@ mod tests {
         let (w, h) = (120usize, 60usize);
         let mut tr = Tracker::new(RULES, w as u32, h as u32);
         // A (red): columns x..x+10, rows 20..50; B (blue, drawn over A):
-        // columns x+off..x+off+10, rows 20-lift..50-lift.
-        let scene = |x: usize, off: usize, lift: usize| {
+        // columns x+off..x+off+bw, rows 20-lift..50-lift.
+        let scene = |x: usize, off: usize, lift: usize, bw: usize| {
             let (mut mask, mut rgb) = (vec![0u8; w * h], vec![255u8; w * h * 3]);
             for y in 0..h {
                 for c in 0..w {
                     let a = (x..x + 10).contains(&c) && (20..50).contains(&y);
                     let b =
-                        (x + off..x + off + 10).contains(&c) && (20 - lift..50 - lift).contains(&y);
+                        (x + off..x + off + bw).contains(&c) && (20 - lift..50 - lift).contains(&y);
                     let colour = if b { BLUE } else { RED };
                     if a || b {
                         mask[y * w + c] = 1;
@@ -1499,18 +1548,18 @@ mod tests {
                 }
             }
             let top = (20 - lift) as u32;
-            let mut b = blob(x as f32, top as f32, (off + 10) as f32, 50.0 - top as f32);
-            b.mask_box = [x as u32, top, (x + off + 10) as u32, 50];
+            let width = (off + bw).max(10);
+            let mut b = blob(x as f32, top as f32, width as f32, 50.0 - top as f32);
+            b.mask_box = [x as u32, top, (x + width) as u32, 50];
             b.area = mask.iter().filter(|&&m| m != 0).count() as f32;
             (mask, rgb, b)
         };
         let mut split_at = None;
         for f in 0..20u64 {
             let x = 10 + f as usize;
-            // Side by side, then B almost wholly in front of A; B jumps from 12.
-            let off = if f < 8 { 7 } else { 1 };
-            let lift = if f >= 12 { 2 * (f as usize - 11) } else { 0 };
-            let (mask, rgb, b) = scene(x, off, lift);
+            let (off, lift) = pack_path(f);
+            let bw = if f < 2 { 0 } else { 10 };
+            let (mask, rgb, b) = scene(x, off, lift, bw);
             let view = MaskView {
                 chroma: Some(Chroma {
                     pixels: Pixels::Rgb(&rgb),
@@ -1529,6 +1578,12 @@ mod tests {
         let ts = tr.tracks();
         assert!(ts.iter().all(|t| t.confirmed));
         assert_eq!(ts[1].split_from, Some(ts[0].id));
+        assert_eq!(
+            ts[1].came_in_ns,
+            Some(2 * FRAME_NS),
+            "blue showed on frame 2"
+        );
+        assert_eq!(ts[0].came_in_ns, None);
         // The one whose share reaches further right wears blue.
         let last: Vec<Obs> = ts.iter().map(|t| *t.last().unwrap()).collect();
         assert!(last.iter().all(|o| o.observed && o.shared), "{last:?}");
@@ -1537,8 +1592,8 @@ mod tests {
         } else {
             (last[1], last[0])
         };
-        // Frame 19: B is 16 px up, A on the ground; B's top is its own.
-        assert_eq!(blue.rect.y0, 4.0, "{blue:?}");
+        // Frame 19: B is 12 px up, A on the ground; B's top is its own.
+        assert_eq!(blue.rect.y0, 8.0, "{blue:?}");
         assert!(blue.worn, "{blue:?}");
         assert_eq!(red.rect.y0, 20.0, "{red:?}");
         assert_eq!(red.rect.y1, 50.0, "{red:?}");
@@ -1546,11 +1601,8 @@ mod tests {
         let mut blind = Tracker::new(RULES, w as u32, h as u32);
         for f in 0..20u64 {
             let x = 10 + f as usize;
-            let (off, lift) = (
-                if f < 8 { 7 } else { 1 },
-                if f >= 12 { 2 * (f as usize - 11) } else { 0 },
-            );
-            let (mask, _, b) = scene(x, off, lift);
+            let (off, lift) = pack_path(f);
+            let (mask, _, b) = scene(x, off, lift, if f < 2 { 0 } else { 10 });
             blind.update_masked(f * FRAME_NS, &[b], Some(unit_view(&mask, w, h)));
         }
         assert_eq!(

@@ -204,16 +204,18 @@ fn held_out_seeds_rink_and_slope() {
     }
 }
 
-/// (scene, MOTA, IDF1, event precision, event recall, take-off P/R). Where the
-/// issue's targets are reached the floor is the target itself (MOTA and IDF1 ≥
-/// 0.85 on both scenes, events ≥ 0.90 on the rink and slope event precision) or
-/// the higher floor it already had (MOTA and IDF1 of both); elsewhere it is a little
-/// under what the tagger reaches on these seeds with the reference model (slope:
-/// MOTA 0.929, IDF1 0.921, events 0.918 / 0.893, take-off 1.000 / 0.944; rink:
-/// MOTA 0.939, IDF1 0.968, events 0.926 / 0.926). Not reached yet: slope event
-/// recall ≥ 0.90 (athletes crowding at the exit corner merge, which hides some
-/// exits and falls; athletes riding on top of each other as one blob).
+/// (scene, MOTA, IDF1, event precision, event recall, take-off P/R). The floor
+/// is the target (MOTA and IDF1 ≥ 0.85, events ≥ 0.90) or the higher
+/// floor it already had (MOTA and IDF1 of both, slope take-off), except the
+/// slope's event recall: what the tagger reaches on these seeds with the
+/// reference model is slope MOTA 0.929, IDF1 0.921, events 0.932 / 0.907 (68 of
+/// 75), take-off 1.000 / 0.944; rink MOTA 0.939, IDF1 0.968, events 0.963 /
+/// 0.963; the slope's recall floor is one event under it. Over more of these
+/// and other seeds the event recall is lower (a minute of these: slope 0.85;
+/// seeds 1-10: slope 0.83, rink 0.88), so the target is not met in general:
+/// athletes crowding at the slope's exit corner merge, which hides exits and
+/// falls, and packs of three or four come in as one blob.
 const FLOORS: [(&str, f64, f64, f64, f64, f64); 2] = [
-    ("slope", 0.90, 0.90, 0.90, 0.88, 0.94),
+    ("slope", 0.90, 0.90, 0.90, 0.89, 0.94),
     ("rink", 0.90, 0.94, 0.90, 0.90, 0.0),
 ];
