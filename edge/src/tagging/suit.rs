@@ -435,12 +435,17 @@ mod tests {
         }
     }
 
+    /// Two suits in the whole 12×10 test mask.
+    fn suits_in(m: &MaskView<'_>) -> Option<Pack> {
+        let whole = [0, 0, 12, 10];
+        two_suits(m, whole, &Hues::count(m, whole))
+    }
+
     #[test]
     fn a_pack_of_two_suits_is_found_and_each_suit_placed() {
         let (mask, frame) = pack_scene(1..9);
         let m = view(&mask, &frame);
-        let pack =
-            two_suits(&m, [0, 0, 12, 10], &Hues::count(&m, [0, 0, 12, 10])).expect("two suits");
+        let pack = suits_in(&m).expect("two suits");
         // Equal halves: whichever is first, the boxes are the two bodies.
         let mut boxes = pack.boxes;
         boxes.sort();
@@ -453,44 +458,24 @@ mod tests {
         };
         let who = wearer(&pack.suits, red).expect("red has a wearer");
         assert_eq!(pack.boxes[who][0], 2, "red is the left body");
-        assert!(
-            two_suits(&m, [0, 0, 12, 10], &Hues::count(&m, [0, 0, 12, 10]))
-                .is_some_and(|p| p.same_as(&pack))
-        );
+        assert!(suits_in(&m).is_some_and(|p| p.same_as(&pack)));
     }
 
     #[test]
     fn a_helmet_or_a_single_suit_is_no_pack() {
         // The blue is a helmet: two rows high.
         let (mask, frame) = pack_scene(1..3);
-        assert_eq!(
-            two_suits(
-                &view(&mask, &frame),
-                [0, 0, 12, 10],
-                &Hues::count(&view(&mask, &frame), [0, 0, 12, 10])
-            ),
-            None
-        );
+        assert_eq!(suits_in(&view(&mask, &frame)), None);
         // One body alone.
         let (mask, frame) = pack_scene(0..0);
-        assert_eq!(
-            two_suits(
-                &view(&mask, &frame),
-                [0, 0, 12, 10],
-                &Hues::count(&view(&mask, &frame), [0, 0, 12, 10])
-            ),
-            None
-        );
+        assert_eq!(suits_in(&view(&mask, &frame)), None);
         // Without the frame's pixels nothing is known.
         let (mask, _) = pack_scene(1..9);
         let blind = MaskView {
             chroma: None,
             ..view(&mask, &[])
         };
-        assert_eq!(
-            two_suits(&blind, [0, 0, 12, 10], &Hues::count(&blind, [0, 0, 12, 10])),
-            None
-        );
+        assert_eq!(suits_in(&blind), None);
         assert_eq!(Hues::count(&blind, [0, 0, 12, 10]).coloured(), 0);
     }
 
