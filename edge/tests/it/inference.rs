@@ -329,11 +329,13 @@ fn a_composite_is_cut_on_request_for_a_recent_track() {
             }
         }
         // A track on at least 6 recent segmented frames (the default composite has
-        // 5 cut-outs): ask for its last 6 while the tagger still holds them.
+        // 5 cut-outs): ask for its last 6 while the tagger still holds them. The
+        // newest *segmented* frame: under load most frames go unsegmented (no
+        // mask, no detections), and no track is ever seen on those.
         let newest = log
             .by_camera
             .get("slope")
-            .and_then(|v| v.last())
+            .and_then(|v| v.iter().rev().find(|m| m.mask.is_some()))
             .map_or(0, |m| m.header.capture_ns);
         let Some((track, times)) = seen
             .iter()
