@@ -332,31 +332,27 @@ impl Tracker {
         self.join_entering(blobs);
     }
 
-    /// The height of this scene's athletes seen whole (the median), once
-    /// enough were seen.
-    fn scene_height(&self) -> Option<f32> {
+    /// The median of `f` over this scene's athletes seen whole (`sizes`: width,
+    /// height), once enough were seen; sizes `f` gives no value for are left out.
+    fn median_size(&self, f: impl Fn(&(f32, f32)) -> Option<f32>) -> Option<f32> {
         if self.sizes.len() < MIN_SIZES {
             return None;
         }
-        let mut v: Vec<f32> = self.sizes.iter().map(|s| s.1).collect();
+        let mut v: Vec<f32> = self.sizes.iter().filter_map(f).collect();
         v.sort_by(f32::total_cmp);
         v.get(v.len() / 2).copied()
+    }
+
+    /// The height of this scene's athletes seen whole (the median), once
+    /// enough were seen.
+    fn scene_height(&self) -> Option<f32> {
+        self.median_size(|s| Some(s.1))
     }
 
     /// The width of this scene's athletes seen whole in their height (the
     /// median), once enough were seen.
     fn aspect(&self) -> Option<f32> {
-        if self.sizes.len() < MIN_SIZES {
-            return None;
-        }
-        let mut v: Vec<f32> = self
-            .sizes
-            .iter()
-            .filter(|s| s.1 > 0.0)
-            .map(|s| s.0 / s.1)
-            .collect();
-        v.sort_by(f32::total_cmp);
-        v.get(v.len() / 2).copied()
+        self.median_size(|s| (s.1 > 0.0).then(|| s.0 / s.1))
     }
 
     /// Pieces of an athlete coming in over the edge (skis first, then the body
@@ -365,15 +361,12 @@ impl Tracker {
     /// of this scene (the median whole box of the athletes seen so far), join.
     /// Until enough athletes were seen, nothing is joined this way.
     fn join_entering(&self, blobs: &mut Vec<Blob>) {
-        if self.sizes.len() < MIN_SIZES {
+        let (Some(sw), Some(sh)) = (
+            self.median_size(|s| Some(s.0)),
+            self.median_size(|s| Some(s.1)),
+        ) else {
             return;
-        }
-        let median = |f: fn(&(f32, f32)) -> f32| {
-            let mut v: Vec<f32> = self.sizes.iter().map(f).collect();
-            v.sort_by(f32::total_cmp);
-            v[v.len() / 2]
         };
-        let (sw, sh) = (median(|s| s.0), median(|s| s.1));
         let (fw, fh) = (self.frame_w, self.frame_h);
         let sides = |r: &Rect| [r.x0 <= 0.5, r.y0 <= 0.5, r.x1 >= fw - 0.5, r.y1 >= fh - 0.5];
         let near_track = |r: &Rect| {
