@@ -154,6 +154,13 @@ fn soak() {
         cfg = cfg.replace("cache_kb = 4096", &format!("cache_kb = {kb}"));
         println!("  spool cache_kb = {kb}");
     }
+    // `SOAK_TRIM_S`: how often the daemon trims its allocator (default 60; 0
+    // never), to compare the resident size with and without.
+    if let Ok(s) = std::env::var("SOAK_TRIM_S") {
+        assert!(cfg.contains("allocator_trim_s = 60"), "the default trim");
+        cfg = cfg.replace("allocator_trim_s = 60", &format!("allocator_trim_s = {s}"));
+        println!("  allocator_trim_s = {s}");
+    }
     assert!(
         cfg.contains("encoder = \"auto\""),
         "the default config encodes"
@@ -200,6 +207,7 @@ fn soak() {
     let m = metrics(mport);
     let captured = sum_of(&m, "venue_edge_frames_in_total", "stage=\"capture\"");
     let dropped = sum_of(&m, "venue_edge_frames_dropped_total", "stage=\"capture\"");
+    let trimmed = sum_of(&m, "venue_edge_allocator_trim_released_bytes_total", "");
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -210,6 +218,10 @@ fn soak() {
     let last = samples.last().copied().unwrap_or(0) as f64 / 1024.0;
     let max = samples.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
     println!("  captured frames: {captured}; capture drops: {dropped} (target 0)");
+    println!(
+        "  allocator trims gave back {:.1} MB in all",
+        trimmed / 1048576.0
+    );
     let half = samples.get(samples.len() / 2).copied().unwrap_or(0) as f64 / 1024.0;
     println!("  rss first {first:.1} MB, last {last:.1} MB, max {max:.1} MB (target: flat)");
     // The bounded stores (pre-roll ring, kept clips, spool cache) fill during the

@@ -145,6 +145,13 @@ pub async fn run(
         Arc::clone(&shared),
         cameras_cancel.clone(),
     ));
+    let trimmer = config.allocator_trim.map(|every| {
+        tokio::spawn(trim_allocator(
+            every,
+            Arc::clone(&shared.metrics),
+            cameras_cancel.clone(),
+        ))
+    });
     info!(cameras = cameras.len(), "venue-edge running");
 
     let mut current = config;
@@ -184,6 +191,9 @@ pub async fn run(
         );
     }
     let _ = box_health.await;
+    if let Some(trimmer) = trimmer {
+        let _ = trimmer.await;
+    }
     // Everything captured is in the spool now: make it durable, give the senders a
     // moment to publish the newest records, then stop. What the cloud has not
     // acknowledged is sent again at the next start.
@@ -263,7 +273,10 @@ async fn apply_reload(
     parent: &CancellationToken,
 ) {
     let mut restart_needed = Vec::new();
-    if next.venue != current.venue || next.box_id != current.box_id {
+    if next.venue != current.venue
+        || next.box_id != current.box_id
+        || next.allocator_trim != current.allocator_trim
+    {
         restart_needed.push("box");
     }
     if next.zenoh != current.zenoh {
@@ -320,6 +333,33 @@ async fn apply_reload(
     current.inference = next.inference;
 }
 
+/// Every `every`, hands the memory the allocator holds free back to the system
+/// (see [`allocator`](crate::allocator)) and counts it.
+async fn trim_allocator(every: Duration, metrics: Arc<Metrics>, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now: nothing is worth trimming during start-up.
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = cancel.cancelled() => break,
+        }
+        match tokio::task::spawn_blocking(crate::allocator::trim).await {
+            Ok(Some(released)) => {
+                metrics.allocator_trim_released_bytes.inc_by(released);
+                tracing::debug!(released, "allocator trimmed");
+            }
+            // No such call on this system: stop asking.
+            Ok(None) => break,
+            Err(error) => {
+                warn!(%error, "allocator trim failed");
+                break;
+            }
+        }
+    }
+}
+
 async fn report_box_health(shared: Arc<Shared>, cancel: CancellationToken) {
     let camera = Id::box_camera();
     let publisher =
@@ -346,6 +386,9 @@ async fn report_box_health(shared: Arc<Shared>, cancel: CancellationToken) {
             .metrics
             .spool_cache_bytes
             .set(shared.spool.cache_bytes() as i64);
+        if let Some(bytes) = crate::allocator::resident_bytes() {
+            shared.metrics.resident_bytes.set(bytes as i64);
+        }
         let msg = Health {
             header: shared.header(&camera, shared.incarnation, seq, shared.clock.unix_ns(), 30),
             state: CameraState::Running,

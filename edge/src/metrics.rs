@@ -95,6 +95,10 @@ pub struct Metrics {
     pub spool_used_bytes: Gauge,
     pub spool_cache_bytes: Gauge,
     pub spool_max_bytes: Gauge,
+    /// The daemon's resident size, set with the box's health.
+    pub resident_bytes: Gauge,
+    /// What the periodic allocator trim gave back to the system.
+    pub allocator_trim_released_bytes: Counter,
     pub mqtt_connected: Gauge,
     pub mqtt_published: Family<MqttLabels, Counter>,
     pub mqtt_dropped: Family<MqttLabels, Counter>,
@@ -128,6 +132,8 @@ impl Metrics {
         let spool_used_bytes = Gauge::default();
         let spool_cache_bytes = Gauge::default();
         let spool_max_bytes = Gauge::default();
+        let resident_bytes = Gauge::default();
+        let allocator_trim_released_bytes = Counter::default();
         let mqtt_connected = Gauge::default();
         let mqtt_published = Family::<MqttLabels, Counter>::default();
         let mqtt_dropped = Family::<MqttLabels, Counter>::default();
@@ -223,6 +229,16 @@ impl Metrics {
             spool_max_bytes.clone(),
         );
         registry.register(
+            "resident_bytes",
+            "Resident memory of the daemon (updated with the box's health)",
+            resident_bytes.clone(),
+        );
+        registry.register(
+            "allocator_trim_released_bytes",
+            "Memory the allocator held free and the periodic trim gave back ([box] allocator_trim_s)",
+            allocator_trim_released_bytes.clone(),
+        );
+        registry.register(
             "mqtt_connected",
             "1 while connected to the MQTT broker, 0 otherwise (and when MQTT is off)",
             mqtt_connected.clone(),
@@ -282,6 +298,8 @@ impl Metrics {
             spool_used_bytes,
             spool_cache_bytes,
             spool_max_bytes,
+            resident_bytes,
+            allocator_trim_released_bytes,
             mqtt_connected,
             mqtt_published,
             mqtt_dropped,

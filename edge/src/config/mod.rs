@@ -25,6 +25,9 @@ pub const DEFAULT_NAME: &str = "<embedded default>";
 pub struct Config {
     pub venue: Id,
     pub box_id: Id,
+    /// How often free memory of the allocator is given back to the system
+    /// (`[box] allocator_trim_s`; `None`: never).
+    pub allocator_trim: Option<Duration>,
     pub zenoh: ZenohConfig,
     pub metrics: MetricsConfig,
     pub health: HealthConfig,

@@ -428,7 +428,7 @@ fn mqtt(
     ctx: &mut Ctx<'_>,
     t: &mut TableWalk<'_>,
     present: bool,
-    ids: Option<&(Id, Id)>,
+    ids: Option<&(Id, Id, Option<Duration>)>,
 ) -> Option<Option<MqttConfig>> {
     let enabled = boolean(ctx, t, "enabled", present);
     let url = match string(ctx, t, "url") {
@@ -538,7 +538,7 @@ fn mqtt(
     let client_id = match client_id {
         Some(id) => id,
         None => {
-            let (venue, box_id) = ids?;
+            let (venue, box_id, _) = ids?;
             format!("venue-edge-{venue}-{box_id}")
         }
     };
@@ -685,12 +685,17 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
 
     let ids = match top.take("box") {
         Some((_, mut v)) => {
-            TableWalk::new(ctx, "box", &mut v, &["venue", "id"]).and_then(|mut t| {
-                let venue = id(ctx, &mut t, "venue");
-                let box_id = id(ctx, &mut t, "id");
-                t.finish(ctx);
-                Some((venue?.0, box_id?.0))
-            })
+            TableWalk::new(ctx, "box", &mut v, &["venue", "id", "allocator_trim_s"]).and_then(
+                |mut t| {
+                    let venue = id(ctx, &mut t, "venue");
+                    let box_id = id(ctx, &mut t, "id");
+                    let trim = int_or(ctx, &mut t, "allocator_trim_s", 0..=3600, 60);
+                    t.finish(ctx);
+                    let trim = trim?;
+                    let trim = (trim > 0).then(|| Duration::from_secs(trim as u64));
+                    Some((venue?.0, box_id?.0, trim))
+                },
+            )
         }
         None => {
             top.missing(ctx, "box");
@@ -869,7 +874,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
         }
     };
     top.finish(ctx);
-    let (venue, box_id) = ids?;
+    let (venue, box_id, allocator_trim) = ids?;
     let mut spool = spool?;
     let mqtt = mqtt?;
     // A spooled stream MQTT carries is kept until MQTT acknowledges it too.
@@ -883,6 +888,7 @@ fn parse_root(ctx: &mut Ctx<'_>, root: &mut Value<'_>) -> Option<Config> {
     Some(Config {
         venue,
         box_id,
+        allocator_trim,
         zenoh: zenoh?,
         metrics: metrics?,
         health: health?,
@@ -1476,7 +1482,13 @@ mod tests {
             ),
             (
                 format!("{BOX}venu = \"x\"\n{CAM}"),
-                vec![r#"t.toml:4:1: unknown key "venu" in [box]; expected one of: venue, id"#],
+                vec![
+                    r#"t.toml:4:1: unknown key "venu" in [box]; expected one of: venue, id, allocator_trim_s"#,
+                ],
+            ),
+            (
+                format!("{BOX}allocator_trim_s = -1\n{CAM}"),
+                vec!["t.toml:4:20: box.allocator_trim_s: -1 is out of range; expected 0..=3600"],
             ),
             (
                 format!("{BOX}{CAM}fps = \"30\"\n"),
@@ -1553,7 +1565,7 @@ mod tests {
                 format!("{BOX}cameras = []\n"),
                 vec![
                     "t.toml:1:1: missing required key \"cameras\" in the top level",
-                    "t.toml:4:1: unknown key \"cameras\" in [box]; expected one of: venue, id",
+                    "t.toml:4:1: unknown key \"cameras\" in [box]; expected one of: venue, id, allocator_trim_s",
                 ],
             ),
             (

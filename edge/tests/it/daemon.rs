@@ -49,6 +49,15 @@ fn publishes_gap_free_metadata_and_stops_on_sigterm() {
         metrics.contains(r#"venue_edge_camera_state{camera="cam-b",state="running"} 1"#),
         "{metrics}"
     );
+    // The box's resident size, set with its health: a running daemon with two
+    // cameras holds tens of MB.
+    let resident: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("venue_edge_resident_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no resident_bytes in {metrics}"));
+    assert!(resident > 10e6, "resident {resident} bytes");
+    assert!(metrics.contains("venue_edge_allocator_trim_released_bytes_total "));
 
     daemon.signal("-TERM");
     let (status, took) = daemon
