@@ -38,6 +38,12 @@ pub struct Share {
     pub worn: f32,
     /// ... and in the colour of another's.
     pub foreign: f32,
+    /// How clearly the share's top row is its own: over the pixels of that row,
+    /// the least ratio of the distance (in half-sizes, squared) to the nearest
+    /// other box's centre over that to this box's. Near 1 the top lies on the
+    /// seam between the shares (it may be a neighbour's head); a head at the top
+    /// of its own box, beside a box apart, is 2 or more. Infinite alone.
+    pub top_margin: f32,
 }
 
 /// Whether the boxes lie far enough apart for their shares to mean anything:
@@ -88,6 +94,7 @@ pub fn share(
         sy: u64,
         worn: u32,
         foreign: u32,
+        top_margin: f32,
     }
     let mut acc: Vec<Option<Acc>> = vec![None; boxes.len()];
     let [x0, y0, x1, y1] = blob.mask_box;
@@ -124,6 +131,13 @@ pub fn share(
             else {
                 continue;
             };
+            let margin = || {
+                let own = dist(k).max(1e-6);
+                (0..half.len())
+                    .filter(|&o| o != k)
+                    .map(|o| dist(o) / own)
+                    .fold(f32::INFINITY, f32::min)
+            };
             let a = acc[k].get_or_insert(Acc {
                 x0: x,
                 y0: y,
@@ -134,7 +148,12 @@ pub fn share(
                 sy: 0,
                 worn: 0,
                 foreign: 0,
+                top_margin: f32::INFINITY,
             });
+            // Rows come top down: the first row a share gets is its top row.
+            if y == a.y0 {
+                a.top_margin = a.top_margin.min(margin());
+            }
             a.x0 = a.x0.min(x);
             a.y0 = a.y0.min(y);
             a.x1 = a.x1.max(x);
@@ -166,6 +185,7 @@ pub fn share(
                     || a.y1 + 1 >= mask.height as u32,
                 worn: a.worn as f32 / n,
                 foreign: a.foreign as f32 / n,
+                top_margin: a.top_margin,
             })
         })
         .collect()
@@ -232,6 +252,74 @@ mod tests {
         let total: f32 = s.iter().flatten().map(|s| s.area).sum();
         let pixels = data.iter().filter(|&&m| m != 0).count() as f32;
         assert_eq!(total, pixels * 4.0);
+    }
+
+    /// A share's top is trusted only when it lies clearly in its own box: a
+    /// head on the seam between two boxes may be either athlete's.
+    #[test]
+    fn a_top_on_the_seam_between_shares_is_not_clearly_its_own() {
+        let (w, h) = (16usize, 10usize);
+        let mut data = vec![0u8; w * h];
+        let mut body = |xs: std::ops::RangeInclusive<usize>, from: usize| {
+            for y in from..10 {
+                for x in xs.clone() {
+                    data[y * w + x] = 1;
+                }
+            }
+        };
+        // Inside the left box, another head on the seam (rows 1..), and a body
+        // inside the right box; skis join them on the bottom row.
+        body(2..=3, 3);
+        body(7..=8, 1);
+        body(12..=13, 4);
+        for x in 0..16 {
+            data[9 * w + x] = 1;
+        }
+        let mask = MaskView {
+            data: &data,
+            width: w,
+            height: h,
+            scale: [1.0, 1.0],
+            chroma: None,
+        };
+        let blob = Blob {
+            rect: rect(0.0, 1.0, 16.0, 10.0),
+            centroid: [8.0, 6.0],
+            area: 60.0,
+            fill: 0.5,
+            mask_box: [0, 1, 16, 10],
+            at_edge: true,
+            weak: false,
+            cut: false,
+        };
+        let boxes = [rect(0.0, 2.0, 6.0, 10.0), rect(10.0, 2.0, 16.0, 10.0)];
+        let s = share(&mask, &blob, &boxes, &[], false);
+        let (left, right) = (s[0].expect("left share"), s[1].expect("right share"));
+        // The head on the seam is split between the shares and is the top of
+        // both, each nearly as near the other box as its own.
+        for part in [left, right] {
+            assert_eq!(part.rect.y0, 1.0);
+            assert!(part.top_margin < 1.5, "{part:?}");
+        }
+        // Without it, each top is its own body's head, deep in its box.
+        for y in 1..9 {
+            for x in 7..=8 {
+                data[y * w + x] = 0;
+            }
+        }
+        let mask = MaskView {
+            data: &data,
+            width: w,
+            height: h,
+            scale: [1.0, 1.0],
+            chroma: None,
+        };
+        let s = share(&mask, &blob, &boxes, &[], false);
+        let (left, right) = (s[0].expect("left share"), s[1].expect("right share"));
+        assert_eq!((left.rect.y0, right.rect.y0), (3.0, 4.0));
+        for part in [left, right] {
+            assert!(part.top_margin > 4.0, "{part:?}");
+        }
     }
 
     #[test]

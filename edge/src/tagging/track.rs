@@ -250,6 +250,9 @@ const SHARE_WORN: f32 = 0.2;
 /// its top to be its own.
 const SHARE_OWN: f32 = 0.4;
 const SHARE_FOREIGN: f32 = 0.05;
+/// A share by place whose top row lies this clearly nearer its own box than
+/// any other (see [`Share::top_margin`]) has the athlete's own top.
+const SHARE_TOP_MARGIN: f32 = 2.0;
 
 /// Frames in a row a track's own blob shows the same two suits before the
 /// second suit is a track of its own (a pack that came in as one blob).
@@ -742,6 +745,7 @@ impl Tracker {
                 observed = obs.observed,
                 occluded = obs.occluded,
                 shared = obs.shared,
+                worn = obs.worn,
                 at_edge = obs.at_edge,
                 "track observation"
             );
@@ -1059,7 +1063,8 @@ impl Tracker {
                 }) {
                     // Its top is its own when it wears its suit and little of
                     // anyone else's.
-                    let own_top = by_colour && s.worn >= SHARE_OWN && s.foreign <= SHARE_FOREIGN;
+                    let own_top = (by_colour && s.worn >= SHARE_OWN && s.foreign <= SHARE_FOREIGN)
+                        || (by_place && s.top_margin >= SHARE_TOP_MARGIN);
                     out[i] = Some((j, s, own_top));
                 }
             }
