@@ -34,7 +34,8 @@ pub struct Share {
     pub mask_box: [u32; 4],
     /// The share itself touches the frame's edge (the blob may, elsewhere).
     pub at_edge: bool,
-    /// Part of its pixels in the colour of its own suit (0–1)...
+    /// Part of its pixels in the colour of its own suit (0–1; shared by place,
+    /// of its top quarter's only)...
     pub worn: f32,
     /// ... and in the colour of another's.
     pub foreign: f32,
@@ -44,6 +45,11 @@ pub struct Share {
     /// seam between the shares (it may be a neighbour's head); a head at the top
     /// of its own box, beside a box apart, is 2 or more. Infinite alone.
     pub top_margin: f32,
+    /// Part of the pixels of the share's top quarter (by its box's height) in
+    /// its own suit's colour, and in another's: a head and shoulders in its own
+    /// colours is its own top wherever the seam runs.
+    pub top_worn: f32,
+    pub top_foreign: f32,
 }
 
 /// Whether the boxes lie far enough apart for their shares to mean anything:
@@ -95,6 +101,9 @@ pub fn share(
         worn: u32,
         foreign: u32,
         top_margin: f32,
+        top_n: u32,
+        top_worn: u32,
+        top_foreign: u32,
     }
     let mut acc: Vec<Option<Acc>> = vec![None; boxes.len()];
     let [x0, y0, x1, y1] = blob.mask_box;
@@ -109,6 +118,11 @@ pub fn share(
             )
         })
         .collect();
+    // A box's top quarter in mask rows.
+    let quarter: Vec<u32> = boxes
+        .iter()
+        .map(|b| ((0.25 * b.height() / ky).round() as u32).max(1))
+        .collect();
     for y in y0..y1 {
         let row = y as usize * mask.width;
         let py = (y as f32 + 0.5) * ky;
@@ -121,15 +135,26 @@ pub fn share(
                 let (c, h) = half[k];
                 ((px - c[0]) / h[0]).powi(2) + ((py - c[1]) / h[1]).powi(2)
             };
-            let worn = colour
-                .and_then(|c| c.hue(x, y, mask.scale))
-                .and_then(|hue| wearer(suits, hue));
+            let wearer_of = || {
+                colour
+                    .and_then(|c| c.hue(x, y, mask.scale))
+                    .and_then(|hue| wearer(suits, hue))
+            };
             let nearest = || (0..half.len()).min_by(|&a, &b| dist(a).total_cmp(&dist(b)));
-            let Some(k) = worn
-                .filter(|&k| by_colour && dist(k) <= WEARER_REACH)
-                .or_else(nearest)
-            else {
-                continue;
+            // Shared by place, the colour is read in the shares' top quarters
+            // only (their tops), which is all it is used for there.
+            let (k, worn) = if by_colour {
+                let worn = wearer_of();
+                let Some(k) = worn.filter(|&k| dist(k) <= WEARER_REACH).or_else(nearest) else {
+                    continue;
+                };
+                (k, worn)
+            } else {
+                let Some(k) = nearest() else {
+                    continue;
+                };
+                let in_top = acc[k].is_none_or(|a| y < a.y0 + quarter[k]);
+                (k, if in_top { wearer_of() } else { None })
             };
             let margin = || {
                 let own = dist(k).max(1e-6);
@@ -149,6 +174,9 @@ pub fn share(
                 worn: 0,
                 foreign: 0,
                 top_margin: f32::INFINITY,
+                top_n: 0,
+                top_worn: 0,
+                top_foreign: 0,
             });
             // Rows come top down: the first row a share gets is its top row.
             if y == a.y0 {
@@ -163,6 +191,11 @@ pub fn share(
             a.sy += u64::from(y);
             a.worn += u32::from(worn == Some(k));
             a.foreign += u32::from(worn.is_some_and(|w| w != k));
+            if y < a.y0 + quarter[k] {
+                a.top_n += 1;
+                a.top_worn += u32::from(worn == Some(k));
+                a.top_foreign += u32::from(worn.is_some_and(|w| w != k));
+            }
         }
     }
     acc.into_iter()
@@ -186,6 +219,8 @@ pub fn share(
                 worn: a.worn as f32 / n,
                 foreign: a.foreign as f32 / n,
                 top_margin: a.top_margin,
+                top_worn: a.top_worn as f32 / a.top_n.max(1) as f32,
+                top_foreign: a.top_foreign as f32 / a.top_n.max(1) as f32,
             })
         })
         .collect()

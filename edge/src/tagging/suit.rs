@@ -461,6 +461,80 @@ mod tests {
         assert!(suits_in(&m).is_some_and(|p| p.same_as(&pack)));
     }
 
+    /// Shared out by place, a share's top is its own by colour when its top
+    /// quarter wears its own suit; a neighbour's head that fell to it is not.
+    #[test]
+    fn a_share_by_place_reads_its_top_from_its_top_quarter_colours() {
+        use crate::tagging::detect::{Blob, Rect};
+        use crate::tagging::share::{apart, share};
+        let blob = Blob {
+            rect: Rect {
+                x0: 2.0,
+                y0: 0.0,
+                x1: 22.0,
+                y1: 20.0,
+            },
+            centroid: [12.0, 10.0],
+            area: 300.0,
+            fill: 0.7,
+            mask_box: [0, 0, 12, 10],
+            at_edge: false,
+            weak: false,
+            cut: false,
+        };
+        let suits_of = |m: &MaskView<'_>| {
+            [[2, 1, 6, 9], [6, 1, 10, 9]].map(|b| Suit::of(&Hues::count(m, b)).expect("a suit"))
+        };
+        // Red and blue side by side, as tall; boxes on their bodies.
+        let (mask, frame) = pack_scene(1..9);
+        let m = view(&mask, &frame);
+        let suits = suits_of(&m);
+        let boxes = [
+            Rect {
+                x0: 4.0,
+                y0: 2.0,
+                x1: 12.0,
+                y1: 18.0,
+            },
+            Rect {
+                x0: 12.0,
+                y0: 2.0,
+                x1: 20.0,
+                y1: 18.0,
+            },
+        ];
+        assert!(apart(&boxes, 0.6));
+        let parts = share(&m, &blob, &boxes, &suits, false);
+        let red = parts[0].expect("red share");
+        assert_eq!(red.rect.y0, 2.0);
+        assert!(
+            red.top_margin < 2.0,
+            "the top row runs to the seam: {red:?}"
+        );
+        assert_eq!((red.top_worn, red.top_foreign), (1.0, 0.0));
+        // Blue a row taller and the red box predicted to the right: the blue
+        // head's left half falls to the red share and is its top.
+        let (mask, frame) = pack_scene(0..9);
+        let m = view(&mask, &frame);
+        let boxes = [
+            Rect {
+                x0: 6.0,
+                y0: 2.0,
+                x1: 14.0,
+                y1: 18.0,
+            },
+            Rect {
+                x0: 16.0,
+                y0: 2.0,
+                x1: 24.0,
+                y1: 18.0,
+            },
+        ];
+        let red = share(&m, &blob, &boxes, &suits, false)[0].expect("red share");
+        assert_eq!(red.rect.y0, 0.0, "{red:?}");
+        assert!(red.top_foreign >= 0.25, "{red:?}");
+    }
+
     #[test]
     fn a_helmet_or_a_single_suit_is_no_pack() {
         // The blue is a helmet: two rows high.

@@ -253,6 +253,11 @@ const SHARE_FOREIGN: f32 = 0.05;
 /// A share by place whose top row lies this clearly nearer its own box than
 /// any other (see [`Share::top_margin`]) has the athlete's own top.
 const SHARE_TOP_MARGIN: f32 = 2.0;
+/// ... or whose top quarter is this much its own suit's colour and next to
+/// none another's (at 0.4 / 0.05, as for shares by colour, the rink got a false
+/// jump in a minute: a skater's head and shoulders are less of her suit).
+const SHARE_TOP_OWN: f32 = 0.6;
+const SHARE_TOP_FOREIGN: f32 = 0.01;
 
 /// Frames in a row a track's own blob shows the same two suits before the
 /// second suit is a track of its own (a pack that came in as one blob).
@@ -1043,7 +1048,12 @@ impl Tracker {
             if !(by_place || by_colour) {
                 continue;
             }
-            let suits: &[Suit] = if by_colour { &suits } else { &[] };
+            // Suits unlike each other are read for tops even when shared by place.
+            let distinct = suits
+                .iter()
+                .enumerate()
+                .all(|(k, a)| suits[k + 1..].iter().all(|b| a.alike(b) <= DISTINCT));
+            let suits: &[Suit] = if by_colour || distinct { &suits } else { &[] };
             let parts = share(mask, b, &boxes, suits, by_colour);
             for (&i, part) in who.iter().zip(parts) {
                 // A share much lower than the athlete (its skis only, the body
@@ -1062,9 +1072,14 @@ impl Tracker {
                                 && s.area >= SHARE_BODY * t.area))
                 }) {
                     // Its top is its own when it wears its suit and little of
-                    // anyone else's.
+                    // anyone else's; shared by place, when its top row lies
+                    // clearly in its own box or its head and shoulders wear its
+                    // suit.
                     let own_top = (by_colour && s.worn >= SHARE_OWN && s.foreign <= SHARE_FOREIGN)
-                        || (by_place && s.top_margin >= SHARE_TOP_MARGIN);
+                        || (by_place
+                            && (s.top_margin >= SHARE_TOP_MARGIN
+                                || (s.top_worn >= SHARE_TOP_OWN
+                                    && s.top_foreign <= SHARE_TOP_FOREIGN)));
                     out[i] = Some((j, s, own_top));
                 }
             }
