@@ -257,6 +257,9 @@ const SHARE_TOP_MARGIN: f32 = 2.0;
 /// none another's (at 0.4 / 0.05, as for shares by colour, the rink got a false
 /// jump in a minute: a skater's head and shoulders are less of her suit).
 const SHARE_TOP_OWN: f32 = 0.6;
+/// A track whose predicted box reaches this part of itself into a blob is
+/// near it (two suits there may be that track's, passing).
+const NEAR_PACK: f32 = 0.1;
 const SHARE_TOP_FOREIGN: f32 = 0.01;
 
 /// Frames in a row a track's own blob shows the same two suits before the
@@ -514,9 +517,11 @@ impl Tracker {
         // A blob overlapping several confirmed tracks is athletes merged while they
         // cross: nobody measures from it, they all coast on their motion.
         let mut group = vec![false; nb];
-        // Confirmed tracks whose predicted box reaches into the blob at all: a
-        // blob near no other athlete is the only place two suits in it can be
-        // a pack that came in as one, not someone else's track passing.
+        // Confirmed tracks whose predicted box reaches a tenth of itself into
+        // the blob: a blob near no other athlete is the only place two suits in
+        // it can be a pack that came in as one, not someone else's track
+        // passing. (Any touch at all kept a pack riding right behind another
+        // athlete, boxes touching, from ever splitting.)
         let mut near = vec![0u32; nb];
         for (j, b) in blobs.iter().enumerate() {
             if b.weak {
@@ -529,7 +534,7 @@ impl Tracker {
                 if p.area() > 0.0 && inside >= 0.3 * p.area() {
                     claims += 1;
                 }
-                if inside > 0.0 {
+                if inside > NEAR_PACK * p.area() {
                     near[j] += 1;
                 }
             }
