@@ -25,7 +25,7 @@ pub fn root() -> PathBuf {
 /// before: the kernel may give the same ephemeral port to two binds in a row,
 /// and two ports of one daemon (zenoh, metrics) must differ.
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
