@@ -20,7 +20,9 @@ const MIN_CHROMA: i32 = 16;
 /// Fewest coloured pixels that say anything of a suit.
 const MIN_PIXELS: u32 = 12;
 /// Pixels of a hue that show a suit is there at all.
-const SEEN_PIXELS: u32 = 4;
+pub const SEEN_PIXELS: u32 = 4;
+/// A hue bin that much of a suit (with its neighbours) is the suit's.
+const WORN_WEIGHT: f32 = 0.2;
 /// Weight of a new look in a track's suit.
 const LEARN: f32 = 0.25;
 
@@ -180,6 +182,18 @@ impl Suit {
     pub fn weight(&self, hue: u8) -> f32 {
         let h = hue as usize % HUES;
         self.share[h] + 0.5 * (self.share[(h + 1) % HUES] + self.share[(h + HUES - 1) % HUES])
+    }
+
+    /// How many of `hues`' pixels wear this suit: those in hues that are at
+    /// least a fifth of it (with their neighbours); 0 when it is unknown.
+    pub fn worn_in(&self, hues: &Hues) -> u32 {
+        if !self.known {
+            return 0;
+        }
+        (0..HUES)
+            .filter(|&h| self.weight(h as u8) >= WORN_WEIGHT)
+            .map(|h| hues.counts[h])
+            .sum()
     }
 
     /// How alike two suits are: the colour the two have in common (histogram

@@ -10,7 +10,7 @@ use pathfinding::prelude::{Matrix, kuhn_munkres};
 
 use super::detect::{Blob, Rect};
 use super::share::{MaskView, Share, apart, share};
-use super::suit::{DISTINCT, HUES, Hues, Pack, Suit, two_suits};
+use super::suit::{DISTINCT, HUES, Hues, Pack, SEEN_PIXELS, Suit, two_suits};
 
 /// A constant-velocity Kalman filter on one axis (position, velocity), with white
 /// acceleration noise. Four of these track a box; a full 8-state filter would
@@ -144,6 +144,10 @@ pub struct Track {
     /// Split off a pack by its suit: when its suit first showed in the
     /// pack's blob, if after the pack's track began (it came in later).
     pub came_in_ns: Option<u64>,
+    /// Frames in a row hidden in a blob at the frame's edge that shows none of
+    /// its suit: it is not in there (it went out, and the blob is whoever came
+    /// to the edge after it).
+    unworn_in_cover: u32,
 }
 
 impl Track {
@@ -159,6 +163,20 @@ impl Track {
 
     pub fn last(&self) -> Option<&Obs> {
         self.history.back()
+    }
+
+    /// Its last blobs of its own were at the frame's edge and shrinking: it was
+    /// going out of view (not lying there) when it was last seen.
+    fn shrank_at_edge(&self) -> bool {
+        let mut seen = self
+            .history
+            .iter()
+            .rev()
+            .filter(|o| o.observed && !o.shared);
+        let (Some(last), Some(_), Some(before)) = (seen.next(), seen.next(), seen.next()) else {
+            return false;
+        };
+        last.at_edge && before.at_edge && last.rect.area() < 0.8 * before.rect.area()
     }
 
     /// Where the athlete's visible part is `dt` seconds after the last frame,
@@ -265,6 +283,9 @@ const SHARE_TOP_FOREIGN: f32 = 0.01;
 /// Frames in a row a track's own blob shows the same two suits before the
 /// second suit is a track of its own (a pack that came in as one blob).
 const PACK_FRAMES: u32 = 4;
+/// Frames in a row a track hidden at the edge may be covered by a blob without
+/// its suit before it counts as gone.
+const UNWORN_FRAMES: u32 = 3;
 
 /// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
 const ACCEL_VAR: f32 = 4.0;
@@ -531,7 +552,7 @@ impl Tracker {
             for t in self.tracks.iter().filter(|t| t.confirmed) {
                 let p = t.predicted();
                 let inside = p.intersection(&b.rect);
-                if p.area() > 0.0 && inside >= 0.3 * p.area() {
+                if p.area() > 0.0 && inside >= 0.3 * p.area() && !gone_from(t, b, mask.as_ref()) {
                     claims += 1;
                 }
                 if inside > NEAR_PACK * p.area() {
@@ -540,6 +561,15 @@ impl Tracker {
             }
             group[j] = claims >= 2;
         }
+        tracing::trace!(
+            blobs = ?blobs
+                .iter()
+                .map(|b| (b.rect, b.area, b.weak, b.at_edge))
+                .collect::<Vec<_>>(),
+            owners = ?self.owner,
+            ?group,
+            "blobs assigned"
+        );
         let shares = match mask {
             Some(m) => self.shares(&m, blobs, &group, &assigned),
             None => vec![None; nt],
@@ -681,6 +711,10 @@ impl Tracker {
                     });
                     t.misses += 1;
                     t.missing_since_ns.get_or_insert(t_ns);
+                    // Hidden at the edge in a blob that shows none of its suit
+                    // (someone else who came to the edge after it went out).
+                    let unworn = cover.is_some_and(|j| gone_from(t, &blobs[j], mask.as_ref()));
+                    t.unworn_in_cover = if unworn { t.unworn_in_cover + 1 } else { 0 };
                     let (rect, at_edge) = match cover {
                         // Hidden in a group: the athlete is inside the group's box,
                         // where its motion puts it. That is a weak measurement, so
@@ -744,6 +778,9 @@ impl Tracker {
                     }
                 }
             };
+            if obs.observed {
+                t.unworn_in_cover = 0;
+            }
             if t.history.len() >= rules.history_frames.max(1) {
                 t.history.pop_front();
             }
@@ -780,7 +817,7 @@ impl Tracker {
             } else {
                 // Gone past the edge: ended after a few frames rather than at once,
                 // so an athlete who stops dead there (a fall) can be found again.
-                t.misses > limit || (t.misses >= 3 && outside)
+                t.misses > limit || (t.misses >= 3 && outside) || t.unworn_in_cover >= UNWORN_FRAMES
             };
             if end {
                 let track = self.tracks.remove(i);
@@ -868,6 +905,7 @@ impl Tracker {
                     std::array::from_fn(|h| hues.shows(h).then_some(t_ns))
                 }),
                 came_in_ns: None,
+                unworn_in_cover: 0,
             });
             self.owner[j] = Some(self.next_id);
             self.next_id += 1;
@@ -995,6 +1033,7 @@ impl Tracker {
             pack: None,
             hue_since: [None; HUES],
             came_in_ns,
+            unworn_in_cover: 0,
         };
         (track.cx.vel, track.cy.vel) = (vx, vy);
         track.history.push_back(first);
@@ -1123,6 +1162,18 @@ fn heading_out(v: [f32; 2], group: &Rect, fw: f32, fh: f32) -> Option<Axis> {
         Some(Axis::Y)
     } else {
         None
+    }
+}
+
+/// Whether `t`, last seen going out over the frame's edge, is not in `b`, a blob
+/// at the edge that shows none of its suit: `b` is someone who came to the edge
+/// after it. (Without the frame's colours, or a suit learnt, nothing says so.)
+fn gone_from(t: &Track, b: &Blob, mask: Option<&MaskView<'_>>) -> bool {
+    match mask {
+        Some(m) if b.at_edge && t.suit.known() && t.shrank_at_edge() => {
+            t.suit.worn_in(&Hues::count(m, b.mask_box)) < SEEN_PIXELS
+        }
+        _ => false,
     }
 }
 
@@ -1628,6 +1679,91 @@ mod tests {
             1,
             "one track for the pack without colour"
         );
+    }
+
+    /// A red athlete crawls out over the right edge (it fell there) and a blue
+    /// one rides out right behind it, in front of the red one's last sliver:
+    /// from then on the blob there shows no red. The red track has left the
+    /// view three frames later, the blue one keeps its own track. Without the
+    /// colours the red track is held in the blue blob until that is gone.
+    #[test]
+    fn a_track_gone_out_is_not_held_in_the_next_athletes_blob() {
+        use super::super::pixels::Pixels;
+        use super::super::suit::Chroma;
+        const RED: [u8; 3] = [200, 30, 30];
+        const BLUE: [u8; 3] = [30, 60, 200];
+        let (w, h) = (120usize, 60usize);
+        // Frame f: red at columns 110+f/2..120+f/2, blue (drawn over it) at
+        // 76+2f..86+2f, both rows 20..50; one blob where they touch.
+        let scene = |f: u64| {
+            let (mut mask, mut rgb) = (vec![0u8; w * h], vec![255u8; w * h * 3]);
+            let mut spans = Vec::new();
+            let (red, blue) = (110 + f as usize / 2, 76 + 2 * f as usize);
+            for (x0, colour) in [(red, RED), (blue, BLUE)] {
+                let x1 = (x0 + 10).min(w);
+                if x0 >= x1 {
+                    continue;
+                }
+                for y in 20..50 {
+                    for c in x0..x1 {
+                        mask[y * w + c] = 1;
+                        rgb[(y * w + c) * 3..][..3].copy_from_slice(&colour);
+                    }
+                }
+                spans.push((x0, x1));
+            }
+            if let [(r0, r1), (b0, b1)] = spans[..]
+                && b1 >= r0
+            {
+                spans = vec![(b0.min(r0), b1.max(r1))];
+            }
+            let blobs: Vec<Blob> = spans
+                .iter()
+                .map(|&(x0, x1)| {
+                    let mut b = blob(x0 as f32, 20.0, (x1 - x0) as f32, 30.0);
+                    b.mask_box = [x0 as u32, 20, x1 as u32, 50];
+                    b.at_edge = x1 == w;
+                    b
+                })
+                .collect();
+            (mask, rgb, blobs)
+        };
+        let run = |colours: bool| {
+            let mut tr = Tracker::new(RULES, w as u32, h as u32);
+            let mut ended = std::collections::BTreeMap::new();
+            for f in 0..30u64 {
+                let (mask, rgb, blobs) = scene(f);
+                let chroma = colours.then(|| Chroma {
+                    pixels: Pixels::Rgb(&rgb),
+                    width: w,
+                    height: h,
+                });
+                let view = MaskView {
+                    chroma,
+                    ..unit_view(&mask, w, h)
+                };
+                tr.update_masked(f * FRAME_NS, &blobs, Some(view));
+                for e in tr.ended() {
+                    ended.insert(e.track.id, (f, e.left_view));
+                }
+            }
+            ended
+        };
+        // Red's last pixels show on frame 16 (then blue is in front of the
+        // rest): hidden in a blob without red on frames 17, 18 and 19.
+        // Blue's last pixels show on frame 21: its track goes out then, and
+        // no third track is ever made.
+        let ended = run(true);
+        assert_eq!(ended.get(&1), Some(&(19, true)), "{ended:?}");
+        assert!(
+            ended.get(&2).is_some_and(|&(f, left)| f > 21 && left),
+            "{ended:?}"
+        );
+        assert_eq!(ended.len(), 2, "{ended:?}");
+        // Blind, the red track is held at the edge past the blue one's last
+        // pixels (frame 21).
+        let ended = run(false);
+        assert!(ended.get(&1).is_some_and(|&(f, _)| f > 21), "{ended:?}");
     }
 
     /// Two athletes side by side merge into one blob and one of them falls: its
