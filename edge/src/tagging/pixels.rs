@@ -45,11 +45,7 @@ impl Pixels<'_> {
                 let ci = w * h + (y / 2) * 2 * w.div_ceil(2) + (x & !1);
                 let u = i32::from(d.get(ci).copied().unwrap_or(128)) - 128;
                 let v = i32::from(d.get(ci + 1).copied().unwrap_or(128)) - 128;
-                [
-                    (l + ((359 * v) >> 8)).clamp(0, 255) as u8,
-                    (l - ((88 * u + 183 * v) >> 8)).clamp(0, 255) as u8,
-                    (l + ((454 * u) >> 8)).clamp(0, 255) as u8,
-                ]
+                yuv_to_rgb(l, u, v)
             }
         }
     }
@@ -85,14 +81,94 @@ impl Pixels<'_> {
         let (fw, fh) = (fw as usize, fh as usize);
         out.clear();
         out.reserve(ow * oh * 3);
+        // The source column of each output column, worked out once (a
+        // division per pixel was most of the cost of a frame's tagging).
+        let xs: Vec<usize> = (0..ow)
+            .map(|ox| ((2 * ox + 1) * fw / (2 * ow)).min(fw.saturating_sub(1)))
+            .collect();
         for oy in 0..oh {
             let sy = ((2 * oy + 1) * fh / (2 * oh)).min(fh.saturating_sub(1));
-            for ox in 0..ow {
-                let sx = ((2 * ox + 1) * fw / (2 * ow)).min(fw.saturating_sub(1));
-                out.extend_from_slice(&self.rgb_at(sx, sy, fw, fh));
+            // NV12 of the checked size: this row's luma and chroma, sliced once.
+            let cw = 2 * fw.div_ceil(2);
+            let rows = match self {
+                Self::Nv12(d) => d
+                    .get(sy * fw..(sy + 1) * fw)
+                    .zip(d.get(fw * fh + (sy / 2) * cw..).and_then(|c| c.get(..cw))),
+                Self::Rgb(_) => None,
+            };
+            match rows {
+                Some((luma, chroma)) => {
+                    for &sx in &xs {
+                        let l = i32::from(luma[sx]);
+                        let u = i32::from(chroma[sx & !1]) - 128;
+                        let v = i32::from(chroma[(sx & !1) + 1]) - 128;
+                        out.extend_from_slice(&yuv_to_rgb(l, u, v));
+                    }
+                }
+                None => {
+                    for &sx in &xs {
+                        out.extend_from_slice(&self.rgb_at(sx, sy, fw, fh));
+                    }
+                }
             }
         }
     }
+}
+
+impl Pixels<'_> {
+    /// Samples the `fw`×`fh` frame into `out` as NV12 of `ow`×`oh` (nearest
+    /// neighbour, as [`Pixels::sample`]; each 2×2 block's chroma from its top
+    /// left pixel's source). An NV12 frame of the output's size is copied as it
+    /// is: keeping a frame costs a copy, and only the frames a strobe composite
+    /// uses are ever turned into RGB. `None` for RGB frames.
+    pub fn sample_nv12(
+        &self,
+        fw: u32,
+        fh: u32,
+        ow: usize,
+        oh: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
+        let Self::Nv12(d) = self else {
+            return None;
+        };
+        let (fw, fh) = (fw as usize, fh as usize);
+        let (cw, ch) = (ow.div_ceil(2), oh.div_ceil(2));
+        out.clear();
+        if (ow, oh) == (fw, fh) && d.len() == fw * fh + 2 * cw * ch {
+            out.extend_from_slice(d);
+            return Some(());
+        }
+        out.reserve(ow * oh + 2 * cw * ch);
+        let xs: Vec<usize> = (0..ow)
+            .map(|ox| ((2 * ox + 1) * fw / (2 * ow)).min(fw.saturating_sub(1)))
+            .collect();
+        let sy = |oy: usize| ((2 * oy + 1) * fh / (2 * oh)).min(fh.saturating_sub(1));
+        for oy in 0..oh {
+            let row = sy(oy) * fw;
+            out.extend(xs.iter().map(|&sx| d.get(row + sx).copied().unwrap_or(0)));
+        }
+        let src_cw = 2 * fw.div_ceil(2);
+        for cy in 0..ch {
+            let row = fw * fh + (sy(2 * cy) / 2) * src_cw;
+            for cx in 0..cw {
+                let ci = row + (xs[2 * cx] & !1);
+                out.push(d.get(ci).copied().unwrap_or(128));
+                out.push(d.get(ci + 1).copied().unwrap_or(128));
+            }
+        }
+        Some(())
+    }
+}
+
+/// Full-range BT.601 luma and chroma (about grey) to RGB.
+#[inline]
+fn yuv_to_rgb(l: i32, u: i32, v: i32) -> [u8; 3] {
+    [
+        (l + ((359 * v) >> 8)).clamp(0, 255) as u8,
+        (l - ((88 * u + 183 * v) >> 8)).clamp(0, 255) as u8,
+        (l + ((454 * u) >> 8)).clamp(0, 255) as u8,
+    ]
 }
 
 /// Encodes packed RGB as PNG in memory.
@@ -135,5 +211,41 @@ mod tests {
         let rgb = [1u8, 2, 3, 4, 5, 6];
         Pixels::Rgb(&rgb).sample(2, 1, 4, 1, &mut out);
         assert_eq!(out, vec![1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6]);
+    }
+
+    /// A frame kept as NV12 and turned into RGB later is the RGB sampled from
+    /// it at once: exactly at the frame's own size, and, scaled, on every
+    /// pixel whose chroma is its 2×2 block's.
+    #[test]
+    fn a_frame_kept_as_nv12_gives_the_same_rgb() {
+        let (w, h) = (6usize, 4usize);
+        let mut nv12: Vec<u8> = (0..w * h).map(|i| (i * 9) as u8).collect();
+        nv12.extend((0..w * h / 2).map(|i| (60 + i * 13) as u8));
+        let frame = Pixels::Nv12(&nv12);
+        let (mut kept, mut later, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+        for (ow, oh) in [(w, h), (4, 2), (12, 8)] {
+            frame
+                .sample_nv12(w as u32, h as u32, ow, oh, &mut kept)
+                .expect("NV12");
+            assert!(Pixels::Nv12(&kept).check(ow as u32, oh as u32).is_ok());
+            Pixels::Nv12(&kept).sample(ow as u32, oh as u32, ow, oh, &mut later);
+            frame.sample(w as u32, h as u32, ow, oh, &mut direct);
+            assert_eq!(later.len(), direct.len());
+            for y in (0..oh).step_by(2) {
+                for x in (0..ow).step_by(2) {
+                    let i = (y * ow + x) * 3;
+                    assert_eq!(later[i..i + 3], direct[i..i + 3], "{ow}x{oh} at {x},{y}");
+                }
+            }
+            if (ow, oh) == (w, h) {
+                assert_eq!(kept, nv12);
+                assert_eq!(later, direct);
+            }
+        }
+        assert!(
+            Pixels::Rgb(&[0; 3])
+                .sample_nv12(1, 1, 1, 1, &mut kept)
+                .is_none()
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! the jump pasted on it, encoded as one PNG. Keeps the recent frames it needs at
 //! a reduced size, reusing their buffers.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use super::TaggingError;
@@ -48,7 +49,10 @@ pub struct Composite {
 #[derive(Debug, Default)]
 struct Stored {
     t_ns: u64,
-    rgb: Vec<u8>,
+    /// The frame at composite size: NV12 when `nv12` (turned into RGB only
+    /// when a composite uses it), packed RGB otherwise.
+    px: Vec<u8>,
+    nv12: bool,
     /// The mask at model resolution.
     mask: Vec<u8>,
     /// Tracks seen on this frame and their boxes in mask pixels.
@@ -70,6 +74,19 @@ pub struct Strobe {
     plate: VecDeque<Stored>,
     spare: Vec<Stored>,
     count: u64,
+}
+
+impl Stored {
+    /// The frame as packed RGB of `w`×`h`.
+    fn rgb(&self, w: usize, h: usize) -> Cow<'_, [u8]> {
+        if self.nv12 {
+            let mut rgb = Vec::new();
+            Pixels::Nv12(&self.px).sample(w as u32, h as u32, w, h, &mut rgb);
+            Cow::Owned(rgb)
+        } else {
+            Cow::Borrowed(&self.px)
+        }
+    }
 }
 
 impl Strobe {
@@ -110,7 +127,10 @@ impl Strobe {
         let (fw, fh, w, h) = (self.frame_w, self.frame_h, self.w, self.h);
         let fill = |s: &mut Stored| {
             s.t_ns = t_ns;
-            px.sample(fw, fh, w, h, &mut s.rgb);
+            s.nv12 = px.sample_nv12(fw, fh, w, h, &mut s.px).is_some();
+            if !s.nv12 {
+                px.sample(fw, fh, w, h, &mut s.px);
+            }
             s.mask.clear();
             s.mask.extend_from_slice(mask);
         };
@@ -148,6 +168,7 @@ impl Strobe {
     pub fn plate(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.w * self.h * 3];
         let mut vals: [Vec<u8>; 3] = Default::default();
+        let rgbs: Vec<Cow<'_, [u8]>> = self.plate.iter().map(|s| s.rgb(self.w, self.h)).collect();
         for y in 0..self.h {
             for x in 0..self.w {
                 let mi = self.to_mask(x, y);
@@ -156,12 +177,12 @@ impl Strobe {
                     v.clear();
                 }
                 for clean_only in [true, false] {
-                    for s in &self.plate {
+                    for (s, rgb) in self.plate.iter().zip(&rgbs) {
                         if clean_only && s.mask.get(mi).is_some_and(|&m| m != 0) {
                             continue;
                         }
                         for (c, v) in vals.iter_mut().enumerate() {
-                            v.push(s.rgb.get(i + c).copied().unwrap_or(0));
+                            v.push(rgb.get(i + c).copied().unwrap_or(0));
                         }
                     }
                     if !vals[0].is_empty() {
@@ -232,11 +253,12 @@ impl Strobe {
                 .div_ceil(self.mask_h.max(1))
                 .min(self.h);
             let mut pixels = 0u32;
+            let src = s.rgb(self.w, self.h);
             for y in y0..y1 {
                 for x in x0..x1 {
                     if s.mask.get(self.to_mask(x, y)).is_some_and(|&m| m != 0) {
                         let i = (y * self.w + x) * 3;
-                        if let (Some(d), Some(src)) = (rgb.get_mut(i..i + 3), s.rgb.get(i..i + 3)) {
+                        if let (Some(d), Some(src)) = (rgb.get_mut(i..i + 3), src.get(i..i + 3)) {
                             d.copy_from_slice(src);
                             pixels += 1;
                         }
