@@ -151,13 +151,9 @@ fn window() -> u64 {
         .unwrap_or(256)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../tests/support/free_port.rs"]
+mod free_port;
+use free_port::free_port;
 
 fn zenoh_config(mode: &str, connect: &[String], listen: &[String]) -> zenoh::Config {
     let mut c = zenoh::Config::default();

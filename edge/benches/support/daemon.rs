@@ -6,13 +6,9 @@
 
 use std::io::{Read as _, Write as _};
 
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+#[path = "../../../tests/support/free_port.rs"]
+mod free_port;
+pub use free_port::free_port;
 
 /// `cargo bench` passes `--bench`; `cargo test --all-targets` runs the binary
 /// without it, and then a small smoke run checks the bench still works.

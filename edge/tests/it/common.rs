@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -12,23 +11,9 @@ use venue_proto::{AnyMessage, FrameMeta, Health, StreamKey};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_venue-edge");
 
-/// A loopback port nothing listens on now, never one this process handed out
-/// before: the kernel may give the same ephemeral port to two binds in a row,
-/// and two ports of one daemon (zenoh, metrics) must differ.
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+#[path = "../../../tests/support/free_port.rs"]
+mod free_port;
+pub use free_port::free_port;
 
 /// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the CPU build of the
 /// `onnxruntime` wheel that `scripts/setup.sh` installs into the project's venv.

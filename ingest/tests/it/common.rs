@@ -3,7 +3,6 @@
 //! that publishes like a box and watches the acks, and a small HTTP client.
 
 use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -21,23 +20,9 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A loopback port nothing listens on now, never one this process handed out
-/// before: the kernel may give the same ephemeral port to two binds in a row,
-/// and two ports of one daemon (zenoh, metrics) must differ.
-pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+#[path = "../../../tests/support/free_port.rs"]
+mod free_port;
+pub use free_port::free_port;
 
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("venue-ingest-test-{name}-{}", std::process::id()));
