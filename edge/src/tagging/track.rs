@@ -549,10 +549,17 @@ impl Tracker {
                 continue;
             }
             let mut claims = 0;
-            for t in self.tracks.iter().filter(|t| t.confirmed) {
+            for (i, t) in self.tracks.iter().enumerate().filter(|(_, t)| t.confirmed) {
                 let p = t.predicted();
                 let inside = p.intersection(&b.rect);
-                if p.area() > 0.0 && inside >= 0.3 * p.area() && !gone_from(t, b, mask.as_ref()) {
+                // A track that took a blob of its own this frame is there, not
+                // in this one.
+                let elsewhere = assigned[i].is_some_and(|a| a != j);
+                if p.area() > 0.0
+                    && inside >= 0.3 * p.area()
+                    && !elsewhere
+                    && !gone_from(t, b, mask.as_ref())
+                {
                     claims += 1;
                 }
                 if inside > NEAR_PACK * p.area() {
@@ -1679,6 +1686,33 @@ mod tests {
             1,
             "one track for the pack without colour"
         );
+    }
+
+    /// Two athletes riding side by side, their boxes overlapping (skis under the
+    /// other's body) but their blobs apart: each track measures its own blob on
+    /// every frame. The right one's box reaching into the left one's blob does
+    /// not make that blob a group of two (which hid the left one, e.g. at the
+    /// apex of a jump they took together).
+    #[test]
+    fn a_track_with_a_blob_of_its_own_claims_no_share_of_its_neighbours() {
+        let mut tr = Tracker::new(RULES, 200, 100);
+        for f in 0..12u64 {
+            let x = f as f32 * 3.0;
+            tr.update(
+                f * FRAME_NS,
+                &[
+                    blob(10.0 + x, 20.0, 30.0, 30.0),
+                    blob(28.0 + x, 18.0, 30.0, 30.0),
+                ],
+            );
+            if f >= 3 {
+                assert_eq!(tr.tracks().len(), 2, "frame {f}");
+                for t in tr.tracks() {
+                    let o = t.last().expect("seen");
+                    assert!(o.observed && !o.occluded && !o.shared, "frame {f}: {t:?}");
+                }
+            }
+        }
     }
 
     /// A red athlete crawls out over the right edge (it fell there) and a blue
