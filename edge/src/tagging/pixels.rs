@@ -81,15 +81,11 @@ impl Pixels<'_> {
         let (fw, fh) = (fw as usize, fh as usize);
         out.clear();
         out.reserve(ow * oh * 3);
-        // The source column of each output column, worked out once (a
-        // division per pixel was most of the cost of a frame's tagging).
-        let xs: Vec<usize> = (0..ow)
-            .map(|ox| ((2 * ox + 1) * fw / (2 * ow)).min(fw.saturating_sub(1)))
-            .collect();
+        let xs = source_columns(fw, ow);
+        let cw = 2 * fw.div_ceil(2);
         for oy in 0..oh {
-            let sy = ((2 * oy + 1) * fh / (2 * oh)).min(fh.saturating_sub(1));
+            let sy = source_index(oy, fh, oh);
             // NV12 of the checked size: this row's luma and chroma, sliced once.
-            let cw = 2 * fw.div_ceil(2);
             let rows = match self {
                 Self::Nv12(d) => d
                     .get(sy * fw..(sy + 1) * fw)
@@ -113,9 +109,7 @@ impl Pixels<'_> {
             }
         }
     }
-}
 
-impl Pixels<'_> {
     /// Samples the `fw`×`fh` frame into `out` as NV12 of `ow`×`oh` (nearest
     /// neighbour, as [`Pixels::sample`]; each 2×2 block's chroma from its top
     /// left pixel's source). An NV12 frame of the output's size is copied as it
@@ -140,17 +134,14 @@ impl Pixels<'_> {
             return Some(());
         }
         out.reserve(ow * oh + 2 * cw * ch);
-        let xs: Vec<usize> = (0..ow)
-            .map(|ox| ((2 * ox + 1) * fw / (2 * ow)).min(fw.saturating_sub(1)))
-            .collect();
-        let sy = |oy: usize| ((2 * oy + 1) * fh / (2 * oh)).min(fh.saturating_sub(1));
+        let xs = source_columns(fw, ow);
         for oy in 0..oh {
-            let row = sy(oy) * fw;
+            let row = source_index(oy, fh, oh) * fw;
             out.extend(xs.iter().map(|&sx| d.get(row + sx).copied().unwrap_or(0)));
         }
         let src_cw = 2 * fw.div_ceil(2);
         for cy in 0..ch {
-            let row = fw * fh + (sy(2 * cy) / 2) * src_cw;
+            let row = fw * fh + (source_index(2 * cy, fh, oh) / 2) * src_cw;
             for cx in 0..cw {
                 let ci = row + (xs[2 * cx] & !1);
                 out.push(d.get(ci).copied().unwrap_or(128));
@@ -159,6 +150,18 @@ impl Pixels<'_> {
         }
         Some(())
     }
+}
+
+/// The source index of output index `o` when `src` pixels are sampled to `out`:
+/// nearest neighbour with pixel centres aligned.
+fn source_index(o: usize, src: usize, out: usize) -> usize {
+    ((2 * o + 1) * src / (2 * out)).min(src.saturating_sub(1))
+}
+
+/// The source column of each of `ow` output columns, worked out once per
+/// sampling (a division per pixel was most of the cost of a frame's tagging).
+fn source_columns(fw: usize, ow: usize) -> Vec<usize> {
+    (0..ow).map(|ox| source_index(ox, fw, ow)).collect()
 }
 
 /// Full-range BT.601 luma and chroma (about grey) to RGB.
