@@ -16,7 +16,9 @@ pub use frame::{Frame, PixelFormat, Timecode};
 pub use pool::BufferPool;
 pub use synthetic::{SyntheticCamera, SyntheticConfig};
 pub use venue::Scene;
-pub use venue::truth::{AthleteTruth, GroundTruth, Moment, MomentKind, PixelBox, Speck};
+pub use venue::truth::{
+    AthleteTruth, FALL_TUMBLE_S, GroundTruth, Moment, MomentKind, PixelBox, Speck,
+};
 
 /// Why a source could not deliver a frame.
 #[derive(Debug, thiserror::Error)]

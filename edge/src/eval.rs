@@ -438,8 +438,7 @@ fn run_seed(
     let mut gts: Vec<Boxes> = Vec::new();
     let mut hyps: Vec<Boxes> = Vec::new();
     let mut ignored_gts: Vec<Vec<Rect>> = Vec::new();
-    let mut truth_moments: Vec<(MomentKind, u64, u64)> = Vec::new();
-    let mut ignored_moments: Vec<(MomentKind, u64, u64)> = Vec::new();
+    let mut asked = AskedMoments::new(args.fps);
     let mut updates: Vec<EventUpdate> = Vec::new();
     let cache_path = masks.cache.as_ref().map(|(dir, digest)| {
         let what = format!(
@@ -492,20 +491,8 @@ fn run_seed(
                 scored.push((u64::from(a.id), r));
             }
         }
-        // A moment of the body nobody could see (a fall or a jump of an athlete
-        // out of view or a sliver in that frame) is not asked for, like the box.
-        // Entering and leaving happen at the edge by definition: always scored.
-        for m in &truth.moments {
-            let athlete = u64::from(m.athlete);
-            let seen = matches!(m.kind, MomentKind::Enter | MomentKind::Exit)
-                || scored.iter().any(|(id, _)| *id == athlete);
-            let list = if seen {
-                &mut truth_moments
-            } else {
-                &mut ignored_moments
-            };
-            list.push((m.kind, athlete, index));
-        }
+        let in_view = |athlete: u64| scored.iter().any(|(id, _)| *id == athlete);
+        asked.frame(index, &truth.moments, in_view);
         gts.push(scored);
         ignored_gts.push(ignored);
         let t1 = Instant::now();
@@ -550,6 +537,7 @@ fn run_seed(
         report.thumbnails += usize::from(out.thumbnail.is_some());
     }
     updates.extend(tagger.finish());
+    let (mut truth_moments, mut ignored_moments) = asked.finish();
     if let (Some(p), Some(c)) = (&cache_path, &computed)
         && let Err(e) = crate::mask_cache::store(p, c)
     {
@@ -648,6 +636,83 @@ fn run_seed(
         score.add(&s);
     }
     Ok(args.frames)
+}
+
+/// A true moment: kind, athlete, frame.
+type TrueMoment = (MomentKind, u64, u64);
+
+/// Which true moments the tagger is asked for: (kind, athlete, frame) lists of
+/// the scored and the ignored ones. A moment of the body nobody could see (a
+/// fall or a jump of an athlete out of view, or a sliver, in that frame) is not
+/// asked for, like the box. Entering and leaving happen at the edge by
+/// definition: always asked for. A fall shows in its tumble, after the moment's
+/// frame: one whose athlete is out of view (or a sliver) when the tumble ends
+/// went out of the frame falling, and is not asked for either.
+struct AskedMoments {
+    scored: Vec<TrueMoment>,
+    ignored: Vec<TrueMoment>,
+    /// Falls seen on their frame, waiting for the end of their tumble:
+    /// (athlete, frame).
+    falls_pending: Vec<(u64, u64)>,
+    tumble_frames: u64,
+}
+
+impl AskedMoments {
+    fn new(fps: u32) -> Self {
+        Self {
+            scored: Vec::new(),
+            ignored: Vec::new(),
+            falls_pending: Vec::new(),
+            tumble_frames: (venue_drivers::FALL_TUMBLE_S * fps as f32).ceil() as u64,
+        }
+    }
+
+    /// Frame `index`'s moments; `in_view(athlete)`: scored (not a sliver) in it.
+    fn frame(
+        &mut self,
+        index: u64,
+        moments: &[venue_drivers::Moment],
+        in_view: impl Fn(u64) -> bool,
+    ) {
+        let tumble = self.tumble_frames;
+        let (scored, ignored) = (&mut self.scored, &mut self.ignored);
+        self.falls_pending.retain(|&(athlete, at)| {
+            if index < at + tumble {
+                return true;
+            }
+            let list = if in_view(athlete) {
+                &mut *scored
+            } else {
+                &mut *ignored
+            };
+            list.push((MomentKind::Fall, athlete, at));
+            false
+        });
+        for m in moments {
+            let athlete = u64::from(m.athlete);
+            let seen = matches!(m.kind, MomentKind::Enter | MomentKind::Exit) || in_view(athlete);
+            if seen && m.kind == MomentKind::Fall {
+                self.falls_pending.push((athlete, index));
+                continue;
+            }
+            let list = if seen {
+                &mut self.scored
+            } else {
+                &mut self.ignored
+            };
+            list.push((m.kind, athlete, index));
+        }
+    }
+
+    /// The scored and the ignored moments. Tumbles cut off by the end of the
+    /// run are too late to score either way (the last half second is left out):
+    /// kept with the scored.
+    fn finish(mut self) -> (Vec<TrueMoment>, Vec<TrueMoment>) {
+        let pending = self.falls_pending.iter();
+        self.scored
+            .extend(pending.map(|&(a, f)| (MomentKind::Fall, a, f)));
+        (self.scored, self.ignored)
+    }
 }
 
 /// An athlete whose visible part is below what the detector is configured to
@@ -839,6 +904,44 @@ fn score_moments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fall_out_of_view_before_its_tumble_ends_is_not_asked_for() {
+        use venue_drivers::Moment;
+        let fall = |athlete| Moment {
+            kind: MomentKind::Fall,
+            athlete,
+        };
+        // 30 fps: the tumble takes 11 frames. Athlete 1 stays in view, athlete 2
+        // leaves two frames after falling, athlete 3 falls out of view.
+        let mut asked = AskedMoments::new(30);
+        for index in 0..20u64 {
+            let moments: Vec<Moment> = if index == 5 {
+                vec![fall(1), fall(2), fall(3)]
+            } else {
+                Vec::new()
+            };
+            asked.frame(index, &moments, |a| match a {
+                1 => true,
+                2 => index < 7,
+                _ => false,
+            });
+        }
+        let (scored, ignored) = asked.finish();
+        assert_eq!(scored, vec![(MomentKind::Fall, 1, 5)]);
+        assert_eq!(
+            ignored,
+            vec![(MomentKind::Fall, 3, 5), (MomentKind::Fall, 2, 5)]
+        );
+        // Entering and leaving are asked for even when nothing shows.
+        let mut asked = AskedMoments::new(30);
+        let exit = Moment {
+            kind: MomentKind::Exit,
+            athlete: 4,
+        };
+        asked.frame(3, &[exit], |_| false);
+        assert_eq!(asked.finish().0, vec![(MomentKind::Exit, 4, 3)]);
+    }
 
     #[test]
     fn seeds_parse() {

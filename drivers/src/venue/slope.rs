@@ -73,7 +73,7 @@ enum State {
     },
 }
 
-const TUMBLE_S: f32 = 0.35;
+use super::truth::FALL_TUMBLE_S as TUMBLE_S;
 const LIE_S: f32 = 1.7;
 const RISE_S: f32 = 0.5;
 

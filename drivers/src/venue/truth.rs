@@ -63,6 +63,11 @@ impl MomentKind {
     }
 }
 
+/// Seconds a fall's tumble takes, from the `Fall` moment until the athlete lies
+/// on the snow: what shows that the athlete fell is in these frames, after the
+/// moment's own.
+pub const FALL_TUMBLE_S: f32 = 0.35;
+
 /// A key moment of one athlete, labelled on the frame it happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Moment {
