@@ -386,14 +386,33 @@ async fn composite(State(s): State<AppState>, Path(path): EventPath) -> ApiResul
 /// event's start, else the last before it.
 async fn thumbnail(State(s): State<AppState>, Path(path): EventPath) -> ApiResult<Response> {
     let e = find_event(&s, path).await?;
-    let prefix = crate::ingest::thumbnail_prefix(&e.venue, &e.box_id, &e.camera);
-    let mut keys = s.objects.list(&prefix).await?;
-    keys.sort();
-    let start =
-        crate::ingest::thumbnail_object(&e.venue, &e.box_id, &e.camera, e.start_ns.max(0) as u64);
-    let chosen = keys.iter().find(|k| **k >= start).or_else(|| keys.last());
+    let indexed = query::thumbnail_near(&s.db, &e.venue, &e.box_id, &e.camera, e.start_ns).await?;
+    let chosen = match indexed {
+        Some(at) => Some(crate::ingest::thumbnail_object(
+            &e.venue,
+            &e.box_id,
+            &e.camera,
+            at.max(0) as u64,
+        )),
+        // Nothing indexed: a store written before the index, found by listing.
+        None => {
+            let prefix = crate::ingest::thumbnail_prefix(&e.venue, &e.box_id, &e.camera);
+            let mut keys = s.objects.list(&prefix).await?;
+            keys.sort();
+            let start = crate::ingest::thumbnail_object(
+                &e.venue,
+                &e.box_id,
+                &e.camera,
+                e.start_ns.max(0) as u64,
+            );
+            match keys.iter().position(|k| *k >= start) {
+                Some(i) => Some(keys.swap_remove(i)),
+                None => keys.pop(),
+            }
+        }
+    };
     let found = match chosen {
-        Some(k) => s.objects.get(k).await?,
+        Some(k) => s.objects.get(&k).await?,
         None => None,
     };
     match found {

@@ -365,11 +365,13 @@ impl Ingest {
         match msg {
             AnyMessage::Thumbnail(t) => {
                 // Live only, like health: kept as an object per picture, named by
-                // capture time, for the event API to find the one of a moment.
+                // capture time, and indexed (object first, so a row never names a
+                // missing picture) for the event API to find the one of a moment.
                 let object = thumbnail_object(&h.venue, &h.box_id, &h.camera, h.capture_ns);
                 self.objects
                     .put(&object, Bytes::from(t.image.clone()))
                     .await?;
+                batch.thumbnails.push((camera_ref, capture_ns));
                 return Ok(());
             }
             AnyMessage::Health(_) => {

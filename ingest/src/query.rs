@@ -246,6 +246,36 @@ pub async fn event(
     row.as_ref().map(event_row).transpose()
 }
 
+/// The capture time of the camera's thumbnail for a moment: the first taken at
+/// or after `at_ns`, else the last before it; `None` when none is indexed.
+pub async fn thumbnail_near(
+    db: &Db,
+    venue: &str,
+    box_id: &str,
+    camera: &str,
+    at_ns: i64,
+) -> Result<Option<i64>, DbError> {
+    // Two probes of the (camera, time) key, each one index row.
+    for (op, order) in [(">=", "ASC"), ("<", "DESC")] {
+        let sql = format!(
+            "SELECT t.capture_ns FROM thumbnails t JOIN cameras c ON c.id = t.camera_ref \
+             WHERE c.venue = $1 AND c.box = $2 AND c.camera = $3 AND t.capture_ns {op} $4 \
+             ORDER BY t.capture_ns {order} LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(venue)
+            .bind(box_id)
+            .bind(camera)
+            .bind(at_ns)
+            .fetch_optional(&db.pool)
+            .await?;
+        if let Some(r) = row {
+            return Ok(Some(r.try_get(0)?));
+        }
+    }
+    Ok(None)
+}
+
 /// One frame's metadata as the API returns it.
 #[derive(Debug, Serialize)]
 pub struct FrameOut {
@@ -443,4 +473,45 @@ pub async fn video_objects(
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{self, Batch};
+
+    #[test]
+    fn a_moments_thumbnail_is_the_first_at_or_after_it_else_the_last_before() {
+        let dir = std::env::temp_dir().join(format!("ingest-thumbs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite:{}", dir.join("t.db").display());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let db = Db::connect(&url).await.expect("db");
+            let id = |s| venue_proto::Id::new(s).expect("id");
+            let cam = store::upsert_camera(&db, &id("v"), &id("b"), &id("c"), 0)
+                .await
+                .expect("camera");
+            let near = |at| thumbnail_near(&db, "v", "b", "c", at);
+            assert_eq!(near(5).await.expect("query"), None, "nothing indexed yet");
+            let mut batch = Batch::default();
+            batch.thumbnails = vec![(cam, 100), (cam, 200), (cam, 300)];
+            store::write(&db, &batch, 0).await.expect("write");
+            // Written twice (a resend): still one row each.
+            store::write(&db, &batch, 0).await.expect("rewrite");
+            assert_eq!(near(5).await.expect("query"), Some(100));
+            assert_eq!(near(200).await.expect("query"), Some(200));
+            assert_eq!(near(201).await.expect("query"), Some(300));
+            assert_eq!(near(301).await.expect("query"), Some(300));
+            let other = thumbnail_near(&db, "v", "b", "other", 5)
+                .await
+                .expect("query");
+            assert_eq!(other, None, "another camera's pictures are not this one's");
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

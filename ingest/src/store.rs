@@ -100,6 +100,8 @@ pub struct Batch {
     pub health: HashMap<i64, HealthRow>,
     pub cursors: HashMap<i64, CursorUpdate>,
     pub cameras_seen: HashMap<i64, i64>,
+    /// (camera, capture time) of thumbnails put in the object store.
+    pub thumbnails: Vec<(i64, i64)>,
 }
 
 impl Batch {
@@ -145,6 +147,7 @@ impl Batch {
             && self.health.is_empty()
             && self.cursors.is_empty()
             && self.cameras_seen.is_empty()
+            && self.thumbnails.is_empty()
     }
 }
 
@@ -275,6 +278,17 @@ pub async fn write(db: &Db, batch: &Batch, stored_ns: i64) -> Result<(), DbError
             .execute(&mut *tx)
             .await?;
         }
+    }
+    for chunk in batch.thumbnails.chunks(ROWS_PER_INSERT) {
+        let mut q = Sql::new("INSERT INTO thumbnails (camera_ref, capture_ns) VALUES ");
+        for (i, (camera_ref, capture_ns)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind_list([Param::Int(*camera_ref), Param::Int(*capture_ns)]);
+        }
+        q.push(" ON CONFLICT DO NOTHING");
+        q.query().execute(&mut *tx).await?;
     }
     for v in &batch.videos {
         sqlx::query(
