@@ -301,7 +301,17 @@ impl Moments {
         } else {
             0.0
         };
-        let extra_ns = extra.round() as u64 * self.frame_ns;
+        // The first pixel came in during the frame before the width grew past
+        // `rate` times the frames since: on its first frame it showed anything
+        // from nothing to a whole frame's growth, half of it on average, so the
+        // whole frames are `w / rate` less a half, rounded: the floor. (Rounded
+        // `w / rate` dated entries a frame early as often as on time.)
+        let extra = if entering {
+            extra.floor()
+        } else {
+            extra.round()
+        };
+        let extra_ns = extra as u64 * self.frame_ns;
         if entering {
             first.t_ns.saturating_sub(extra_ns)
         } else {
@@ -989,6 +999,70 @@ mod tests {
     /// A skier first seen as a piece cut from a pack (narrow: its width ends at
     /// the cut) and then whole is not lying down: the cut pieces are no upright
     /// reference for the shape. Read as whole, the same boxes make a fall.
+    /// Coming in at 6 px a frame, an athlete shows `u` px on its first frame
+    /// (10) and the detector keeps its blob from 12 px on: whatever `u`, the
+    /// entry is dated on frame 10, not a frame before it.
+    #[test]
+    fn an_entry_is_dated_on_the_first_frame_with_a_pixel_in_view() {
+        use super::super::detect::{Blob, Rect};
+        use super::super::track::TrackRules;
+        const FRAME_NS: u64 = 33_333_333;
+        let rules = MomentRules {
+            gravity_hps2: 2.0,
+            min_airtime_s: 0.2,
+            fall_shape_ratio: 0.6,
+            fall_min_frames: 4,
+            speed_peak_min_hps: 100.0,
+            line: None,
+        };
+        for u in [1.0f32, 3.0, 5.0] {
+            let mut tracker = Tracker::new(
+                TrackRules {
+                    iou_min: 0.2,
+                    min_hits: 3,
+                    max_coast_frames: 5,
+                    max_occluded_frames: 20,
+                    history_frames: 60,
+                },
+                200,
+                100,
+            );
+            let mut moments = Moments::new(rules, 200, 100, 30, 1);
+            let (mut out, mut jumps) = (Vec::new(), Vec::new());
+            for f in 10..30u64 {
+                let front = u + 6.0 * (f - 10) as f32;
+                let rect = Rect {
+                    x0: (front - 30.0).max(0.0),
+                    y0: 40.0,
+                    x1: front,
+                    y1: 70.0,
+                };
+                let t = f * FRAME_NS;
+                let blobs: Vec<Blob> = (rect.width() >= 12.0)
+                    .then_some(Blob {
+                        rect,
+                        centroid: rect.center(),
+                        area: rect.width() * 30.0,
+                        fill: 1.0,
+                        mask_box: [0; 4],
+                        at_edge: rect.x0 <= 0.0,
+                        weak: false,
+                        cut: false,
+                    })
+                    .into_iter()
+                    .collect();
+                tracker.update(t, &blobs);
+                moments.update(t, &tracker, &mut out, &mut jumps);
+            }
+            let enters: Vec<u64> = out
+                .iter()
+                .filter(|e| e.kind == EventKind::Enter)
+                .map(|e| e.start_ns / FRAME_NS)
+                .collect();
+            assert_eq!(enters, [10], "{u} px on the first frame");
+        }
+    }
+
     #[test]
     fn a_box_cut_from_a_pack_is_no_upright_reference_for_falls() {
         use super::super::detect::{Blob, Rect};
