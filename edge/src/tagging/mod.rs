@@ -571,6 +571,96 @@ mod tests {
         assert_eq!(frames_at(s, 1.0), 1);
     }
 
+    /// Jump events (track, take-off frame) of two athletes at 30 fps riding
+    /// side by side, one blob from frame 16 on, whose tops rise by `lift(frame)`.
+    fn jumps_riding_together(lift: impl Fn(u64) -> [f32; 2]) -> Vec<(u64, u64)> {
+        const FPS: u32 = 30;
+        const FRAME_NS: u64 = 1_000_000_000 / FPS as u64;
+        let (w, h) = (256usize, 144usize);
+        let mut tagger = Tagger::new(
+            &TaggingConfig::default(),
+            CameraInfo {
+                width: w as u32,
+                height: h as u32,
+                fps: FPS,
+                first_event_id: 1,
+            },
+        )
+        .expect("tagger");
+        let mut events = Vec::new();
+        for f in 0..60u64 {
+            // Apart at first (a track each), closing in to ride side by side.
+            let x = 20.0 + 3.0 * f as f32;
+            let gap = 8.0 - (f.saturating_sub(6).min(10) as f32 * 1.1);
+            let [a, b] = lift(f);
+            let mut mask = vec![0u8; w * h];
+            for (x0, top) in [(x, 80.0 - a), (x + 12.0 + gap, 78.0 - b)] {
+                for y in top.round() as usize..(top + 30.0).round() as usize {
+                    for xx in x0.round() as usize..(x0 + 12.0).round() as usize {
+                        mask[y * w + xx] = 255;
+                    }
+                }
+            }
+            let out = tagger
+                .push(TagInput {
+                    capture_ns: f * FRAME_NS,
+                    mask: &mask,
+                    mask_width: w,
+                    mask_height: h,
+                    pixels: None,
+                })
+                .expect("tagged");
+            events.extend(out.events);
+        }
+        events.extend(tagger.finish());
+        let mut jumps: Vec<(u64, u64)> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Jump && e.phase == EventPhase::Started)
+            .map(|e| (e.tracks[0], e.start_ns / FRAME_NS))
+            .collect();
+        jumps.sort_unstable();
+        jumps
+    }
+
+    /// Two athletes riding side by side make one blob, so each is seen only
+    /// through its share of it. When they jump together both jumps are found,
+    /// dated on the take-off frame; a share whose top steps and settles (where
+    /// the shares meet moves) is no jump.
+    #[test]
+    fn athletes_riding_together_are_seen_to_jump_through_their_shares() {
+        const TAKE_OFF: u64 = 30;
+        // Gravity in frame pixels per second squared; 0.6 s in the air.
+        let g = TaggingConfig::default().gravity_hps2 * 144.0;
+        let v0 = g * 0.3;
+        let jumps = jumps_riding_together(|f| {
+            let air = f.saturating_sub(TAKE_OFF) as f32 / 30.0;
+            let lift = if f > TAKE_OFF && air < 0.6 {
+                v0 * air - g * air * air / 2.0
+            } else {
+                0.0
+            };
+            [lift; 2]
+        });
+        assert_eq!(jumps.len(), 2, "{jumps:?}");
+        for &(_, at) in &jumps {
+            assert!(at.abs_diff(TAKE_OFF) <= 1, "take-offs dated {jumps:?}");
+        }
+        let stepped = jumps_riding_together(|f| {
+            let a = match f {
+                0..30 => 0.0,
+                30..32 => -7.0,
+                32..36 => -5.0,
+                36 => -2.0,
+                37..39 => -3.0,
+                39..41 => -4.0,
+                41..43 => -5.0,
+                _ => -6.0,
+            };
+            [a, 0.0]
+        });
+        assert_eq!(stepped, [], "a step is no jump");
+    }
+
     #[test]
     fn fall_duration_is_checked() {
         for bad_s in [0.0, -1.0, 2.5, f32::NAN] {

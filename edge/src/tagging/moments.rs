@@ -368,14 +368,27 @@ impl Moments {
         match st.air {
             Air::Ground { quiet_until_ns } => {
                 // The newest `agree` windows all ballistic: downward acceleration of
-                // about g.
-                let ballistic = (0..agree).all(|k| {
-                    let c = n - 1 - half - k;
-                    self.accel(h, c, false)
-                        .is_some_and(|a| a > 0.5 * g && a < 2.0 * g)
-                });
+                // about g. Seen through shares of a blob (athletes riding together
+                // jump together) the path is noisier: a share's cut can step by a
+                // few pixels, which over the shortest airtime looks like a jump.
+                // Such a flight must last longer, fall at nearer gravity and fit
+                // its parabola closely before it is believed.
+                let mut ballistic = |shares: bool| {
+                    (0..agree).all(|k| {
+                        let c = n - 1 - half - k;
+                        self.accel(h, c, shares)
+                            .is_some_and(|a| a > 0.5 * g && a < 2.0 * g)
+                    })
+                };
+                let through_shares = if ballistic(false) {
+                    false
+                } else if ballistic(true) {
+                    true
+                } else {
+                    return;
+                };
                 let newest = h[n - 1].t_ns;
-                if !ballistic || newest < quiet_until_ns {
+                if newest < quiet_until_ns {
                     return;
                 }
                 // Where did it start? The best split of the recent path into a
@@ -396,11 +409,28 @@ impl Moments {
                 if !(0.6 * g..1.6 * g).contains(&acc) || v0 > 0.1 * g {
                     return;
                 }
+                let mut min_airtime_s = self.rules.min_airtime_s;
+                if through_shares {
+                    let worst = self
+                        .pts
+                        .iter()
+                        .map(|&(t, y)| (y - (fly.a0 + fly.a1 * t + fly.a2 * t * t)).abs())
+                        .fold(0.0, f64::max);
+                    tracing::trace!(track = track.id, acc, worst, "flight seen through shares");
+                    if !(0.75 * g..1.4 * g).contains(&acc)
+                        || worst > f64::from(0.007 * self.frame_h)
+                    {
+                        return;
+                    }
+                    // Half a frame less: frame times are whole nanoseconds, and
+                    // at 30 fps nine frames are a hair under 0.3 s.
+                    min_airtime_s = 1.5 * min_airtime_s - 0.5e-9 * self.frame_ns as f32;
+                }
                 let take_off_ns = h[k].t_ns;
                 // Not a jump until it has flown for the shortest airtime: a bump
                 // or a stride is over by then.
                 let flown = h[n - 1].t_ns.saturating_sub(take_off_ns) as f32 * 1e-9;
-                if flown < self.rules.min_airtime_s {
+                if flown < min_airtime_s {
                     return;
                 }
                 let event_id = self.new_id();
