@@ -36,6 +36,8 @@ enum Air {
     Ground {
         /// No take-off before this time (just landed).
         quiet_until_ns: u64,
+        /// The last jump's landing: a take-off is dated after it.
+        landed_ns: u64,
     },
     Flying {
         event_id: u64,
@@ -74,7 +76,10 @@ impl Default for TrackMoments {
         Self {
             entered: false,
             entered_at_ns: None,
-            air: Air::Ground { quiet_until_ns: 0 },
+            air: Air::Ground {
+                quiet_until_ns: 0,
+                landed_ns: 0,
+            },
             fall: None,
             low_run: 0,
             up_run: 0,
@@ -374,7 +379,10 @@ impl Moments {
         }
         let g = f64::from(self.rules.gravity_hps2 * self.frame_h);
         match st.air {
-            Air::Ground { quiet_until_ns } => {
+            Air::Ground {
+                quiet_until_ns,
+                landed_ns,
+            } => {
                 // The newest `agree` windows all ballistic: downward acceleration of
                 // about g. Seen through shares of a blob (athletes riding together
                 // jump together) the path is noisier: a share's cut can step by a
@@ -395,8 +403,16 @@ impl Moments {
                 } else {
                     return;
                 };
+                // Through shares, quiet for a second after a jump: a jump ended
+                // hidden in its group may still be flying, and a share can
+                // follow a partner's flight a moment after its own.
+                let quiet = if through_shares {
+                    quiet_until_ns.saturating_add(QUIET_AFTER_LANDING_NS * 2)
+                } else {
+                    quiet_until_ns
+                };
                 let newest = h[n - 1].t_ns;
-                if newest < quiet_until_ns {
+                if newest < quiet {
                     return;
                 }
                 // Where did it start? The best split of the recent path into a
@@ -435,6 +451,11 @@ impl Moments {
                     min_airtime_s = 1.5 * min_airtime_s - 0.5e-9 * self.frame_ns as f32;
                 }
                 let take_off_ns = h[k].t_ns;
+                // A jump's flight cut at the group it hid in may go on: its
+                // later frames are no new take-off.
+                if take_off_ns <= landed_ns {
+                    return;
+                }
                 // Not a jump until it has flown for the shortest airtime: a bump
                 // or a stride is over by then.
                 let flown = h[n - 1].t_ns.saturating_sub(take_off_ns) as f32 * 1e-9;
@@ -518,6 +539,7 @@ impl Moments {
         let newest = track.last().map_or(landing_ns, |o| o.t_ns);
         st.air = Air::Ground {
             quiet_until_ns: newest + QUIET_AFTER_LANDING_NS,
+            landed_ns: landing_ns,
         };
         out.push(ended(
             event_id,

@@ -246,7 +246,9 @@ pub struct TrueMoment {
 }
 
 /// The ground truth of frames `0..frames` of a synthetic camera (what the daemon
-/// rendered in one run: every run starts the scene at frame 0).
+/// rendered in one run: every run starts the scene at frame 0). As `venue-edge
+/// eval` asks: a fall whose athlete is out of view when its tumble ends went out
+/// of the frame falling, and is left out.
 pub fn truth_moments(
     cam: &CameraSpec,
     width: u32,
@@ -266,8 +268,10 @@ pub fn truth_moments(
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
     let mut camera = SyntheticCamera::new(cfg, clock, 2).expect("synthetic camera");
     let mut out = Vec::new();
+    let mut in_view: Vec<BTreeSet<u32>> = Vec::new();
     for _ in 0..frames {
         let (frame, truth) = camera.next_frame_with_truth().expect("synthetic frame");
+        in_view.push(truth.athletes.iter().map(|a| a.id).collect());
         for m in &truth.moments {
             out.push(TrueMoment {
                 kind: m.kind,
@@ -276,6 +280,13 @@ pub fn truth_moments(
             });
         }
     }
+    let tumble = (venue_drivers::FALL_TUMBLE_S * fps as f32).ceil() as usize;
+    out.retain(|m| {
+        m.kind != MomentKind::Fall
+            || in_view
+                .get(m.frame as usize + tumble)
+                .is_none_or(|seen| seen.contains(&m.athlete))
+    });
     out
 }
 
