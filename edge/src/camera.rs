@@ -583,7 +583,10 @@ async fn run_pipeline(
         let stats = Arc::clone(stats);
         std::thread::Builder::new()
             .name(format!("tag-{}", cam.id))
-            .spawn(move || tag_loop(meta_rx, &tagged_tx, &stats, tagger))
+            .spawn({
+                let id = cam.id.clone();
+                move || tag_loop(meta_rx, &tagged_tx, &stats, tagger, &id)
+            })
     };
     let tag = match tag {
         Ok(t) => t,
@@ -763,13 +766,15 @@ fn analyze_loop(
 
 /// The `tag` stage: waits for each frame's mask in capture order (a frame not due
 /// for inference passes straight through), tags segmented frames and passes
-/// everything on to `spool`. When the pipeline ends, the tagger's open tracks end and
-/// their events go out last.
+/// everything on to `spool`; its `strobe` thread renders composites after their
+/// frame has gone. When the pipeline ends, the tagger's open tracks end and their
+/// events go out last.
 fn tag_loop(
     mut rx: mpsc::Receiver<Analyzed>,
     tx: &mpsc::Sender<Tagged>,
     stats: &CameraStats,
     mut tagger: Option<CameraTagger>,
+    camera: &Id,
 ) {
     let requests = Arc::clone(&stats.strobe_requests);
     let counters = TagCounters {
@@ -779,24 +784,46 @@ fn tag_loop(
         tag_out: &stats.tag.frames_out,
         tag_errors: &stats.tag.errors,
     };
-    let mut last_error = String::new();
-    while let Some(a) = rx.blocking_recv() {
-        let tagged =
-            tag_stage::tag_frame(a.frame, a.mask, tagger.as_mut(), &counters, &mut last_error);
-        requests.answer(tagger.as_ref());
-        if tx.blocking_send(tagged).is_err() {
-            return;
-        }
-    }
-    if let Some(mut t) = tagger {
-        let events = t.finish();
-        if !events.is_empty() {
-            let _ = tx.blocking_send(Tagged {
-                events,
-                ..Tagged::default()
+    let (compose, jobs) = std::sync::mpsc::sync_channel(tag_stage::COMPOSE_QUEUE);
+    std::thread::scope(|scope| {
+        let strobe = std::thread::Builder::new()
+            .name(format!("strobe-{camera}"))
+            .spawn_scoped(scope, move || {
+                tag_stage::compose_loop(&jobs, tx, &stats.tag.errors);
             });
+        if let Err(error) = strobe {
+            // Tagging goes on; composites and requests then go unanswered.
+            warn!(camera = %camera, %error, "cannot start the strobe thread: no composites");
         }
-    }
+        let mut last_error = String::new();
+        while let Some(a) = rx.blocking_recv() {
+            let stamp = (a.frame.capture_ns, a.frame.fps);
+            let (tagged, made) =
+                tag_stage::tag_frame(a.frame, a.mask, tagger.as_mut(), &counters, &mut last_error);
+            if tx.blocking_send(tagged).is_err() {
+                return;
+            }
+            for job in made {
+                let _ = compose.send(tag_stage::Compose::Jump {
+                    job,
+                    capture_ns: stamp.0,
+                    fps: stamp.1,
+                });
+            }
+            requests.answer(tagger.as_ref(), &compose);
+        }
+        if let Some(t) = tagger.as_mut() {
+            let events = t.finish();
+            if !events.is_empty() {
+                let _ = tx.blocking_send(Tagged {
+                    events,
+                    ..Tagged::default()
+                });
+            }
+        }
+        // Hanging up lets the `strobe` thread finish its queue and end.
+        drop(compose);
+    });
 }
 
 /// Stores one record in `stream`; counts and logs (rate-limited) what fails.
@@ -855,10 +882,11 @@ async fn spool_loop(
     };
     let mut thumbnail_seq = 0u64;
     while let Some(t) = rx.recv().await {
-        let (capture_ns, fps) = t
-            .frame
-            .as_ref()
-            .map_or((shared.clock.unix_ns(), 30), |f| (f.capture_ns, f.fps));
+        let (capture_ns, fps) = match (&t.frame, t.stamp) {
+            (Some(f), _) => (f.capture_ns, f.fps),
+            (None, Some(stamp)) => stamp,
+            (None, None) => (shared.clock.unix_ns(), 30),
+        };
         if let Some(f) = &t.frame {
             stats.spool.frames_in.inc();
             let stored = store(

@@ -530,9 +530,15 @@ fn run_seed(
             "frame"
         );
         updates.extend(out.events);
-        for c in &out.composites {
-            report.composites += 1;
-            report.composite_cutouts_min = report.composite_cutouts_min.min(c.cutouts.len());
+        for job in &out.composites {
+            match job.render() {
+                Ok(c) => {
+                    report.composites += 1;
+                    report.composite_cutouts_min =
+                        report.composite_cutouts_min.min(c.cutouts.len());
+                }
+                Err(e) => tracing::warn!(error = %e, "strobe composite not made"),
+            }
         }
         report.thumbnails += usize::from(out.thumbnail.is_some());
     }

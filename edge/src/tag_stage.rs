@@ -1,17 +1,22 @@
 //! The `tag` stage of a camera pipeline (its own thread, between `analyze` and
 //! `spool`): waits for each frame's mask in capture order, runs the camera's
-//! [`Tagger`] on segmented frames, and hands the frame with its detections, events,
-//! composites and thumbnail to `spool`. Also turns those into wire records, and
-//! answers composite requests ([`StrobeRequests`]) between frames.
+//! [`Tagger`] on segmented frames, and hands the frame with its detections, events
+//! and thumbnail to `spool`. Strobe composites (tens of milliseconds each) are
+//! rendered by a `strobe` thread of their own ([`compose_loop`]), so a jump's
+//! picture never holds up the events of the frame it ended on; that thread also
+//! answers composite requests ([`StrobeRequests`]). Also turns all of it into wire
+//! records.
 
-use tokio::sync::oneshot;
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use tokio::sync::{mpsc, oneshot};
 use venue_proto::{Detection, FrameStats, ImageFormat, MaskRle};
 
 use crate::config::CameraConfig;
 use crate::inference::{Outcome, Segmented, preview_size};
 use crate::tagging::{
-    CameraInfo, Composite, EventUpdate, Pixels, TagInput, TagOutput, Tagger, TaggingConfig,
-    TaggingError, Thumbnail,
+    CameraInfo, Composite, CompositeJob, EventUpdate, Pixels, TagInput, TagOutput, Tagger,
+    TaggingConfig, TaggingError, Thumbnail,
 };
 
 /// What `analyze` knows of a frame.
@@ -27,12 +32,15 @@ pub struct FrameInfo {
     pub stats: FrameStats,
 }
 
-/// A frame leaving `tag`: its mask and what the tagger made of it.
+/// A frame leaving `tag`: its mask and what the tagger made of it. Items without
+/// a frame carry composites rendered after their frame, or (last of a pipeline
+/// run) the events of the tracks it ended.
 #[derive(Debug, Default)]
 pub struct Tagged {
-    /// `None` for the last item of a pipeline run: only the events of tracks it
-    /// ended.
     pub frame: Option<FrameInfo>,
+    /// Capture time (Unix ns) and rate to stamp the records of an item without a
+    /// frame: those of the frame its composites belong to. `None`: now.
+    pub stamp: Option<(u64, u32)>,
     pub mask: Option<MaskRle>,
     pub detections: Vec<Detection>,
     pub events: Vec<EventUpdate>,
@@ -50,8 +58,8 @@ pub struct StrobeRequest {
 }
 
 /// Composite requests waiting for a camera's `tag` thread (which owns the frames a
-/// composite is cut from); alive across pipeline runs. The thread answers them
-/// after each frame it tags.
+/// composite is cut from); alive across pipeline runs. After each frame it tags,
+/// that thread picks the requests' frames, and the `strobe` thread renders them.
 #[derive(Debug, Default)]
 pub struct StrobeRequests {
     waiting: std::sync::Mutex<Vec<StrobeRequest>>,
@@ -75,11 +83,12 @@ impl StrobeRequests {
         rx
     }
 
-    /// Answers every waiting request from `tagger` (or says why it cannot).
-    pub fn answer(&self, tagger: Option<&CameraTagger>) {
+    /// Picks the frames for every waiting request from `tagger` and queues them
+    /// for the `strobe` thread (or says why it cannot).
+    pub fn answer(&self, tagger: Option<&CameraTagger>, compose: &SyncSender<Compose>) {
         let waiting = std::mem::take(&mut *self.lock());
         for r in waiting {
-            let result = match tagger {
+            let job = match tagger {
                 Some(t) => t
                     .strobe(r.track, r.start_ns, r.end_ns)
                     .map_err(|e| e.to_string()),
@@ -87,7 +96,18 @@ impl StrobeRequests {
                     Err("this camera is not tagged (inference_fps = 0 or [tagging] off)".into())
                 }
             };
-            let _ = r.reply.send(result);
+            match job {
+                // A `strobe` thread gone drops the reply: the asker hears no answer.
+                Ok(job) => {
+                    let _ = compose.send(Compose::Asked {
+                        job,
+                        reply: r.reply,
+                    });
+                }
+                Err(why) => {
+                    let _ = r.reply.send(Err(why));
+                }
+            }
         }
     }
 
@@ -236,7 +256,7 @@ impl CameraTagger {
         track: u64,
         start_ns: u64,
         end_ns: u64,
-    ) -> Result<Composite, TaggingError> {
+    ) -> Result<CompositeJob, TaggingError> {
         self.tagger.strobe(track, start_ns, end_ns)
     }
 }
@@ -251,14 +271,15 @@ pub struct TagCounters<'a> {
     pub tag_errors: &'a prometheus_client::metrics::counter::Counter,
 }
 
-/// Resolves a frame's mask and tags it.
+/// Resolves a frame's mask and tags it: the frame for `spool`, and the composites
+/// of jumps it ended, to render.
 pub fn tag_frame(
     frame: FrameInfo,
     pending: Option<PendingMask>,
     tagger: Option<&mut CameraTagger>,
     counters: &TagCounters<'_>,
     last_error: &mut String,
-) -> Tagged {
+) -> (Tagged, Vec<CompositeJob>) {
     let segmented = match pending.map(oneshot::Receiver::blocking_recv) {
         None => None,
         Some(Ok(Outcome::Mask(s))) => {
@@ -273,6 +294,7 @@ pub fn tag_frame(
         }
     };
     let mut tagged = Tagged::default();
+    let mut jobs = Vec::new();
     if let (Some(tagger), Some(s)) = (tagger, segmented.as_ref()) {
         counters.tag_in.inc();
         let resized = tagger.resize(frame.width, frame.height);
@@ -282,7 +304,7 @@ pub fn tag_frame(
                 tagged.detections = out.detections;
                 ended.extend(out.events);
                 tagged.events = ended;
-                tagged.composites = out.composites;
+                jobs = out.composites;
                 tagged.thumbnail = out.thumbnail;
             }
             Err(e) => {
@@ -297,7 +319,66 @@ pub fn tag_frame(
     }
     tagged.mask = segmented.map(|s| s.rle);
     tagged.frame = Some(frame);
-    tagged
+    (tagged, jobs)
+}
+
+/// Work for a camera's `strobe` thread.
+#[derive(Debug)]
+pub enum Compose {
+    /// The composite of a jump that ended on the frame captured at `capture_ns`:
+    /// stored like that frame's records.
+    Jump {
+        job: CompositeJob,
+        capture_ns: u64,
+        fps: u32,
+    },
+    /// A composite asked for over the wire.
+    Asked {
+        job: CompositeJob,
+        reply: oneshot::Sender<Result<Composite, String>>,
+    },
+}
+
+/// Composites waiting for the `strobe` thread, at most. A thread this far behind
+/// holds up tagging (back-pressure, as between the other stages) instead of
+/// holding ever more frames.
+pub const COMPOSE_QUEUE: usize = 8;
+
+/// The `strobe` thread: renders composites in the order they were asked for and
+/// hands jumps' to `spool` (after their frame, which `tag` sent first). Ends when
+/// `tag` hangs up, or when `spool` has.
+pub fn compose_loop(
+    rx: &Receiver<Compose>,
+    tx: &mpsc::Sender<Tagged>,
+    errors: &prometheus_client::metrics::counter::Counter,
+) {
+    while let Ok(work) = rx.recv() {
+        match work {
+            Compose::Jump {
+                job,
+                capture_ns,
+                fps,
+            } => match job.render() {
+                Ok(c) => {
+                    let item = Tagged {
+                        stamp: Some((capture_ns, fps)),
+                        composites: vec![c],
+                        ..Tagged::default()
+                    };
+                    if tx.blocking_send(item).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    errors.inc();
+                    tracing::warn!(event_id = job.event_id(), %error, "strobe composite not made");
+                }
+            },
+            Compose::Asked { job, reply } => {
+                let _ = reply.send(job.render().map_err(|e| e.to_string()));
+            }
+        }
+    }
 }
 
 /// The wire form of a composite.
@@ -377,6 +458,50 @@ mod tests {
                 rgb: vec![90; (pw * ph * 3) as usize],
             }),
         }
+    }
+
+    #[test]
+    fn the_strobe_thread_stamps_a_jumps_composite_with_its_frame_and_answers_requests() {
+        let mut t = CameraTagger::new(&TaggingConfig::default(), &camera(1280, 720), 1).unwrap();
+        let mut track = None;
+        for i in 0..12u64 {
+            let out = t.push(i * 100_000_000, &segmented(1280, 720)).unwrap();
+            track = out.detections.iter().find_map(|d| d.track).or(track);
+        }
+        let track = track.expect("a confirmed track");
+        let job = |t: &CameraTagger| t.strobe(track, 0, 1_100_000_000).expect("frames to cut");
+        let (compose, jobs) = std::sync::mpsc::sync_channel(COMPOSE_QUEUE);
+        let (reply, mut answer) = oneshot::channel();
+        compose
+            .send(Compose::Jump {
+                job: job(&t),
+                capture_ns: 1_234,
+                fps: 10,
+            })
+            .unwrap();
+        compose
+            .send(Compose::Asked {
+                job: job(&t),
+                reply,
+            })
+            .unwrap();
+        drop(compose);
+        let (tx, mut rx) = mpsc::channel(4);
+        let errors = prometheus_client::metrics::counter::Counter::default();
+        // Ends once the queue is drained and the sender gone.
+        compose_loop(&jobs, &tx, &errors);
+        let item = rx.try_recv().expect("the jump's composite went to spool");
+        assert!(item.frame.is_none() && item.events.is_empty());
+        assert_eq!(item.stamp, Some((1_234, 10)));
+        assert_eq!(item.composites.len(), 1);
+        assert!(item.composites[0].png.starts_with(b"\x89PNG"));
+        assert!(
+            rx.try_recv().is_err(),
+            "an asked-for composite is not spooled"
+        );
+        let asked = answer.try_recv().expect("answered").expect("a composite");
+        assert_eq!(asked.cutouts.len(), 5);
+        assert_eq!(errors.get(), 0);
     }
 
     #[test]

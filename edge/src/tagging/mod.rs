@@ -20,7 +20,7 @@ use venue_proto::{BBox, Detection, Event, EventKind, EventPhase, Header};
 use detect::{Blob, BlobRules, Detector};
 use moments::{JumpDone, MomentRules, Moments};
 pub use pixels::Pixels;
-pub use strobe::Composite;
+pub use strobe::{Composite, CompositeJob};
 use strobe::{Strobe, StrobeRules};
 pub use thumbnail::Thumbnail;
 use thumbnail::Thumbnailer;
@@ -293,8 +293,10 @@ pub struct TagOutput {
     /// predicted box and `area_px` 0.
     pub detections: Vec<Detection>,
     pub events: Vec<EventUpdate>,
-    /// Strobe composites of jumps that ended on this frame.
-    pub composites: Vec<Composite>,
+    /// Strobe composites of jumps that ended on this frame, to render with
+    /// [`CompositeJob::render`]: tens of milliseconds each, so a pipeline does it
+    /// off the thread that tags, after the frame's events have gone out.
+    pub composites: Vec<CompositeJob>,
     pub thumbnail: Option<Thumbnail>,
 }
 
@@ -459,11 +461,11 @@ impl Tagger {
             self.strobe.record(t, px, input.mask, mw, mh, boxes);
             for j in &self.jumps {
                 // A jump too short to show apart is still an event, just no picture.
-                if let Ok(c) =
-                    self.strobe
-                        .composite(j.event_id, j.track, j.take_off_ns, j.landing_ns)
+                if let Ok(job) = self
+                    .strobe
+                    .job(j.event_id, j.track, j.take_off_ns, j.landing_ns)
                 {
-                    out.composites.push(c);
+                    out.composites.push(job);
                 }
             }
             out.thumbnail = self
@@ -486,14 +488,15 @@ impl Tagger {
     }
 
     /// A strobe composite on request: `track` between `start_ns` and `end_ns`, from
-    /// the frames still held (about `strobe_max_airtime_s` plus a second).
+    /// the frames still held (about `strobe_max_airtime_s` plus a second). The
+    /// frames are picked now; render the job wherever it suits.
     pub fn strobe(
         &self,
         track: u64,
         start_ns: u64,
         end_ns: u64,
-    ) -> Result<Composite, TaggingError> {
-        self.strobe.composite(0, track, start_ns, end_ns)
+    ) -> Result<CompositeJob, TaggingError> {
+        self.strobe.job(0, track, start_ns, end_ns)
     }
 
     fn detections(&self) -> Vec<Detection> {

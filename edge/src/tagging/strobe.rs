@@ -3,9 +3,15 @@
 //! calls athlete — with the jumping athlete cut out of N evenly spaced frames of
 //! the jump pasted on it, encoded as one PNG. Keeps the recent frames it needs at
 //! a reduced size, reusing their buffers.
+//!
+//! Making a composite is two steps: [`Strobe::job`] picks the frames (cheap, on
+//! the tagger's thread) and [`CompositeJob::render`] computes the plate and encodes
+//! the PNG (tens of milliseconds), wherever the caller likes. The frames are shared
+//! (`Arc`), so a job holds the ones it needs while the tagger moves on.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::TaggingError;
 use super::pixels::{Pixels, png_rgb};
@@ -46,7 +52,7 @@ pub struct Composite {
     pub cutouts: Vec<Cutout>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Stored {
     t_ns: u64,
     /// The frame at composite size: NV12 when `nv12` (turned into RGB only
@@ -59,21 +65,40 @@ struct Stored {
     boxes: Vec<(u64, [u32; 4])>,
 }
 
+/// Composite and mask sizes, shared by a [`Strobe`] and its jobs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Geometry {
+    /// Composite size.
+    w: usize,
+    h: usize,
+    mask_w: usize,
+    mask_h: usize,
+}
+
 /// Recent frames and plate samples of one camera.
 #[derive(Debug)]
 pub struct Strobe {
     rules: StrobeRules,
     frame_w: u32,
     frame_h: u32,
-    /// Composite size.
-    w: usize,
-    h: usize,
-    mask_w: usize,
-    mask_h: usize,
-    frames: VecDeque<Stored>,
-    plate: VecDeque<Stored>,
+    geo: Geometry,
+    frames: VecDeque<Arc<Stored>>,
+    plate: VecDeque<Arc<Stored>>,
     spare: Vec<Stored>,
     count: u64,
+}
+
+/// The frames one composite is made of, ready to render anywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompositeJob {
+    event_id: u64,
+    track: u64,
+    start_ns: u64,
+    end_ns: u64,
+    geo: Geometry,
+    plate: Vec<Arc<Stored>>,
+    /// The frames to cut the athlete from, each with its box in mask pixels.
+    picks: Vec<(Arc<Stored>, [u32; 4])>,
 }
 
 impl Stored {
@@ -89,95 +114,30 @@ impl Stored {
     }
 }
 
-impl Strobe {
-    pub fn new(rules: StrobeRules, frame_w: u32, frame_h: u32) -> Self {
-        let w = (rules.width.min(frame_w).max(1)) as usize;
-        let h = ((u64::from(frame_h) * w as u64 / u64::from(frame_w.max(1))).max(1)) as usize;
-        Self {
-            rules,
-            frame_w,
-            frame_h,
-            w,
-            h,
-            mask_w: 0,
-            mask_h: 0,
-            frames: VecDeque::new(),
-            plate: VecDeque::new(),
-            spare: Vec::new(),
-            count: 0,
-        }
-    }
-
-    /// Keeps frame `t_ns` (its pixels, mask and the tracks' boxes on it).
-    pub fn record(
-        &mut self,
-        t_ns: u64,
-        px: Pixels<'_>,
-        mask: &[u8],
-        mw: usize,
-        mh: usize,
-        boxes: impl Iterator<Item = (u64, [u32; 4])>,
-    ) {
-        if (mw, mh) != (self.mask_w, self.mask_h) {
-            // The model changed: old masks no longer line up.
-            self.spare.extend(self.frames.drain(..));
-            self.spare.extend(self.plate.drain(..));
-            (self.mask_w, self.mask_h) = (mw, mh);
-        }
-        let (fw, fh, w, h) = (self.frame_w, self.frame_h, self.w, self.h);
-        let fill = |s: &mut Stored| {
-            s.t_ns = t_ns;
-            s.nv12 = px.sample_nv12(fw, fh, w, h, &mut s.px).is_some();
-            if !s.nv12 {
-                px.sample(fw, fh, w, h, &mut s.px);
-            }
-            s.mask.clear();
-            s.mask.extend_from_slice(mask);
-        };
-        if self.count.is_multiple_of(u64::from(self.rules.plate_every)) {
-            let mut s = if self.plate.len() >= self.rules.plate_samples {
-                self.plate.pop_front().unwrap_or_default()
-            } else {
-                self.spare.pop().unwrap_or_default()
-            };
-            fill(&mut s);
-            s.boxes.clear();
-            self.plate.push_back(s);
-        }
-        let mut s = if self.frames.len() >= self.rules.history_frames {
-            self.frames.pop_front().unwrap_or_default()
-        } else {
-            self.spare.pop().unwrap_or_default()
-        };
-        fill(&mut s);
-        s.boxes.clear();
-        s.boxes.extend(boxes);
-        self.frames.push_back(s);
-        self.count += 1;
-    }
-
+impl Geometry {
     /// Composite pixel → mask pixel.
-    fn to_mask(&self, x: usize, y: usize) -> usize {
+    fn mask_index(&self, x: usize, y: usize) -> usize {
         let mx = ((2 * x + 1) * self.mask_w / (2 * self.w)).min(self.mask_w.saturating_sub(1));
         let my = ((2 * y + 1) * self.mask_h / (2 * self.h)).min(self.mask_h.saturating_sub(1));
         my * self.mask_w + mx
     }
 
-    /// The background plate: per pixel, the median of the plate samples where no
-    /// athlete was (all samples where athletes were everywhere).
-    pub fn plate(&self) -> Vec<u8> {
-        let mut out = vec![0u8; self.w * self.h * 3];
+    /// The background plate of `samples`: per pixel, the median of the samples
+    /// where no athlete was (all samples where athletes were everywhere).
+    fn plate(&self, samples: &[Arc<Stored>]) -> Vec<u8> {
+        let (w, h) = (self.w, self.h);
+        let mut out = vec![0u8; w * h * 3];
         let mut vals: [Vec<u8>; 3] = Default::default();
-        let rgbs: Vec<Cow<'_, [u8]>> = self.plate.iter().map(|s| s.rgb(self.w, self.h)).collect();
-        for y in 0..self.h {
-            for x in 0..self.w {
-                let mi = self.to_mask(x, y);
-                let i = (y * self.w + x) * 3;
+        let rgbs: Vec<Cow<'_, [u8]>> = samples.iter().map(|s| s.rgb(w, h)).collect();
+        for y in 0..h {
+            for x in 0..w {
+                let mi = self.mask_index(x, y);
+                let i = (y * w + x) * 3;
                 for v in &mut vals {
                     v.clear();
                 }
                 for clean_only in [true, false] {
-                    for (s, rgb) in self.plate.iter().zip(&rgbs) {
+                    for (s, rgb) in samples.iter().zip(&rgbs) {
                         if clean_only && s.mask.get(mi).is_some_and(|&m| m != 0) {
                             continue;
                         }
@@ -199,22 +159,107 @@ impl Strobe {
         }
         out
     }
+}
 
-    /// The composite of `track` from `start_ns` to `end_ns`.
-    pub fn composite(
+impl Strobe {
+    pub fn new(rules: StrobeRules, frame_w: u32, frame_h: u32) -> Self {
+        let w = (rules.width.min(frame_w).max(1)) as usize;
+        let h = ((u64::from(frame_h) * w as u64 / u64::from(frame_w.max(1))).max(1)) as usize;
+        Self {
+            rules,
+            frame_w,
+            frame_h,
+            geo: Geometry {
+                w,
+                h,
+                mask_w: 0,
+                mask_h: 0,
+            },
+            frames: VecDeque::new(),
+            plate: VecDeque::new(),
+            spare: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// A buffer to fill: `old`'s when no job holds it any more, else the spare
+    /// pile's, else a new one.
+    fn reuse(&mut self, old: Option<Arc<Stored>>) -> Stored {
+        old.and_then(|a| Arc::try_unwrap(a).ok())
+            .or_else(|| self.spare.pop())
+            .unwrap_or_default()
+    }
+
+    /// Keeps frame `t_ns` (its pixels, mask and the tracks' boxes on it).
+    pub fn record(
+        &mut self,
+        t_ns: u64,
+        px: Pixels<'_>,
+        mask: &[u8],
+        mw: usize,
+        mh: usize,
+        boxes: impl Iterator<Item = (u64, [u32; 4])>,
+    ) {
+        if (mw, mh) != (self.geo.mask_w, self.geo.mask_h) {
+            // The model changed: old masks no longer line up.
+            let old: Vec<Arc<Stored>> = self.frames.drain(..).chain(self.plate.drain(..)).collect();
+            self.spare
+                .extend(old.into_iter().filter_map(|a| Arc::try_unwrap(a).ok()));
+            (self.geo.mask_w, self.geo.mask_h) = (mw, mh);
+        }
+        let (fw, fh, w, h) = (self.frame_w, self.frame_h, self.geo.w, self.geo.h);
+        let fill = |s: &mut Stored| {
+            s.t_ns = t_ns;
+            s.nv12 = px.sample_nv12(fw, fh, w, h, &mut s.px).is_some();
+            if !s.nv12 {
+                px.sample(fw, fh, w, h, &mut s.px);
+            }
+            s.mask.clear();
+            s.mask.extend_from_slice(mask);
+        };
+        if self.count.is_multiple_of(u64::from(self.rules.plate_every)) {
+            let old = (self.plate.len() >= self.rules.plate_samples)
+                .then(|| self.plate.pop_front())
+                .flatten();
+            let mut s = self.reuse(old);
+            fill(&mut s);
+            s.boxes.clear();
+            self.plate.push_back(Arc::new(s));
+        }
+        let old = (self.frames.len() >= self.rules.history_frames)
+            .then(|| self.frames.pop_front())
+            .flatten();
+        let mut s = self.reuse(old);
+        fill(&mut s);
+        s.boxes.clear();
+        s.boxes.extend(boxes);
+        self.frames.push_back(Arc::new(s));
+        self.count += 1;
+    }
+
+    /// The background plate of the current samples (see [`CompositeJob::render`]).
+    pub fn plate(&self) -> Vec<u8> {
+        let samples: Vec<Arc<Stored>> = self.plate.iter().cloned().collect();
+        self.geo.plate(&samples)
+    }
+
+    /// The frames for the composite of `track` from `start_ns` to `end_ns`: `cutouts`
+    /// frames of the span evenly spaced in time on which the track was seen, and
+    /// the current plate samples. An error when there are too few.
+    pub fn job(
         &self,
         event_id: u64,
         track: u64,
         start_ns: u64,
         end_ns: u64,
-    ) -> Result<Composite, TaggingError> {
+    ) -> Result<CompositeJob, TaggingError> {
         if end_ns <= start_ns {
             return Err(TaggingError::Strobe(format!(
                 "empty time span {start_ns}..{end_ns}"
             )));
         }
         // Frames of the span on which the track was seen.
-        let seen: Vec<&Stored> = self
+        let seen: Vec<&Arc<Stored>> = self
             .frames
             .iter()
             .filter(|s| {
@@ -228,36 +273,66 @@ impl Strobe {
                 seen.len()
             )));
         }
-        let mut rgb = self.plate();
-        let mut cutouts = Vec::with_capacity(n);
-        let mut used = Vec::with_capacity(n);
+        let mut picks: Vec<(Arc<Stored>, [u32; 4])> = Vec::with_capacity(n);
         for k in 0..n {
             let want = start_ns + ((end_ns - start_ns) as f64 * k as f64 / (n - 1) as f64) as u64;
             let Some(s) = seen.iter().min_by_key(|s| s.t_ns.abs_diff(want)) else {
                 continue;
             };
-            if used.contains(&s.t_ns) {
+            if picks.iter().any(|(p, _)| p.t_ns == s.t_ns) {
                 continue;
             }
-            used.push(s.t_ns);
-            let Some(&(_, [mx0, my0, mx1, my1])) = s.boxes.iter().find(|b| b.0 == track) else {
-                continue;
-            };
+            if let Some(&(_, b)) = s.boxes.iter().find(|b| b.0 == track) {
+                picks.push((Arc::clone(s), b));
+            }
+        }
+        Ok(CompositeJob {
+            event_id,
+            track,
+            start_ns,
+            end_ns,
+            geo: self.geo,
+            plate: self.plate.iter().cloned().collect(),
+            picks,
+        })
+    }
+
+    /// The composite of `track` from `start_ns` to `end_ns`, made here and now.
+    pub fn composite(
+        &self,
+        event_id: u64,
+        track: u64,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> Result<Composite, TaggingError> {
+        self.job(event_id, track, start_ns, end_ns)?.render()
+    }
+}
+
+impl CompositeJob {
+    /// The jump event the composite belongs to (0 when asked for).
+    pub fn event_id(&self) -> u64 {
+        self.event_id
+    }
+
+    /// The plate with the cut-outs pasted on it, as a PNG.
+    pub fn render(&self) -> Result<Composite, TaggingError> {
+        let g = &self.geo;
+        let mut rgb = g.plate(&self.plate);
+        let mut cutouts = Vec::with_capacity(self.picks.len());
+        for (s, mask_box) in &self.picks {
+            let [mx0, my0, mx1, my1] = *mask_box;
             // The box in composite pixels.
-            let x0 = mx0 as usize * self.w / self.mask_w.max(1);
-            let x1 = (mx1 as usize * self.w)
-                .div_ceil(self.mask_w.max(1))
-                .min(self.w);
-            let y0 = my0 as usize * self.h / self.mask_h.max(1);
-            let y1 = (my1 as usize * self.h)
-                .div_ceil(self.mask_h.max(1))
-                .min(self.h);
+            let x0 = mx0 as usize * g.w / g.mask_w.max(1);
+            let x1 = (mx1 as usize * g.w).div_ceil(g.mask_w.max(1)).min(g.w);
+            let y0 = my0 as usize * g.h / g.mask_h.max(1);
+            let y1 = (my1 as usize * g.h).div_ceil(g.mask_h.max(1)).min(g.h);
             let mut pixels = 0u32;
-            let src = s.rgb(self.w, self.h);
+            let src = s.rgb(g.w, g.h);
             for y in y0..y1 {
                 for x in x0..x1 {
-                    if s.mask.get(self.to_mask(x, y)).is_some_and(|&m| m != 0) {
-                        let i = (y * self.w + x) * 3;
+                    if s.mask.get(g.mask_index(x, y)).is_some_and(|&m| m != 0) {
+                        let i = (y * g.w + x) * 3;
                         if let (Some(d), Some(src)) = (rgb.get_mut(i..i + 3), src.get(i..i + 3)) {
                             d.copy_from_slice(src);
                             pixels += 1;
@@ -267,18 +342,23 @@ impl Strobe {
             }
             cutouts.push(Cutout {
                 t_ns: s.t_ns,
-                rect: [x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32],
+                rect: [
+                    x0 as u32,
+                    y0 as u32,
+                    x1.saturating_sub(x0) as u32,
+                    y1.saturating_sub(y0) as u32,
+                ],
                 pixels,
             });
         }
         Ok(Composite {
-            event_id,
-            track,
-            start_ns,
-            end_ns,
-            width: self.w as u32,
-            height: self.h as u32,
-            png: png_rgb(self.w, self.h, &rgb)?,
+            event_id: self.event_id,
+            track: self.track,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            width: g.w as u32,
+            height: g.h as u32,
+            png: png_rgb(g.w, g.h, &rgb)?,
             cutouts,
         })
     }

@@ -264,6 +264,12 @@ fn segmented_frames_are_tagged_into_events_composites_and_thumbnails() {
             .get(&c.event_id)
             .expect("composite names a known event");
         assert!(jump.iter().all(|e| e.kind == EventKind::Jump));
+        // Rendered after its frame went out, it is still dated by that frame: the
+        // one the jump ended on.
+        let ended = jump.iter().find(|e| e.phase == EventPhase::Ended);
+        if let Some(e) = ended {
+            assert_eq!(c.header.capture_ns, e.header.capture_ns, "{c:?} vs {e:?}");
+        }
     }
     for th in &thumbnails {
         assert!(

@@ -73,7 +73,9 @@ fn run(seq: &[(Vec<u8>, Vec<u8>)]) -> (Vec<EventUpdate>, Vec<Composite>) {
             })
             .expect("push");
         events.extend(out.events);
-        composites.extend(out.composites);
+        for job in &out.composites {
+            composites.push(job.render().expect("render"));
+        }
     }
     events.extend(tagger.finish());
     (events, composites)
