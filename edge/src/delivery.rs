@@ -3,7 +3,7 @@
 //! acks to the spool. Nothing here ever blocks capture: the pipeline only appends
 //! to the spool.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,6 +46,12 @@ pub struct Delivery {
     gap_seq: AtomicU64,
     /// The MQTT uplink, which carries some spooled streams (events) too.
     mqtt: Option<Arc<Mqtt>>,
+    /// Per stream, the oldest unacknowledged record's position and capture
+    /// time as last read for the health report: while the cloud is away that
+    /// record stays the oldest, and reading it again every report (a video
+    /// chunk is hundreds of kB, from disk by then) would be disk work for
+    /// nothing.
+    oldest_unacked: Mutex<HashMap<StreamId, (Pos, u64)>>,
 }
 
 impl Delivery {
@@ -75,6 +81,7 @@ impl Delivery {
             tasks: Mutex::new(Vec::new()),
             gap_seq: AtomicU64::new(0),
             mqtt,
+            oldest_unacked: Mutex::new(HashMap::new()),
         });
         // Acks are cumulative: when the queue is full, dropping one loses nothing.
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(1024);
@@ -469,6 +476,33 @@ impl Delivery {
         }
     }
 
+    /// Capture time of the record at `pos` of `stream`: remembered from the
+    /// last report when it is the same record, else read (and remembered).
+    fn capture_ns_of(&self, stream: &StreamHandle, pos: Pos) -> Option<u64> {
+        let id = stream.id();
+        let oldest = || {
+            self.oldest_unacked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let known = oldest()
+            .get(id)
+            .filter(|(at, _)| *at == pos)
+            .map(|&(_, captured)| captured);
+        if known.is_some() {
+            return known;
+        }
+        let captured = match stream.read(pos, 1) {
+            Ok(Read::Records(r)) => r
+                .first()
+                .and_then(|r| venue_proto::peek_header(&r.payload).ok())
+                .map(|h| h.capture_ns),
+            _ => None,
+        }?;
+        oldest().insert(id.clone(), (pos, captured));
+        Some(captured)
+    }
+
     /// Delivery state of a camera's spooled streams (for its health message), and
     /// the same figures as metrics.
     pub fn stream_health(&self, camera: &Id) -> Vec<StreamUplink> {
@@ -487,13 +521,8 @@ impl Delivery {
                     }
                 });
                 let oldest_unacked_ms = first
-                    .and_then(|f| match h.read(f, 1) {
-                        Ok(Read::Records(r)) => r
-                            .first()
-                            .and_then(|r| venue_proto::peek_header(&r.payload).ok()),
-                        _ => None,
-                    })
-                    .map_or(0, |hd| now.saturating_sub(hd.capture_ns) / 1_000_000);
+                    .and_then(|f| self.capture_ns_of(&h, f))
+                    .map_or(0, |captured| now.saturating_sub(captured) / 1_000_000);
                 let c = h.counters();
                 let labels = StreamLabels {
                     camera: camera.to_string(),

@@ -171,6 +171,17 @@ fn consumer_outage_then_back_delivers_everything_once() {
         lag >= (outage * 2 * 25) as f64,
         "backlog while the consumer was away: {lag}"
     );
+    // The oldest record waiting was captured when the consumer left: its age
+    // is the outage's length (read once, then remembered while it waits).
+    let oldest = metric(
+        ports.metrics,
+        "venue_edge_oldest_unacked_ms{camera=\"cam-a\",stream=\"meta\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(
+        oldest >= (outage * 1000 * 8 / 10) as f64 && oldest <= ((outage + 20) * 1000) as f64,
+        "oldest unacknowledged record {oldest} ms old after a {outage} s outage"
+    );
 
     consumer.connect(&endpoint(ports.zenoh));
     let t = Instant::now();
