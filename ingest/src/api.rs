@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use venue_proto::Id;
 
@@ -297,9 +296,9 @@ async fn clip(
 ) -> ApiResult<Response> {
     let e = find_event(&s, path).await?;
     let key = crate::ingest::clip_object(&e.venue, &e.box_id, &e.camera, e.event_id as u64);
-    if let Some(mp4) = s.objects.get(&key).await? {
-        let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-        return Ok(ranged(mp4, "video/mp4", range));
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    if let Some(r) = serve_object(&s.objects, &key, "video/mp4", range).await? {
+        return Ok(r);
     }
     let end = e.end_ns.unwrap_or(e.start_ns);
     let chunks = query::video_objects(
@@ -324,49 +323,87 @@ async fn clip(
     Ok(([(header::CONTENT_TYPE, "video/h264")], out).into_response())
 }
 
-/// `body` as a whole (200) or the one byte range asked for (206); a range past the
-/// end is 416 with the size. Several ranges at once, or a `Range` that does not
-/// parse, get the whole body, which RFC 9110 allows (no multipart replies).
-fn ranged(body: Bytes, content_type: &'static str, range: Option<&str>) -> Response {
-    let len = body.len() as u64;
-    let whole = || {
-        (
-            [
-                (header::CONTENT_TYPE, content_type.to_string()),
-                (header::ACCEPT_RANGES, "bytes".to_string()),
-            ],
-            body.clone(),
-        )
-            .into_response()
-    };
-    let Some(range) = range else {
-        return whole();
-    };
-    let Ok(parsed) = http_range_header::parse_range_header(range) else {
-        return whole();
+/// What a `Range` header asks of a body of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ranged {
+    /// All of it (200): no `Range`, several ranges at once, or a `Range` that
+    /// does not parse, which RFC 9110 allows (no multipart replies).
+    Whole,
+    /// One range, first and last byte (206).
+    Part { first: u64, last: u64 },
+    /// A range past the end (416, with the size).
+    Unsatisfiable,
+}
+
+fn plan_range(len: u64, range: Option<&str>) -> Ranged {
+    let Some(parsed) = range.and_then(|r| http_range_header::parse_range_header(r).ok()) else {
+        return Ranged::Whole;
     };
     match parsed.validate(len) {
-        Ok(ranges) if ranges.len() == 1 => {
-            let r = &ranges[0];
-            let (start, end) = (*r.start(), *r.end());
+        Ok(ranges) if ranges.len() == 1 => Ranged::Part {
+            first: *ranges[0].start(),
+            last: *ranges[0].end(),
+        },
+        Ok(_) => Ranged::Whole,
+        Err(_) => Ranged::Unsatisfiable,
+    }
+}
+
+/// The object at `key` as a whole (200, streamed as it is read) or the one byte
+/// range asked for (206, only those bytes read); a range past the end is 416 with
+/// the size. `None` when there is no such object. Clips are megabytes and a
+/// browser seeking asks for many small ranges: none of it is held whole.
+async fn serve_object(
+    objects: &Objects,
+    key: &str,
+    content_type: &'static str,
+    range: Option<&str>,
+) -> ApiResult<Option<Response>> {
+    let Some(len) = objects.size(key).await? else {
+        return Ok(None);
+    };
+    let headers = |extra: Option<String>| {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(content_type),
+        );
+        h.insert(
+            header::ACCEPT_RANGES,
+            header::HeaderValue::from_static("bytes"),
+        );
+        if let Some(v) = extra.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        h
+    };
+    let response = match plan_range(len, range) {
+        Ranged::Whole => {
+            let Some(read) = objects.open_read(key).await? else {
+                return Ok(None);
+            };
+            let mut h = headers(None);
+            h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+            (h, axum::body::Body::from_stream(read.into_stream())).into_response()
+        }
+        Ranged::Part { first, last } => {
+            let Some(part) = objects.get_range(key, first..last + 1).await? else {
+                return Ok(None);
+            };
             (
                 StatusCode::PARTIAL_CONTENT,
-                [
-                    (header::CONTENT_TYPE, content_type.to_string()),
-                    (header::ACCEPT_RANGES, "bytes".to_string()),
-                    (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
-                ],
-                body.slice(start as usize..=end as usize),
+                headers(Some(format!("bytes {first}-{last}/{len}"))),
+                part,
             )
                 .into_response()
         }
-        Ok(_) => whole(),
-        Err(_) => (
+        Ranged::Unsatisfiable => (
             StatusCode::RANGE_NOT_SATISFIABLE,
             [(header::CONTENT_RANGE, format!("bytes */{len}"))],
         )
             .into_response(),
-    }
+    };
+    Ok(Some(response))
 }
 
 /// The event's strobe composite (jumps), as the box made it.
@@ -465,9 +502,26 @@ async fn stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
+    /// `GET` of a 10-byte object `0123456789`, from a local object store.
     async fn reply(range: Option<&str>) -> (StatusCode, Option<String>, Vec<u8>) {
-        let r = ranged(Bytes::from_static(b"0123456789"), "video/mp4", range);
+        let dir = std::env::temp_dir().join(format!(
+            "venue-ingest-ranges-{}-{}",
+            std::process::id(),
+            range.unwrap_or("none").replace(['=', ',', '-'], "_")
+        ));
+        let objects = Objects::local(&dir).expect("object dir");
+        objects
+            .put("clips/a.mp4", Bytes::from_static(b"0123456789"))
+            .await
+            .expect("put");
+        let r = serve_object(&objects, "clips/a.mp4", "video/mp4", range)
+            .await
+            .ok()
+            .flatten()
+            .expect("the object is there");
+        let _ = std::fs::remove_dir_all(&dir);
         let status = r.status();
         let content_range = r
             .headers()
@@ -526,6 +580,16 @@ mod tests {
             "several ranges: the whole body"
         );
         assert_eq!(reply(Some("pages=1")).await.2, b"0123456789".to_vec());
+        let objects = Objects::local(&std::env::temp_dir().join("venue-ingest-ranges-empty"))
+            .expect("object dir");
+        assert!(
+            serve_object(&objects, "clips/none.mp4", "video/mp4", None)
+                .await
+                .ok()
+                .flatten()
+                .is_none(),
+            "no object, no reply (the caller says 404 and why)"
+        );
     }
 
     /// Every route of the router is specified in `docs/api.yaml`.

@@ -11,7 +11,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore, PutPayload, RetryConfig};
+use object_store::{ClientOptions, GetResult, ObjectStore, PutPayload, RetryConfig};
 
 /// How long the start-up check of an S3 location may take before the endpoint
 /// counts as unreachable.
@@ -277,6 +277,43 @@ impl Objects {
         match self.store.head(&path).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The object's size in bytes (a `HEAD`), or `None` when there is no such
+    /// object.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, ObjectError> {
+        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Bytes `range` of the object (only those are read), or `None` when there
+    /// is no such object.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>, ObjectError> {
+        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
+        match self.store.get_range(&path, range).await {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The object to read as it arrives (`into_stream`), for serving large
+    /// objects without holding them whole; `None` when there is no such object.
+    pub async fn open_read(&self, key: &str) -> Result<Option<GetResult>, ObjectError> {
+        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
+        match self.store.get(&path).await {
+            Ok(r) => Ok(Some(r)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
