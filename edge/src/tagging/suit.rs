@@ -196,6 +196,16 @@ impl Suit {
             .sum()
     }
 
+    /// Whether `hues` are plainly someone else's: a clear suit in them, unlike
+    /// this one, and next to none of this one's colours. False while this suit
+    /// is unknown.
+    pub fn not_in(&self, hues: &Hues) -> bool {
+        self.known
+            && hues.coloured() >= 2 * MIN_PIXELS
+            && self.worn_in(hues) < SEEN_PIXELS
+            && Suit::of(hues).is_some_and(|s| self.alike(&s) <= DISTINCT)
+    }
+
     /// How alike two suits are: the colour the two have in common (histogram
     /// intersection, 0 to 1); 1 when either is unknown.
     pub fn alike(&self, o: &Suit) -> f32 {

@@ -485,6 +485,22 @@ impl Tracker {
         if nt > 0 && nb > 0 {
             let n = nt.max(nb);
             let mut m = Matrix::new(n, n, 0i64);
+            // The colours of each blob inside the view, where the frame's pixels
+            // are known: a blob plainly in someone else's colours is no track's
+            // but theirs. (Not at the edge: part of an athlete there may show
+            // little of its suit, and counting it out there lost more exits and
+            // entries than it saved.)
+            // Counted when first needed: only pairs that could match are asked.
+            let mut inner_hues: Vec<Option<Option<Hues>>> = vec![None; nb];
+            let mut plainly_else = |t: &Track, j: usize| {
+                let b = &blobs[j];
+                let hues = inner_hues[j].get_or_insert_with(|| {
+                    mask.as_ref()
+                        .filter(|_| !b.at_edge)
+                        .map(|m| Hues::count(m, b.mask_box))
+                });
+                hues.as_ref().is_some_and(|h| t.suit.not_in(h))
+            };
             for (i, t) in self.tracks.iter().enumerate() {
                 let p = t.predicted();
                 let reach = t.w.max(t.h);
@@ -523,6 +539,9 @@ impl Tracker {
                             0.0
                         }
                     };
+                    if score > 0.0 && t.confirmed && t.suit.known() && plainly_else(t, j) {
+                        continue;
+                    }
                     m[(i, j)] = (score * 1e6) as i64;
                 }
             }
@@ -1251,6 +1270,29 @@ mod tests {
         }
     }
 
+    /// Suit colours of the athletes the colour tests draw.
+    const RED: [u8; 3] = [200, 30, 30];
+    const BLUE: [u8; 3] = [30, 60, 200];
+
+    /// A mask at frame resolution with the frame's colours (`rgb`), or blind to
+    /// them.
+    fn coloured_view<'a>(
+        mask: &'a [u8],
+        rgb: &'a [u8],
+        width: usize,
+        height: usize,
+        colours: bool,
+    ) -> MaskView<'a> {
+        MaskView {
+            chroma: colours.then_some(super::super::suit::Chroma {
+                pixels: super::super::pixels::Pixels::Rgb(rgb),
+                width,
+                height,
+            }),
+            ..unit_view(mask, width, height)
+        }
+    }
+
     /// An athlete moving right leaves over the frame's right edge: body and skis
     /// come apart there (the legs are out of view) and then only a sliver of skis
     /// is left. One track follows all of it to the last pixel.
@@ -1722,10 +1764,6 @@ mod tests {
     /// colours the red track is held in the blue blob until that is gone.
     #[test]
     fn a_track_gone_out_is_not_held_in_the_next_athletes_blob() {
-        use super::super::pixels::Pixels;
-        use super::super::suit::Chroma;
-        const RED: [u8; 3] = [200, 30, 30];
-        const BLUE: [u8; 3] = [30, 60, 200];
         let (w, h) = (120usize, 60usize);
         // Frame f: red at columns 110+f/2..120+f/2, blue (drawn over it) at
         // 76+2f..86+2f, both rows 20..50; one blob where they touch.
@@ -1767,15 +1805,7 @@ mod tests {
             let mut ended = std::collections::BTreeMap::new();
             for f in 0..30u64 {
                 let (mask, rgb, blobs) = scene(f);
-                let chroma = colours.then(|| Chroma {
-                    pixels: Pixels::Rgb(&rgb),
-                    width: w,
-                    height: h,
-                });
-                let view = MaskView {
-                    chroma,
-                    ..unit_view(&mask, w, h)
-                };
+                let view = coloured_view(&mask, &rgb, w, h, colours);
                 tr.update_masked(f * FRAME_NS, &blobs, Some(view));
                 for e in tr.ended() {
                     ended.insert(e.track.id, (f, e.left_view));
@@ -1798,6 +1828,52 @@ mod tests {
         // pixels (frame 21).
         let ended = run(false);
         assert!(ended.get(&1).is_some_and(|&(f, _)| f > 21), "{ended:?}");
+    }
+
+    /// A red athlete riding across vanishes (behind something the mask does not
+    /// show) and on that frame a blue one appears right where the red one was
+    /// going. Seeing the colours, the red track does not take the blue blob: the
+    /// blue athlete gets a track of its own. Blind, the red track goes on as
+    /// the blue athlete.
+    #[test]
+    fn a_track_takes_no_blob_plainly_in_someone_elses_colours() {
+        let (w, h) = (120usize, 60usize);
+        // Frame f: one athlete at columns 20+2f..30+2f, rows 20..50, red before
+        // frame 10 and blue from then on.
+        let scene = |f: u64| {
+            let (mut mask, mut rgb) = (vec![0u8; w * h], vec![255u8; w * h * 3]);
+            let x0 = 20 + 2 * f as usize;
+            let colour = if f < 10 { RED } else { BLUE };
+            for y in 20..50 {
+                for c in x0..x0 + 10 {
+                    mask[y * w + c] = 1;
+                    rgb[(y * w + c) * 3..][..3].copy_from_slice(&colour);
+                }
+            }
+            let mut b = blob(x0 as f32, 20.0, 10.0, 30.0);
+            b.mask_box = [x0 as u32, 20, x0 as u32 + 10, 50];
+            (mask, rgb, b)
+        };
+        let run = |colours: bool| {
+            let mut tr = Tracker::new(RULES, w as u32, h as u32);
+            for f in 0..14u64 {
+                let (mask, rgb, b) = scene(f);
+                let view = coloured_view(&mask, &rgb, w, h, colours);
+                tr.update_masked(f * FRAME_NS, &[b], Some(view));
+            }
+            // Who measured the blue athlete on the last frame.
+            tr.tracks()
+                .iter()
+                .find(|t| {
+                    t.last()
+                        .is_some_and(|o| o.observed && o.t_ns == 13 * FRAME_NS)
+                })
+                .map(|t| t.id)
+        };
+        let red = 1;
+        let seeing = run(true).expect("the blue athlete is tracked");
+        assert_ne!(seeing, red, "the red track took the blue athlete");
+        assert_eq!(run(false), Some(red), "blind, one track for both");
     }
 
     /// Two athletes side by side merge into one blob and one of them falls: its
