@@ -255,15 +255,18 @@ impl Objects {
     }
 
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), ObjectError> {
-        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
-        self.store.put(&path, PutPayload::from(data)).await?;
+        self.store
+            .put(&object_path(key)?, PutPayload::from(data))
+            .await?;
         Ok(())
     }
 
     /// The keys directly under `prefix` (one level, like a directory listing).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
-        let path = ObjectPath::parse(prefix).map_err(|_| ObjectError::Key(prefix.to_string()))?;
-        let listed = self.store.list_with_delimiter(Some(&path)).await?;
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&object_path(prefix)?))
+            .await?;
         Ok(listed
             .objects
             .into_iter()
@@ -273,23 +276,14 @@ impl Objects {
 
     /// Whether the object exists (a `HEAD`, nothing read).
     pub async fn exists(&self, key: &str) -> Result<bool, ObjectError> {
-        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
-        match self.store.head(&path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.size(key).await?.is_some())
     }
 
     /// The object's size in bytes (a `HEAD`), or `None` when there is no such
     /// object.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, ObjectError> {
-        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
-        match self.store.head(&path).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let meta = found(self.store.head(&object_path(key)?).await)?;
+        Ok(meta.map(|m| m.size))
     }
 
     /// Bytes `range` of the object (only those are read), or `None` when there
@@ -299,33 +293,35 @@ impl Objects {
         key: &str,
         range: std::ops::Range<u64>,
     ) -> Result<Option<Bytes>, ObjectError> {
-        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
-        match self.store.get_range(&path, range).await {
-            Ok(b) => Ok(Some(b)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        found(self.store.get_range(&object_path(key)?, range).await)
     }
 
     /// The object to read as it arrives (`into_stream`), for serving large
     /// objects without holding them whole; `None` when there is no such object.
     pub async fn open_read(&self, key: &str) -> Result<Option<GetResult>, ObjectError> {
-        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
-        match self.store.get(&path).await {
-            Ok(r) => Ok(Some(r)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        found(self.store.get(&object_path(key)?).await)
     }
 
     /// The object's bytes, or `None` when there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError> {
-        let path = ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))?;
-        match self.store.get(&path).await {
-            Ok(r) => Ok(Some(r.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
+        match self.open_read(key).await? {
+            Some(r) => Ok(Some(r.bytes().await?)),
+            None => Ok(None),
         }
+    }
+}
+
+/// `key` as an object path; a key it cannot be is an error naming it.
+fn object_path(key: &str) -> Result<ObjectPath, ObjectError> {
+    ObjectPath::parse(key).map_err(|_| ObjectError::Key(key.to_string()))
+}
+
+/// A store's answer, with "no such object" as `None`.
+fn found<T>(r: object_store::Result<T>) -> Result<Option<T>, ObjectError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -237,12 +237,6 @@ impl Strobe {
         self.count += 1;
     }
 
-    /// The background plate of the current samples (see [`CompositeJob::render`]).
-    pub fn plate(&self) -> Vec<u8> {
-        let samples: Vec<Arc<Stored>> = self.plate.iter().cloned().collect();
-        self.geo.plate(&samples)
-    }
-
     /// The frames for the composite of `track` from `start_ns` to `end_ns`: `cutouts`
     /// frames of the span evenly spaced in time on which the track was seen, and
     /// the current plate samples. An error when there are too few.
@@ -295,17 +289,6 @@ impl Strobe {
             plate: self.plate.iter().cloned().collect(),
             picks,
         })
-    }
-
-    /// The composite of `track` from `start_ns` to `end_ns`, made here and now.
-    pub fn composite(
-        &self,
-        event_id: u64,
-        track: u64,
-        start_ns: u64,
-        end_ns: u64,
-    ) -> Result<Composite, TaggingError> {
-        self.job(event_id, track, start_ns, end_ns)?.render()
     }
 }
 
@@ -396,17 +379,19 @@ mod tests {
                 [(7, b)].into_iter(),
             );
         }
+        let samples: Vec<Arc<Stored>> = s.plate.iter().cloned().collect();
         assert!(
-            s.plate().iter().all(|&v| v == 200),
+            s.geo.plate(&samples).iter().all(|&v| v == 200),
             "the athlete left no ghost"
         );
-        let c = s.composite(3, 7, 10, 50).expect("composite");
+        let composite = |track, start, end| s.job(3, track, start, end).and_then(|j| j.render());
+        let c = composite(7, 10, 50).expect("composite");
         assert_eq!((c.width, c.height), (8, 4));
         let xs: Vec<u32> = c.cutouts.iter().map(|c| c.rect[0]).collect();
         assert_eq!(xs, vec![1, 3, 5]);
         assert!(c.cutouts.iter().all(|c| c.pixels == 1));
         assert!(c.png.starts_with(b"\x89PNG"));
-        assert!(s.composite(3, 8, 10, 50).is_err(), "unknown track");
-        assert!(s.composite(3, 7, 50, 10).is_err(), "backwards span");
+        assert!(composite(8, 10, 50).is_err(), "unknown track");
+        assert!(composite(7, 50, 10).is_err(), "backwards span");
     }
 }
