@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use venue_proto::Id;
 
@@ -308,19 +309,47 @@ async fn clip(
         end.saturating_add(CLIP_POSTROLL_NS),
     )
     .await?;
-    let mut out = Vec::new();
-    for (object, _) in chunks.iter().skip_while(|(_, keyframe)| !keyframe) {
-        if let Some(b) = s.objects.get(object).await? {
-            out.extend_from_slice(&b);
+    // From the first stored chunk that opens with a keyframe; the rest are
+    // opened one at a time as the body is sent, so minutes of video are never
+    // held whole (a chunk gone from the store since is left out).
+    let mut objects = chunks
+        .into_iter()
+        .skip_while(|(_, keyframe)| !keyframe)
+        .map(|(object, _)| object);
+    let first = loop {
+        let Some(object) = objects.next() else {
+            return Err(ApiError::not_found(format!(
+                "no clip and no video stored around event {} of {}/{}/{}",
+                e.event_id, e.venue, e.box_id, e.camera
+            )));
+        };
+        if let Some(read) = s.objects.open_read(&object).await? {
+            break read;
         }
-    }
-    if out.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "no clip and no video stored around event {} of {}/{}/{}",
-            e.event_id, e.venue, e.box_id, e.camera
-        )));
-    }
-    Ok(([(header::CONTENT_TYPE, "video/h264")], out).into_response())
+    };
+    let store = s.objects.clone();
+    let rest = futures::stream::iter(objects)
+        .then(move |object| {
+            let store = store.clone();
+            async move { store.open_read(&object).await }
+        })
+        .filter_map(|read| async move {
+            match read {
+                Ok(Some(read)) => Some(Ok(read.into_stream().map_err(std::io::Error::other))),
+                Ok(None) => None,
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        })
+        .try_flatten();
+    let body = first
+        .into_stream()
+        .map_err(std::io::Error::other)
+        .chain(rest);
+    Ok((
+        [(header::CONTENT_TYPE, "video/h264")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// What a `Range` header asks of a body of `len` bytes.
