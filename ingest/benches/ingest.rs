@@ -155,6 +155,9 @@ fn window() -> u64 {
 mod free_port;
 use free_port::free_port;
 
+#[path = "../../tests/support/postgres.rs"]
+mod postgres;
+
 fn zenoh_config(mode: &str, connect: &[String], listen: &[String]) -> zenoh::Config {
     let mut c = zenoh::Config::default();
     c.insert_json5("mode", &format!("{mode:?}")).unwrap();
@@ -341,108 +344,6 @@ async fn zenoh_rate(label: &str, db_url: &str, dir: &Path, n: usize, router: Opt
     service.stop(Duration::from_secs(5)).await;
 }
 
-/// A PostgreSQL server of the bench's own (as the `postgres` user when run as root).
-struct Pg {
-    child: Child,
-    url: String,
-    /// `pg_ctl stop` for the data directory, as the server's user: a kill of
-    /// `runuser` (as root) does not reach the server.
-    stop: Command,
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self
-            .stop
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn postgres(dir: &Path) -> Pg {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is not installed (/usr/lib/postgresql); run scripts/setup.sh")
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("initdb").exists())
-        .max()
-        .expect("no initdb under /usr/lib/postgresql");
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let cmd = |p: &str| {
-        if root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(bin.join(p));
-            c
-        } else {
-            Command::new(bin.join(p))
-        }
-    };
-    if root {
-        assert!(
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir)
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-    let data = dir.join("data");
-    let out = cmd("initdb")
-        .args(["-A", "trust", "-U", "postgres", "-D"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "initdb: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = cmd("postgres")
-        .arg("-D")
-        .arg(&data)
-        .args([
-            "-p",
-            &port.to_string(),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-k",
-        ])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "PostgreSQL did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let mut stop = cmd("pg_ctl");
-    stop.args(["stop", "-m", "immediate", "-D"]).arg(&data);
-    Pg {
-        child,
-        url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-        stop,
-    }
-}
-
 /// Loads `n` events (20 cameras, 8 kinds, 2 tracks each) straight into the tables.
 async fn load_events(db: &Db, n: usize) {
     let mut cams = Vec::new();
@@ -594,7 +495,7 @@ fn main() {
             let _ = std::fs::remove_dir_all(&dir);
 
             let dir = temp_dir("pg");
-            let pg = postgres(&dir);
+            let pg = postgres::Postgres::start_in(&dir, free_port());
             let db = Db::connect(&pg.url).await.unwrap();
             ingest_rate("postgres", db, &dir, messages).await;
         }
@@ -605,7 +506,7 @@ fn main() {
             let _ = std::fs::remove_dir_all(&dir);
 
             let dir = temp_dir("zenoh-pg");
-            let pg = postgres(&dir);
+            let pg = postgres::Postgres::start_in(&dir, free_port());
             zenoh_rate("postgres via zenoh (peer)", &pg.url, &dir, messages, None).await;
             drop(pg);
 

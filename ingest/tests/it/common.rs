@@ -4,7 +4,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -317,116 +317,14 @@ pub fn start_edge(config: &Path, log: PathBuf) -> Proc {
     Proc::spawn(cmd, log)
 }
 
-/// A PostgreSQL server of the test's own, in a temporary directory on a free port.
-/// As root it runs as the `postgres` system user (the server refuses root).
-pub struct Postgres {
-    pub url: String,
-    /// `pg_ctl stop` for the data directory, as the server's user.
-    stop: Command,
-    _proc: Proc,
-}
-
-impl Drop for Postgres {
-    /// As root the server runs under `runuser`, which a kill does not pass on:
-    /// the server is stopped on its own first, or it outlives the test.
-    fn drop(&mut self) {
-        let _ = self
-            .stop
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+#[path = "../../../tests/support/postgres.rs"]
+mod postgres;
+pub use postgres::Postgres;
 
 impl Postgres {
+    /// A server of the test's own, in a temporary directory on a free port.
     pub fn start(name: &str) -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|d| {
-                d.flatten()
-                    .map(|e| e.path().join("bin"))
-                    .filter(|p| p.join("initdb").exists())
-                    .max()
-            })
-            .unwrap_or_else(|| {
-                panic!("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb); run scripts/setup.sh")
-            });
-        let dir = temp_dir(&format!("pg-{name}"));
-        let data = dir.join("data");
-        let root_user = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false);
-        let as_pg = |program: &Path| {
-            if root_user {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(program);
-                c
-            } else {
-                Command::new(program)
-            }
-        };
-        if root_user {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .expect("chown");
-            assert!(ok.success(), "cannot chown {} to postgres", dir.display());
-        }
-        let out = as_pg(&bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
-            .arg(&data)
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = free_port();
-        let mut cmd = as_pg(&bin.join("postgres"));
-        cmd.arg("-D")
-            .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-k",
-            ])
-            .arg(&dir)
-            .args(["-c", "fsync=off", "-c", "max_connections=50"])
-            .stdin(Stdio::null());
-        let log = dir.join("postgres.log");
-        let proc = Proc::spawn(cmd, log);
-        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-        let t = Instant::now();
-        loop {
-            let ready = Command::new(bin.join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "PostgreSQL did not start:\n{}",
-                proc.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let mut stop = as_pg(&bin.join("pg_ctl"));
-        stop.args(["stop", "-m", "immediate", "-D"]).arg(&data);
-        Self {
-            url,
-            stop,
-            _proc: proc,
-        }
+        Self::start_in(&temp_dir(&format!("pg-{name}")), free_port())
     }
 }
 
