@@ -5,6 +5,8 @@
 #   held-out seeds 9101,9102: 10 s and 60 s of both scenes, the slope at 15 fps
 #   seeds 1..10 of both scenes (15 s each)
 #   seeds 9103..9112 of both scenes (15 s each): never used for tuning
+#   seeds 9113..9132 of both scenes (15 s each): looked at once, for the rink's
+#   hand-overs at the edge (9113..9122), then kept as a larger check
 #   a crowded slope: 6 athletes at once, 640x360, 15 fps, seeds 2,3, 120 s
 # The model's masks are kept in $MASK_CACHE (default .run/mask-cache): the first
 # run segments every frame (many minutes on a small machine), later runs (tuning
@@ -52,4 +54,6 @@ run seeds-slope --scene slope --seeds 1..10
 run seeds-rink --scene rink --seeds 1..10
 run fresh-slope --scene slope --seeds 9103..9112
 run fresh-rink --scene rink --seeds 9103..9112
+run more-slope --scene slope --seeds 9113..9132
+run more-rink --scene rink --seeds 9113..9132
 run crowd-slope --scene slope --seeds 2,3 --frames 1800 --width 640 --height 360 --fps 15 --athletes 6

@@ -128,6 +128,15 @@ struct Windows {
     upright_min: usize,
 }
 
+/// Latest an exit is dated by the athlete's motion past the one read from its
+/// blob at the edge: the whole frames within a tenth of a second (3 at 30 fps;
+/// 2 frames dated more cut exits early, 6 dated some of them late).
+const EXIT_MOTION_MAX_NS: u64 = 100_000_000;
+/// Frames the last clear view may lie before the last sight at the edge.
+const EXIT_CLEAR_MAX: u64 = 20;
+/// Clear views the far side's speed is read from.
+const EXIT_CLEAR_FRAMES: usize = 6;
+
 impl Windows {
     const HALF_S: f32 = 0.1;
     const AGREE_S: f32 = 0.1;
@@ -200,10 +209,14 @@ impl Moments {
                 // Coming in over the edge, the first blob big enough to keep is a
                 // few frames late: go back by its width over the rate it grows.
                 // Split off another track's blob: it came in with that one.
-                let with = track
-                    .split_from
-                    .and_then(|p| self.per_track.get(&p))
-                    .and_then(|p| p.entered_at_ns);
+                // (Unless that blob had come back to the edge since its track
+                // came into view: then the piece came in over the edge then.)
+                let with = track.split_from.and_then(|p| {
+                    let parent = tracker.tracks().iter().find(|t| t.id == p);
+                    parent
+                        .and_then(|p| back_at_edge_ns(p, track.first_ns))
+                        .or_else(|| self.per_track.get(&p).and_then(|p| p.entered_at_ns))
+                });
                 // Split off a pack by its suit: when the suit first showed.
                 let at = match track.came_in_ns.or(with) {
                     Some(at) => at,
@@ -231,8 +244,12 @@ impl Moments {
                 // who lies there): it went out with the group's last cover, not
                 // when it was last seen on its own.
                 let covered = self.left_group_ns(track).unwrap_or(0);
-                let at = self
-                    .edge_time(track, false)
+                let by_edge = self.edge_time(track, false);
+                let by_motion = self.motion_exit(track).map_or(0, |at| {
+                    at.min(by_edge + EXIT_MOTION_MAX_NS / self.frame_ns * self.frame_ns)
+                });
+                let at = by_edge
+                    .max(by_motion)
                     .max(track.missing_since_ns.unwrap_or(t_ns))
                     .max(covered);
                 let id = self.new_id();
@@ -273,6 +290,63 @@ impl Moments {
         } else {
             Some(last_cover.t_ns + self.frame_ns)
         }
+    }
+
+    /// When the athlete's far side crossed the edge it went out over, from the
+    /// last clear view of its whole body (its own blob, inside the view, not
+    /// cut from a neighbour's) and its speed: the blob at the edge can be
+    /// narrower than the athlete (a neighbour riding beside it takes part of
+    /// the pixels), which dates the exit early.
+    fn motion_exit(&self, track: &Track) -> Option<u64> {
+        let last = track
+            .history
+            .iter()
+            .rev()
+            .find(|o| o.observed && o.at_edge)?;
+        let cut_at_edge = track
+            .history
+            .iter()
+            .rev()
+            .filter(|o| o.observed && o.at_edge)
+            .take(3)
+            .any(|o| o.cut);
+        if !cut_at_edge {
+            return None;
+        }
+        let clear: Vec<&Obs> = track
+            .history
+            .iter()
+            .rev()
+            .filter(|o| o.t_ns <= last.t_ns)
+            .filter(|o| o.observed && !o.shared && !o.at_edge && !o.cut)
+            .take(EXIT_CLEAR_FRAMES)
+            .collect();
+        let (newest, oldest) = (*clear.first()?, *clear.last()?);
+        if last.t_ns.saturating_sub(newest.t_ns) > EXIT_CLEAR_MAX * self.frame_ns
+            || newest.t_ns <= oldest.t_ns
+        {
+            return None;
+        }
+        let secs = (newest.t_ns - oldest.t_ns) as f32 * 1e-9;
+        let (fw, fh) = (self.frame_w, self.frame_h);
+        let (r, c, o) = (&last.rect, &newest.rect, &oldest.rect);
+        // The far side's distance to the edge and how fast it closed in.
+        let (gap, speed) = if r.x1 >= fw - 1.0 {
+            (fw - c.x0, (c.x0 - o.x0) / secs)
+        } else if r.x0 <= 1.0 {
+            (c.x1, (o.x1 - c.x1) / secs)
+        } else if r.y1 >= fh - 1.0 {
+            (fh - c.y0, (c.y0 - o.y0) / secs)
+        } else if r.y0 <= 1.0 {
+            (c.y1, (o.y1 - c.y1) / secs)
+        } else {
+            return None;
+        };
+        if speed <= 0.0 {
+            return None;
+        }
+        let frames = (gap / speed * 1e9 / self.frame_ns as f32).ceil();
+        (frames.is_finite() && frames >= 0.0).then(|| newest.t_ns + frames as u64 * self.frame_ns)
     }
 
     /// When the athlete's first pixel crossed the edge (`entering`), or the frame
@@ -1016,6 +1090,35 @@ fn det3(m: &[[f64; 3]; 3]) -> f64 {
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
+/// How long a blob must have been wholly inside the view before it counts as
+/// back at the edge.
+const BACK_INSIDE_NS: u64 = 300_000_000;
+
+/// When `parent`'s blob last came back to the frame's edge before `before_ns`,
+/// having been wholly inside the view: the first frame of its latest stretch
+/// of own blobs at the edge, when one that ended less than a second before
+/// `before_ns` followed one inside. `None` when its blobs have been at the
+/// edge only since it came in (or not lately).
+fn back_at_edge_ns(parent: &Track, before_ns: u64) -> Option<u64> {
+    let seen: Vec<&Obs> = parent
+        .history
+        .iter()
+        .filter(|o| o.observed && o.t_ns < before_ns)
+        .collect();
+    let end = seen.iter().rposition(|o| o.at_edge)?;
+    if before_ns.saturating_sub(seen[end].t_ns) > 1_000_000_000 {
+        return None;
+    }
+    let start = seen[..end].iter().rposition(|o| !o.at_edge)? + 1;
+    // Inside for a while before (not a blob at the edge flickering).
+    let inside_from = seen[..start]
+        .iter()
+        .rposition(|o| o.at_edge)
+        .map_or(0, |i| i + 1);
+    let inside_ns = seen[start - 1].t_ns.saturating_sub(seen[inside_from].t_ns);
+    (inside_ns >= BACK_INSIDE_NS).then_some(seen[start].t_ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1085,13 +1188,41 @@ mod tests {
         (tracker, Moments::new(rules, 200, 100, 30, 1))
     }
 
+    /// A frame at 30 fps, in nanoseconds.
+    const FRAME_NS: u64 = 33_333_333;
+
+    /// A solid blob filling `rect`.
+    fn solid(
+        rect: super::super::detect::Rect,
+        at_edge: bool,
+        cut: bool,
+    ) -> super::super::detect::Blob {
+        super::super::detect::Blob {
+            rect,
+            centroid: rect.center(),
+            area: rect.width() * rect.height(),
+            fill: 1.0,
+            mask_box: [0; 4],
+            at_edge,
+            weak: false,
+            cut,
+        }
+    }
+
+    /// The frames (at 30 fps) the events of `kind` in `out` start on.
+    fn starts(out: &[EventUpdate], kind: EventKind) -> Vec<u64> {
+        out.iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| (e.start_ns + FRAME_NS / 2) / FRAME_NS)
+            .collect()
+    }
+
     /// Coming in at 6 px a frame, an athlete shows `u` px on its first frame
     /// (10) and the detector keeps its blob from 12 px on: whatever `u`, the
     /// entry is dated on frame 10, not a frame before it.
     #[test]
     fn an_entry_is_dated_on_the_first_frame_with_a_pixel_in_view() {
         use super::super::detect::{Blob, Rect};
-        const FRAME_NS: u64 = 33_333_333;
         for u in [1.0f32, 3.0, 5.0] {
             let (mut tracker, mut moments) = rig();
             let (mut out, mut jumps) = (Vec::new(), Vec::new());
@@ -1105,28 +1236,95 @@ mod tests {
                 };
                 let t = f * FRAME_NS;
                 let blobs: Vec<Blob> = (rect.width() >= 12.0)
-                    .then_some(Blob {
-                        rect,
-                        centroid: rect.center(),
-                        area: rect.width() * 30.0,
-                        fill: 1.0,
-                        mask_box: [0; 4],
-                        at_edge: rect.x0 <= 0.0,
-                        weak: false,
-                        cut: false,
-                    })
+                    .then(|| solid(rect, rect.x0 <= 0.0, false))
                     .into_iter()
                     .collect();
                 tracker.update(t, &blobs);
                 moments.update(t, &tracker, &mut out, &mut jumps);
             }
-            let enters: Vec<u64> = out
-                .iter()
-                .filter(|e| e.kind == EventKind::Enter)
-                .map(|e| e.start_ns / FRAME_NS)
-                .collect();
-            assert_eq!(enters, [10], "{u} px on the first frame");
+            assert_eq!(
+                starts(&out, EventKind::Enter),
+                [10],
+                "{u} px on the first frame"
+            );
         }
+    }
+
+    /// Going out over the right edge at 6 px a frame, 30 px wide, an athlete
+    /// whose blobs at the edge are cut from a neighbour's (8 px of it go to the
+    /// neighbour) shows a blob that shrinks faster than it moves: read from the
+    /// blobs alone the exit comes 3 frames early (frame 21). Its last clear
+    /// views and their speed put its far side past the edge on frame 24, when
+    /// its last pixel left. Uncut, the same boxes are read from the blobs.
+    #[test]
+    fn an_exit_cut_from_a_neighbour_is_dated_by_the_athletes_motion() {
+        use super::super::detect::{Blob, Rect};
+        let exit = |cut: bool| {
+            let (mut tracker, mut moments) = rig();
+            let (mut out, mut jumps) = (Vec::new(), Vec::new());
+            for f in 0..40u64 {
+                let x0 = 60.0 + 6.0 * f as f32;
+                let at_edge = x0 + 30.0 >= 200.0;
+                let rect = Rect {
+                    x0: if at_edge && cut { x0 + 8.0 } else { x0 },
+                    y0: 40.0,
+                    x1: (x0 + 30.0).min(200.0),
+                    y1: 70.0,
+                };
+                let t = f * FRAME_NS;
+                let blobs: Vec<Blob> = (rect.width() >= 12.0)
+                    .then(|| solid(rect, at_edge, cut && at_edge))
+                    .into_iter()
+                    .collect();
+                tracker.update(t, &blobs);
+                moments.update(t, &tracker, &mut out, &mut jumps);
+            }
+            starts(&out, EventKind::Exit)
+        };
+        assert_eq!(exit(true), [24]);
+        assert_eq!(
+            exit(false),
+            [23],
+            "the control: whole blobs are read as they shrink"
+        );
+    }
+
+    /// An athlete stands wholly inside the view, 5 px from the right edge,
+    /// from frame 0; on frame 21 another comes in over that edge right beside
+    /// it (one blob, which now touches the edge), passes in front of it going
+    /// left and splits off on its far side on frame 38. The newcomer came in
+    /// when the blob came back to the edge, not with the one it split from.
+    #[test]
+    fn a_piece_that_splits_off_after_coming_in_beside_someone_is_dated_by_its_entry() {
+        use super::super::detect::Rect;
+        let (mut tracker, mut moments) = rig();
+        let (mut out, mut jumps) = (Vec::new(), Vec::new());
+        let blob = |x0: f32, x1: f32| {
+            let rect = Rect {
+                x0,
+                y0: 40.0,
+                x1,
+                y1: 70.0,
+            };
+            solid(rect, x1 >= 200.0, false)
+        };
+        for f in 0..50u64 {
+            let (a0, a1) = (170.0, 195.0);
+            // The newcomer's left side, 3 px a frame from the edge; 20 px wide.
+            let b0 = 200.0 - 3.0 * f.saturating_sub(20) as f32;
+            let b1 = (b0 + 20.0).min(200.0);
+            let blobs = if f <= 20 {
+                vec![blob(a0, a1)]
+            } else if b1 + 3.0 <= a0 {
+                vec![blob(a0, a1), blob(b0, b1)]
+            } else {
+                vec![blob(b0.min(a0), b1.max(a1))]
+            };
+            let t = f * FRAME_NS;
+            tracker.update(t, &blobs);
+            moments.update(t, &tracker, &mut out, &mut jumps);
+        }
+        assert_eq!(starts(&out, EventKind::Enter), [0, 21]);
     }
 
     /// A skier first seen as a piece cut from a pack (narrow: its width ends at
