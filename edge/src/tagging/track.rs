@@ -286,6 +286,9 @@ const PACK_FRAMES: u32 = 4;
 /// Frames in a row a track hidden at the edge may be covered by a blob without
 /// its suit before it counts as gone.
 const UNWORN_FRAMES: u32 = 3;
+/// How far (in the track's height) a blob at the edge may reach back into the
+/// view past the last blob of a track going out there and still be its.
+const BACK_IN: f32 = 0.1;
 
 /// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
 const ACCEL_VAR: f32 = 4.0;
@@ -540,6 +543,12 @@ impl Tracker {
                         }
                     };
                     if score > 0.0 && t.confirmed && t.suit.known() && plainly_else(t, j) {
+                        continue;
+                    }
+                    // A track going out over the edge takes no blob there that
+                    // reaches back in: the rink's next skater coming in where
+                    // the last went out.
+                    if score > 0.0 && t.confirmed && came_back_in(t, b, fw, fh) {
                         continue;
                     }
                     m[(i, j)] = (score * 1e6) as i64;
@@ -1191,6 +1200,25 @@ fn heading_out(v: [f32; 2], group: &Rect, fw: f32, fh: f32) -> Option<Axis> {
     }
 }
 
+/// Whether `b`, a blob at the edge `t` was last seen going out over, reaches
+/// back into the view past `t`'s last blob there: what went out does not come
+/// back against its motion; this is the next athlete coming in where it left.
+fn came_back_in(t: &Track, b: &Blob, fw: f32, fh: f32) -> bool {
+    if !b.at_edge || !t.shrank_at_edge() {
+        return false;
+    }
+    let Some(last) = t.history.iter().rev().find(|o| o.observed && !o.shared) else {
+        return false;
+    };
+    let (l, r) = (&last.rect, &b.rect);
+    let margin = (BACK_IN * t.h).max(2.0);
+    let [vx, vy] = t.velocity();
+    (vx > 0.0 && l.x1 >= fw - 1.0 && r.x1 >= fw - 1.0 && l.x0 - r.x0 > margin)
+        || (vx < 0.0 && l.x0 <= 1.0 && r.x0 <= 1.0 && r.x1 - l.x1 > margin)
+        || (vy > 0.0 && l.y1 >= fh - 1.0 && r.y1 >= fh - 1.0 && l.y0 - r.y0 > margin)
+        || (vy < 0.0 && l.y0 <= 1.0 && r.y0 <= 1.0 && r.y1 - l.y1 > margin)
+}
+
 /// Whether `t`, last seen going out over the frame's edge, is not in `b`, a blob
 /// at the edge that shows none of its suit: `b` is someone who came to the edge
 /// after it. (Without the frame's colours, or a suit learnt, nothing says so.)
@@ -1336,6 +1364,46 @@ mod tests {
         tr.update(f * FRAME_NS, &[s]);
         assert_eq!(tr.owners(), &[None]);
         assert!(tr.tracks().iter().all(|t| t.id == id));
+    }
+
+    /// A skater goes out over the right edge; two frames after its last sliver
+    /// the next one comes in at the same place, going the other way. Its blob
+    /// reaches back into the view past the last of the one who went out: a new
+    /// track, and the old one has left the view (a hand-over, not a U-turn).
+    #[test]
+    fn an_athlete_coming_in_where_another_went_out_is_a_new_track() {
+        let mut tr = Tracker::new(RULES, 200, 100);
+        let edge = |x: f32, w: f32| {
+            let mut b = blob(x, 40.0, w, 40.0);
+            b.rect.x1 = b.rect.x1.min(200.0);
+            b.at_edge = b.rect.x1 >= 200.0;
+            b
+        };
+        let mut f = 0u64;
+        // Going out at 5 px a frame, 20 px wide: the last sliver at x = 196.
+        let mut x = 120.0;
+        while x < 200.0 {
+            tr.update(f * FRAME_NS, &[edge(x, 20.0)]);
+            f += 1;
+            x += 5.0;
+        }
+        let gone = tr.tracks()[0].id;
+        // A frame with nothing, then the next one coming in, 10 px showing.
+        tr.update(f * FRAME_NS, &[]);
+        f += 1;
+        let mut ended = Vec::new();
+        for k in 0..4 {
+            tr.update(f * FRAME_NS, &[edge(190.0 - 5.0 * k as f32, 20.0)]);
+            ended.extend(tr.ended().iter().map(|e| (e.track.id, e.left_view)));
+            assert_ne!(tr.owners()[0], Some(gone), "frame {f}");
+            f += 1;
+        }
+        for _ in 0..8 {
+            tr.update(f * FRAME_NS, &[]);
+            ended.extend(tr.ended().iter().map(|e| (e.track.id, e.left_view)));
+            f += 1;
+        }
+        assert!(ended.contains(&(gone, true)), "{ended:?}");
     }
 
     /// Skis and body coming in over the left edge as two blobs join into one once
