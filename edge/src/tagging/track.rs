@@ -289,6 +289,10 @@ const UNWORN_FRAMES: u32 = 3;
 /// How far (in the track's height) a blob at the edge may reach back into the
 /// view past the last blob of a track going out there and still be its.
 const BACK_IN: f32 = 0.1;
+/// Least speed out over the edge, in the track's heights a second, for the
+/// furthest-out reading of `came_back_in` (a skier lying at the edge, whom
+/// others pass, is no one going out).
+const BACK_SPEED: f32 = 1.0;
 
 /// Acceleration noise density in frame-heights²/s⁴: athletes turn and jump.
 const ACCEL_VAR: f32 = 4.0;
@@ -1200,23 +1204,55 @@ fn heading_out(v: [f32; 2], group: &Rect, fw: f32, fh: f32) -> Option<Axis> {
     }
 }
 
-/// Whether `b`, a blob at the edge `t` was last seen going out over, reaches
-/// back into the view past `t`'s last blob there: what went out does not come
-/// back against its motion; this is the next athlete coming in where it left.
+/// Whether `b`, a blob at an edge `t` is going out over, is the next athlete
+/// coming in there: it reaches back into the view against `t`'s motion, past
+/// `t`'s last own blob at that edge when those were shrinking; or past the
+/// furthest out `t`'s own blobs at that edge got, when they did move out and
+/// `t` still moves out at one of its heights a second or more (a newcomer
+/// whose blob is one with what is left of `t` for a few frames grows back in a
+/// little each frame, never far past the last one). What went out does not
+/// come back against its motion.
 fn came_back_in(t: &Track, b: &Blob, fw: f32, fh: f32) -> bool {
-    if !b.at_edge || !t.shrank_at_edge() {
+    if !b.at_edge {
         return false;
     }
-    let Some(last) = t.history.iter().rev().find(|o| o.observed && !o.shared) else {
-        return false;
-    };
-    let (l, r) = (&last.rect, &b.rect);
     let margin = (BACK_IN * t.h).max(2.0);
+    let shrinking = t.shrank_at_edge();
     let [vx, vy] = t.velocity();
-    (vx > 0.0 && l.x1 >= fw - 1.0 && r.x1 >= fw - 1.0 && l.x0 - r.x0 > margin)
-        || (vx < 0.0 && l.x0 <= 1.0 && r.x0 <= 1.0 && r.x1 - l.x1 > margin)
-        || (vy > 0.0 && l.y1 >= fh - 1.0 && r.y1 >= fh - 1.0 && l.y0 - r.y0 > margin)
-        || (vy < 0.0 && l.y0 <= 1.0 && r.y0 <= 1.0 && r.y1 - l.y1 > margin)
+    // Per edge: the speed towards it, whether a box touches it, and how far
+    // out a box's inner side lies.
+    type Touches = fn(&Rect, f32, f32) -> bool;
+    type Out = fn(&Rect) -> f32;
+    let edges: [(f32, Touches, Out); 4] = [
+        (vx, |q, fw, _| q.x1 >= fw - 1.0, |q| q.x0),
+        (-vx, |q, _, _| q.x0 <= 1.0, |q| -q.x1),
+        (vy, |q, _, fh| q.y1 >= fh - 1.0, |q| q.y0),
+        (-vy, |q, _, _| q.y0 <= 1.0, |q| -q.y1),
+    ];
+    edges.iter().any(|&(speed, touches, out)| {
+        if speed <= 0.0 || !touches(&b.rect, fw, fh) {
+            return false;
+        }
+        // Its own blobs at this edge, newest first.
+        let run: Vec<f32> = t
+            .history
+            .iter()
+            .rev()
+            .filter(|o| o.observed && !o.shared)
+            .take_while(|o| touches(&o.rect, fw, fh))
+            .map(|o| out(&o.rect))
+            .collect();
+        let (Some(&last), Some(&first)) = (run.first(), run.last()) else {
+            return false;
+        };
+        let back = out(&b.rect);
+        let furthest = run.iter().copied().fold(f32::MIN, f32::max);
+        (shrinking && last - back > margin)
+            || (speed >= BACK_SPEED * t.h
+                && run.len() >= 3
+                && furthest - first > margin
+                && furthest - back > margin)
+    })
 }
 
 /// Whether `t`, last seen going out over the frame's edge, is not in `b`, a blob
@@ -1398,6 +1434,51 @@ mod tests {
             assert_ne!(tr.owners()[0], Some(gone), "frame {f}");
             f += 1;
         }
+        for _ in 0..8 {
+            tr.update(f * FRAME_NS, &[]);
+            ended.extend(tr.ended().iter().map(|e| (e.track.id, e.left_view)));
+            f += 1;
+        }
+        assert!(ended.contains(&(gone, true)), "{ended:?}");
+    }
+
+    /// A skater goes out over the right edge while the next comes in right
+    /// there: for a few frames one blob holds what is left of the first and the
+    /// front of the second, and it reaches back in a little each frame, never
+    /// far past the last one. Past the furthest out the first one's blobs got,
+    /// it is the newcomer's: a new track, and the first has left the view.
+    #[test]
+    fn a_newcomer_sharing_the_edge_blob_with_one_going_out_gets_its_own_track() {
+        let mut tr = Tracker::new(RULES, 200, 100);
+        let edge = |x0: f32, x1: f32| {
+            let mut b = blob(x0, 40.0, x1.min(200.0) - x0, 40.0);
+            b.at_edge = x1 >= 200.0;
+            b
+        };
+        let mut f = 0u64;
+        // Going out at 6 px a frame, 20 px wide.
+        let mut gone = None;
+        let mut owners = Vec::new();
+        let mut ended = Vec::new();
+        for k in 0..24u64 {
+            let a0 = 100.0 + 6.0 * k as f32;
+            // The newcomer comes in from frame 16 at 4 px a frame.
+            let b0 = 200.0 - 4.0 * k.saturating_sub(15) as f32;
+            let blobs = match (a0 < 200.0, k > 15) {
+                (true, false) => vec![edge(a0, a0 + 20.0)],
+                (true, true) => vec![edge(a0.min(b0), 220.0)],
+                (false, _) => vec![edge(b0, b0 + 20.0)],
+            };
+            tr.update(f * FRAME_NS, &blobs);
+            if k == 15 {
+                gone = tr.owners()[0];
+            }
+            owners.push(tr.owners()[0]);
+            ended.extend(tr.ended().iter().map(|e| (e.track.id, e.left_view)));
+            f += 1;
+        }
+        let gone = gone.expect("tracked going out");
+        assert_ne!(owners.last().copied().flatten(), Some(gone), "{owners:?}");
         for _ in 0..8 {
             tr.update(f * FRAME_NS, &[]);
             ended.extend(tr.ended().iter().map(|e| (e.track.id, e.left_view)));
