@@ -290,7 +290,7 @@ const UNWORN_FRAMES: u32 = 3;
 /// view past the last blob of a track going out there and still be its.
 const BACK_IN: f32 = 0.1;
 /// Least speed out over the edge, in the track's heights a second, for the
-/// furthest-out reading of `came_back_in` (a skier lying at the edge, whom
+/// furthest-out reading of [`GoingOut::came_back_in`] (a skier lying at the edge, whom
 /// others pass, is no one going out).
 const BACK_SPEED: f32 = 1.0;
 
@@ -483,6 +483,11 @@ impl Tracker {
             t.cx.predict(dt, ACCEL_VAR * h2);
             t.cy.predict(dt, ACCEL_VAR * h2);
         }
+        let going_out: Vec<Option<GoingOut>> = self
+            .tracks
+            .iter()
+            .map(|t| GoingOut::of(t, fw, fh))
+            .collect();
 
         // Assignment: maximise total IoU; a pair below the gate is no pair.
         let (nt, nb) = (self.tracks.len(), blobs.len());
@@ -552,7 +557,7 @@ impl Tracker {
                     // A track going out over the edge takes no blob there that
                     // reaches back in: the rink's next skater coming in where
                     // the last went out.
-                    if score > 0.0 && t.confirmed && came_back_in(t, b, fw, fh) {
+                    if score > 0.0 && going_out[i].is_some_and(|g| g.came_back_in(b, fw, fh)) {
                         continue;
                     }
                     m[(i, j)] = (score * 1e6) as i64;
@@ -1204,55 +1209,115 @@ fn heading_out(v: [f32; 2], group: &Rect, fw: f32, fh: f32) -> Option<Axis> {
     }
 }
 
-/// Whether `b`, a blob at an edge `t` is going out over, is the next athlete
-/// coming in there: it reaches back into the view against `t`'s motion, past
-/// `t`'s last own blob at that edge when those were shrinking; or past the
-/// furthest out `t`'s own blobs at that edge got, when they did move out and
-/// `t` still moves out at one of its heights a second or more (a newcomer
-/// whose blob is one with what is left of `t` for a few frames grows back in a
-/// little each frame, never far past the last one). What went out does not
-/// come back against its motion.
-fn came_back_in(t: &Track, b: &Blob, fw: f32, fh: f32) -> bool {
-    if !b.at_edge {
-        return false;
-    }
-    let margin = (BACK_IN * t.h).max(2.0);
-    let shrinking = t.shrank_at_edge();
-    let [vx, vy] = t.velocity();
-    // Per edge: the speed towards it, whether a box touches it, and how far
-    // out a box's inner side lies.
-    type Touches = fn(&Rect, f32, f32) -> bool;
-    type Out = fn(&Rect) -> f32;
-    let edges: [(f32, Touches, Out); 4] = [
-        (vx, |q, fw, _| q.x1 >= fw - 1.0, |q| q.x0),
-        (-vx, |q, _, _| q.x0 <= 1.0, |q| -q.x1),
-        (vy, |q, _, fh| q.y1 >= fh - 1.0, |q| q.y0),
-        (-vy, |q, _, _| q.y0 <= 1.0, |q| -q.y1),
-    ];
-    edges.iter().any(|&(speed, touches, out)| {
-        if speed <= 0.0 || !touches(&b.rect, fw, fh) {
-            return false;
+/// Whether a box touches one of the frame's edges (given the frame's width and
+/// height).
+type Touches = fn(&Rect, f32, f32) -> bool;
+/// How far out a box's inner side lies, towards one of the frame's edges.
+type Out = fn(&Rect) -> f32;
+/// The speed towards one of the frame's edges, from a velocity.
+type Towards = fn([f32; 2]) -> f32;
+/// The frame's four edges: the speed towards one from a velocity, whether a box
+/// touches it, and how far out a box's inner side lies.
+const EDGES: [(Towards, Touches, Out); 4] = [
+    (|v| v[0], |q, fw, _| q.x1 >= fw - 1.0, |q| q.x0),
+    (|v| -v[0], |q, _, _| q.x0 <= 1.0, |q| -q.x1),
+    (|v| v[1], |q, _, fh| q.y1 >= fh - 1.0, |q| q.y0),
+    (|v| -v[1], |q, _, _| q.y0 <= 1.0, |q| -q.y1),
+];
+
+/// A track's own blobs at an edge it moves towards, newest first: how far out
+/// the inner side of the last, the first and the furthest out lay.
+#[derive(Debug, Clone, Copy)]
+struct EdgeRun {
+    speed: f32,
+    last: f32,
+    first: f32,
+    furthest: f32,
+    len: usize,
+}
+
+/// A confirmed track going out over the frame's edges, read once a frame (it
+/// depends on the track alone) for [`GoingOut::came_back_in`] to ask of each
+/// blob.
+#[derive(Debug, Clone, Copy)]
+struct GoingOut {
+    /// How far a blob may reach back in and still be the track's.
+    margin: f32,
+    /// The track's own blobs at the edge were shrinking.
+    shrinking: bool,
+    /// The least speed out for the furthest-out reading.
+    min_speed: f32,
+    /// Per edge of [`EDGES`], the track's run of blobs there.
+    runs: [Option<EdgeRun>; 4],
+}
+
+impl GoingOut {
+    /// `t`'s runs at the edges it moves towards; none when it is at none.
+    fn of(t: &Track, fw: f32, fh: f32) -> Option<Self> {
+        if !t.confirmed {
+            return None;
         }
-        // Its own blobs at this edge, newest first.
-        let run: Vec<f32> = t
-            .history
-            .iter()
-            .rev()
-            .filter(|o| o.observed && !o.shared)
-            .take_while(|o| touches(&o.rect, fw, fh))
-            .map(|o| out(&o.rect))
-            .collect();
-        let (Some(&last), Some(&first)) = (run.first(), run.last()) else {
-            return false;
-        };
-        let back = out(&b.rect);
-        let furthest = run.iter().copied().fold(f32::MIN, f32::max);
-        (shrinking && last - back > margin)
-            || (speed >= BACK_SPEED * t.h
-                && run.len() >= 3
-                && furthest - first > margin
-                && furthest - back > margin)
-    })
+        let v = t.velocity();
+        let mut runs = [None; 4];
+        for (run, &(towards, touches, out)) in runs.iter_mut().zip(&EDGES) {
+            let speed = towards(v);
+            if speed <= 0.0 {
+                continue;
+            }
+            let mut own = t
+                .history
+                .iter()
+                .rev()
+                .filter(|o| o.observed && !o.shared)
+                .take_while(|o| touches(&o.rect, fw, fh))
+                .map(|o| out(&o.rect));
+            let Some(last) = own.next() else { continue };
+            let (mut first, mut furthest, mut len) = (last, last, 1);
+            for x in own {
+                (first, furthest, len) = (x, furthest.max(x), len + 1);
+            }
+            *run = Some(EdgeRun {
+                speed,
+                last,
+                first,
+                furthest,
+                len,
+            });
+        }
+        runs.iter().any(Option::is_some).then(|| GoingOut {
+            margin: (BACK_IN * t.h).max(2.0),
+            shrinking: t.shrank_at_edge(),
+            min_speed: BACK_SPEED * t.h,
+            runs,
+        })
+    }
+
+    /// Whether `b`, a blob at an edge the track is going out over, is the next
+    /// athlete coming in there: it reaches back into the view against the
+    /// track's motion, past its last own blob at that edge when those were
+    /// shrinking; or past the furthest out its own blobs at that edge got, when
+    /// they did move out and it still moves out at one of its heights a second
+    /// or more (a newcomer whose blob is one with what is left of the track for
+    /// a few frames grows back in a little each frame, never far past the last
+    /// one). What went out does not come back against its motion.
+    fn came_back_in(&self, b: &Blob, fw: f32, fh: f32) -> bool {
+        b.at_edge
+            && EDGES
+                .iter()
+                .zip(&self.runs)
+                .any(|(&(_, touches, out), run)| {
+                    let Some(r) = run else { return false };
+                    if !touches(&b.rect, fw, fh) {
+                        return false;
+                    }
+                    let back = out(&b.rect);
+                    (self.shrinking && r.last - back > self.margin)
+                        || (r.speed >= self.min_speed
+                            && r.len >= 3
+                            && r.furthest - r.first > self.margin
+                            && r.furthest - back > self.margin)
+                })
+    }
 }
 
 /// Whether `t`, last seen going out over the frame's edge, is not in `b`, a blob
@@ -1402,6 +1467,16 @@ mod tests {
         assert!(tr.tracks().iter().all(|t| t.id == id));
     }
 
+    /// Eight empty frames from frame `f` on: every track still open ends; what
+    /// ended goes to `ended` as (id, left the view).
+    fn drain_ended(tr: &mut Tracker, mut f: u64, ended: &mut Vec<(u64, bool)>) {
+        for _ in 0..8 {
+            tr.update(f * FRAME_NS, &[]);
+            ended.extend(tr.ended().iter().map(|e| (e.track.id, e.left_view)));
+            f += 1;
+        }
+    }
+
     /// A skater goes out over the right edge; two frames after its last sliver
     /// the next one comes in at the same place, going the other way. Its blob
     /// reaches back into the view past the last of the one who went out: a new
@@ -1434,11 +1509,7 @@ mod tests {
             assert_ne!(tr.owners()[0], Some(gone), "frame {f}");
             f += 1;
         }
-        for _ in 0..8 {
-            tr.update(f * FRAME_NS, &[]);
-            ended.extend(tr.ended().iter().map(|e| (e.track.id, e.left_view)));
-            f += 1;
-        }
+        drain_ended(&mut tr, f, &mut ended);
         assert!(ended.contains(&(gone, true)), "{ended:?}");
     }
 
@@ -1479,11 +1550,7 @@ mod tests {
         }
         let gone = gone.expect("tracked going out");
         assert_ne!(owners.last().copied().flatten(), Some(gone), "{owners:?}");
-        for _ in 0..8 {
-            tr.update(f * FRAME_NS, &[]);
-            ended.extend(tr.ended().iter().map(|e| (e.track.id, e.left_view)));
-            f += 1;
-        }
+        drain_ended(&mut tr, f, &mut ended);
         assert!(ended.contains(&(gone, true)), "{ended:?}");
     }
 
