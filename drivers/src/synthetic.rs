@@ -143,6 +143,17 @@ impl SyntheticCamera {
         self.cfg.scene
     }
 
+    /// The athlete visible at each pixel of the last frame delivered: its id
+    /// (as in the truth's athletes) where the truth mask is 255, 0 elsewhere;
+    /// row-major, width × height. Empty before the first frame.
+    pub fn last_instances(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        if self.seq > 0 {
+            self.venue.instances(&self.truth.mask, &mut out);
+        }
+        out
+    }
+
     /// Ground truth of the last frame delivered (empty before the first).
     pub fn last_truth(&self) -> &GroundTruth {
         &self.truth

@@ -1,6 +1,7 @@
 //! `venue-edge synth`: renders a synthetic venue scene to disk — RGB frames, athlete
-//! masks and the ground truth as JSON — to look at scenes and to score
-//! segmentation and tagging offline against exact answers.
+//! masks, which athlete each mask pixel is, and the ground truth as JSON — to look
+//! at scenes, to train segmentation and to score it and tagging offline against
+//! exact answers.
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
@@ -25,7 +26,9 @@ pub struct SynthArgs {
 }
 
 /// Renders `args.frames` frames into `args.out`: `frame_NNNNNN.png` (RGB),
-/// `mask_NNNNNN.png` (8-bit gray, 0/255) and `truth.json`.
+/// `mask_NNNNNN.png` (8-bit gray, 0/255), `instances_NNNNNN.png` (16-bit gray:
+/// the id of the athlete each mask pixel shows, as in `truth.json`, 0 off the
+/// mask) and `truth.json`.
 pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     let dir = &args.out;
     std::fs::create_dir_all(dir)
@@ -75,9 +78,18 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
             png::ColorType::Grayscale,
             &truth.mask,
         )?;
+        let instances_name = format!("instances_{index:06}.png");
+        let ids = camera.last_instances();
+        write_instances(&dir.join(&instances_name), args.width, args.height, &ids)?;
+        let truth = camera.last_truth();
         appearances += truth.athletes.len();
         moments += truth.moments.len();
-        frames.push(frame_json(index, &frame_name, &mask_name, truth));
+        let names = Names {
+            frame: &frame_name,
+            mask: &mask_name,
+            instances: &instances_name,
+        };
+        frames.push(frame_json(index, &names, truth));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -118,7 +130,14 @@ fn progress(len: u64) -> indicatif::ProgressBar {
     bar
 }
 
-fn frame_json(index: u64, frame: &str, mask: &str, truth: &GroundTruth) -> Value {
+/// The files written for one frame.
+struct Names<'a> {
+    frame: &'a str,
+    mask: &'a str,
+    instances: &'a str,
+}
+
+fn frame_json(index: u64, names: &Names<'_>, truth: &GroundTruth) -> Value {
     let athletes: Vec<Value> = truth
         .athletes
         .iter()
@@ -147,8 +166,9 @@ fn frame_json(index: u64, frame: &str, mask: &str, truth: &GroundTruth) -> Value
         "index": index,
         "seq": truth.seq,
         "time_s": truth.time_s,
-        "frame": frame,
-        "mask": mask,
+        "frame": names.frame,
+        "mask": names.mask,
+        "instances": names.instances,
         "athletes": athletes,
         "events": events,
     })
@@ -172,6 +192,27 @@ pub fn write_png(
         .with_context(|| format!("cannot write {}", path.display()))?;
     writer
         .write_image_data(data)
+        .and_then(|()| writer.finish())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes athlete ids as a 16-bit grayscale PNG (ids above 65535 are clamped:
+/// a camera would have to see that many athletes come and go first).
+fn write_instances(path: &Path, width: u32, height: u32, ids: &[u32]) -> anyhow::Result<()> {
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Sixteen);
+    encoder.set_compression(png::Compression::Fast);
+    let bytes: Vec<u8> = ids
+        .iter()
+        .flat_map(|&id| (id.min(u32::from(u16::MAX)) as u16).to_be_bytes())
+        .collect();
+    let mut writer = encoder
+        .write_header()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writer
+        .write_image_data(&bytes)
         .and_then(|()| writer.finish())
         .with_context(|| format!("cannot write {}", path.display()))
 }

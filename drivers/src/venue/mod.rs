@@ -319,6 +319,21 @@ impl Venue {
         self.frame += 1;
     }
 
+    /// The athlete visible at each pixel of the last rendered frame, into `out`
+    /// (w×h, row-major): its id (as in [`AthleteTruth::id`]) where `mask` (that
+    /// frame's truth mask) is 255, 0 elsewhere. Which athlete is which where
+    /// two touch: what a model that tells them apart learns from.
+    pub(crate) fn instances(&self, mask: &[u8], out: &mut Vec<u32>) {
+        out.clear();
+        out.extend(self.label.iter().zip(mask).map(|(&l, &m)| {
+            let actor = (m == 255 && l > 0)
+                .then(|| self.slots.get(usize::from(l) - 1))
+                .flatten()
+                .and_then(|s| s.actor.as_ref());
+            actor.map_or(0, |a| a.id)
+        }));
+    }
+
     /// Zeroes the label and mask planes where athletes were drawn last frame: the
     /// rest is zero already, so no full-frame pass is needed.
     fn clear_truth_planes(&mut self, mask: &mut [u8]) {
@@ -541,6 +556,32 @@ mod tests {
             seen += truth.athletes.len();
         }
         assert!(seen > 0);
+    }
+
+    /// Each athlete's pixels in the instance plane are its visible pixels, and
+    /// together they are the mask; athletes touching or overlapping stay apart.
+    #[test]
+    fn the_instance_plane_holds_each_visible_athlete_by_its_id() {
+        for scene in Scene::ALL {
+            let (mut v, mut truth, mut buf) = venue(scene, 5);
+            let mut ids = Vec::new();
+            let mut occluded = 0;
+            for i in 0..300u64 {
+                let (y, uv) = buf.split_at_mut(v.w * v.h);
+                v.render(y, uv, &mut truth);
+                v.instances(&truth.mask, &mut ids);
+                assert_eq!(ids.len(), v.w * v.h);
+                for a in &truth.athletes {
+                    let n = ids.iter().filter(|&&id| id == a.id).count() as u32;
+                    assert_eq!(n, a.pixels, "{scene} frame {i} athlete {}", a.id);
+                    occluded += u32::from(a.occluded);
+                }
+                for (&id, &m) in ids.iter().zip(&truth.mask) {
+                    assert_eq!(id != 0, m == 255, "{scene} frame {i}");
+                }
+            }
+            assert!(occluded > 0, "{scene}: nobody ever hid anyone");
+        }
     }
 
     #[test]

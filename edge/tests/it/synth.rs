@@ -1,5 +1,5 @@
-//! `venue-edge synth` end to end: it writes decodable frames and masks of the
-//! requested size and a truth.json that parses and matches them; bad arguments and
+//! `venue-edge synth` end to end: it writes decodable frames, masks and instance
+//! planes of the requested size and a truth.json that parses and matches them; bad arguments and
 //! an unwritable directory fail with clear errors.
 
 use std::fs::File;
@@ -34,7 +34,7 @@ fn decode(path: &Path) -> (png::OutputInfo, Vec<u8>) {
 }
 
 #[test]
-fn writes_frames_masks_and_truth() {
+fn writes_frames_masks_instances_and_truth() {
     let dir = synth_dir("ok");
     let out = dir.join("nested/run");
     let frames = 40;
@@ -106,6 +106,32 @@ fn writes_frames_masks_and_truth() {
         }
         let masked = mask.iter().filter(|&&m| m == 255).count() as u64;
         assert_eq!(masked, inside, "frame {i}");
+        // Which athlete each mask pixel shows: a listed id on the mask (as many
+        // pixels as listed), nothing off it.
+        let instances_file = out.join(format!("instances_{i:06}.png"));
+        assert_eq!(
+            f["instances"],
+            instances_file.file_name().unwrap().to_str().unwrap()
+        );
+        let (info, raw) = decode(&instances_file);
+        assert_eq!((info.width, info.height), (96, 54));
+        assert_eq!(
+            (info.color_type, info.bit_depth),
+            (png::ColorType::Grayscale, png::BitDepth::Sixteen)
+        );
+        let ids: Vec<u64> = raw
+            .chunks_exact(2)
+            .map(|p| u64::from(u16::from_be_bytes([p[0], p[1]])))
+            .collect();
+        assert_eq!(ids.len(), mask.len());
+        for (&id, &m) in ids.iter().zip(&mask) {
+            assert_eq!(id != 0, m == 255, "frame {i}");
+        }
+        for a in athletes {
+            let id = a["id"].as_u64().unwrap();
+            let n = ids.iter().filter(|&&p| p == id).count() as u64;
+            assert_eq!(n, a["pixels"].as_u64().unwrap(), "frame {i} athlete {id}");
+        }
         for e in f["events"].as_array().expect("events") {
             let kind = e["kind"].as_str().expect("kind");
             assert!(["enter", "exit", "take_off", "landing", "fall"].contains(&kind));
