@@ -31,6 +31,10 @@ pub struct EvalArgs {
     pub athletes: u32,
     /// Tag the true masks instead of the model's.
     pub truth_masks: bool,
+    /// With `truth_masks`: clear the pixels where two athletes touch, so each
+    /// is a blob of its own (what a model that tells touching athletes apart
+    /// would give the tagger: how much that is worth).
+    pub truth_seams: bool,
     /// Keep the model's masks here and reuse them on the next run of the same
     /// sequence (see [`crate::mask_cache`]).
     pub mask_cache: Option<std::path::PathBuf>,
@@ -52,6 +56,7 @@ impl Default for EvalArgs {
             fps: 30,
             athletes: 4,
             truth_masks: false,
+            truth_seams: false,
             mask_cache: None,
             window: 2,
             config: TaggingConfig::default(),
@@ -146,6 +151,7 @@ pub struct EvalReport {
     pub seeds: Vec<u64>,
     pub frames: u64,
     pub truth_masks: bool,
+    pub truth_seams: bool,
     pub gt_boxes: usize,
     /// Truth boxes below the detector's floor (see [`dont_care`]): not scored.
     pub ignored_boxes: usize,
@@ -232,11 +238,12 @@ impl fmt::Display for EvalReport {
         writeln!(f, "scene {}", self.scene)?;
         writeln!(f, "seeds {}", seeds.join(","))?;
         writeln!(f, "frames {}", self.frames)?;
-        writeln!(
-            f,
-            "masks {}",
-            if self.truth_masks { "truth" } else { "model" }
-        )?;
+        let masks = match (self.truth_masks, self.truth_seams) {
+            (true, true) => "truth, apart where athletes touch",
+            (true, false) => "truth",
+            (false, _) => "model",
+        };
+        writeln!(f, "masks {masks}")?;
         writeln!(f, "mota {:.3}", self.mota())?;
         writeln!(f, "idf1 {:.3}", self.idf1())?;
         writeln!(f, "truth_boxes {}", self.gt_boxes)?;
@@ -325,6 +332,7 @@ fn empty_report(args: &EvalArgs) -> EvalReport {
         seeds: args.seeds.clone(),
         frames: args.frames,
         truth_masks: args.truth_masks,
+        truth_seams: args.truth_masks && args.truth_seams,
         moments: KINDS.iter().map(|&k| (k, MomentScore::default())).collect(),
         composite_cutouts_min: usize::MAX,
         ..EvalReport::default()
@@ -459,14 +467,20 @@ fn run_seed(
             height: 0,
             frames: Vec::with_capacity(args.frames as usize),
         });
+    let mut seamed = Vec::new();
     for index in 0..args.frames {
-        let (frame, truth) = camera
+        let (frame, _) = camera
             .next_frame_with_truth()
             .with_context(|| format!("frame {index}"))?;
+        if masks.truth && args.truth_seams {
+            apart_where_touching(&camera.last_instances(), w, &mut seamed);
+        }
+        let truth = camera.last_truth();
         times.push(frame.capture_ns);
         let t0 = Instant::now();
         let model_mask;
         let (mask, mw, mh) = match &cached {
+            _ if masks.truth && args.truth_seams => (&seamed[..], w, h),
             _ if masks.truth => (&truth.mask[..], w, h),
             Some(c) => (&c.frames[index as usize][..], c.width, c.height),
             None => {
@@ -642,6 +656,29 @@ fn run_seed(
         score.add(&s);
     }
     Ok(args.frames)
+}
+
+/// A 0/255 mask from an instance plane (`ids`, `w` wide) with the pixels that
+/// touch another athlete's (8-neighbours) cleared: every athlete a blob of its own.
+fn apart_where_touching(ids: &[u32], w: usize, out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(ids.len(), 0);
+    let h = ids.len() / w.max(1);
+    for y in 0..h {
+        for x in 0..w {
+            let id = ids[y * w + x];
+            if id == 0 {
+                continue;
+            }
+            let touches = (y.saturating_sub(1)..(y + 2).min(h)).any(|ny| {
+                (x.saturating_sub(1)..(x + 2).min(w)).any(|nx| {
+                    let o = ids[ny * w + nx];
+                    o != 0 && o != id
+                })
+            });
+            out[y * w + x] = if touches { 0 } else { 255 };
+        }
+    }
 }
 
 /// A true moment: kind, athlete, frame.
@@ -910,6 +947,24 @@ fn score_moments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two athletes side by side, touching, and a third alone: the touching
+    /// columns are cleared (two blobs now), the lone athlete is kept whole.
+    #[test]
+    fn touching_athletes_are_set_apart_and_a_lone_one_is_kept_whole() {
+        let w = 10;
+        #[rustfmt::skip]
+        let ids: Vec<u32> = vec![
+            1, 1, 2, 2, 0, 0, 0, 0, 3, 3,
+            1, 1, 2, 2, 0, 0, 0, 0, 3, 3,
+            1, 1, 2, 2, 0, 0, 0, 0, 3, 3,
+        ];
+        let mut out = Vec::new();
+        apart_where_touching(&ids, w, &mut out);
+        for row in out.chunks(w) {
+            assert_eq!(row, [255, 0, 0, 255, 0, 0, 0, 0, 255, 255]);
+        }
+    }
 
     #[test]
     fn a_fall_out_of_view_before_its_tumble_ends_is_not_asked_for() {

@@ -126,6 +126,11 @@ enum Command {
         /// Tag the true masks instead of the model's (scores the tagger alone).
         #[arg(long)]
         truth_masks: bool,
+        /// With --truth-masks: clear the pixels where two athletes touch, each
+        /// athlete a blob of its own (what telling touching athletes apart in
+        /// segmentation would be worth to the tagger).
+        #[arg(long, requires = "truth_masks")]
+        truth_seams: bool,
         /// Keep the model's masks in this directory and reuse them when the same
         /// sequence is evaluated again (tuning the tagger without re-running the model).
         #[arg(long, conflicts_with = "truth_masks")]
@@ -489,6 +494,7 @@ fn main() -> ExitCode {
             athletes,
             fps,
             truth_masks,
+            truth_seams,
             mask_cache,
             window,
             backend,
@@ -510,6 +516,7 @@ fn main() -> ExitCode {
                 fps,
                 athletes,
                 truth_masks,
+                truth_seams,
                 mask_cache,
                 window,
                 backend,
