@@ -483,12 +483,6 @@ impl Tracker {
             t.cx.predict(dt, ACCEL_VAR * h2);
             t.cy.predict(dt, ACCEL_VAR * h2);
         }
-        let going_out: Vec<Option<GoingOut>> = self
-            .tracks
-            .iter()
-            .map(|t| GoingOut::of(t, fw, fh))
-            .collect();
-
         // Assignment: maximise total IoU; a pair below the gate is no pair.
         let (nt, nb) = (self.tracks.len(), blobs.len());
         self.owner.clear();
@@ -516,6 +510,9 @@ impl Tracker {
             for (i, t) in self.tracks.iter().enumerate() {
                 let p = t.predicted();
                 let reach = t.w.max(t.h);
+                // Read when first asked: only a track paired with a blob at the
+                // edge is.
+                let mut going_out: Option<Option<GoingOut>> = None;
                 for (j, b) in blobs.iter().enumerate() {
                     // Slivers continue tracks at the edge, where athletes come in.
                     if b.weak && !t.confirmed && !t.last().is_some_and(|o| o.at_edge) {
@@ -557,7 +554,12 @@ impl Tracker {
                     // A track going out over the edge takes no blob there that
                     // reaches back in: the rink's next skater coming in where
                     // the last went out.
-                    if score > 0.0 && going_out[i].is_some_and(|g| g.came_back_in(b, fw, fh)) {
+                    if score > 0.0
+                        && b.at_edge
+                        && going_out
+                            .get_or_insert_with(|| GoingOut::of(t, fw, fh))
+                            .is_some_and(|g| g.came_back_in(b, fw, fh))
+                    {
                         continue;
                     }
                     m[(i, j)] = (score * 1e6) as i64;
@@ -1236,9 +1238,9 @@ struct EdgeRun {
     len: usize,
 }
 
-/// A confirmed track going out over the frame's edges, read once a frame (it
-/// depends on the track alone) for [`GoingOut::came_back_in`] to ask of each
-/// blob.
+/// A confirmed track going out over the frame's edges, read at most once a
+/// frame (it depends on the track alone) for [`GoingOut::came_back_in`] to ask
+/// of each blob at the edge.
 #[derive(Debug, Clone, Copy)]
 struct GoingOut {
     /// How far a blob may reach back in and still be the track's.
