@@ -182,37 +182,38 @@ pub fn write_png(
     color: png::ColorType,
     data: &[u8],
 ) -> anyhow::Result<()> {
+    write_png_at(path, (width, height), color, png::BitDepth::Eight, data)
+}
+
+/// Writes athlete ids as a 16-bit grayscale PNG (ids above 65535 are clamped:
+/// a camera would have to see that many athletes come and go first).
+fn write_instances(path: &Path, width: u32, height: u32, ids: &[u32]) -> anyhow::Result<()> {
+    let bytes: Vec<u8> = ids
+        .iter()
+        .flat_map(|&id| (id.min(u32::from(u16::MAX)) as u16).to_be_bytes())
+        .collect();
+    let (color, depth) = (png::ColorType::Grayscale, png::BitDepth::Sixteen);
+    write_png_at(path, (width, height), color, depth, &bytes)
+}
+
+/// Writes `data` (samples big-endian at 16 bits) as a PNG of `size`.
+fn write_png_at(
+    path: &Path,
+    (width, height): (u32, u32),
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) -> anyhow::Result<()> {
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
     encoder.set_color(color);
-    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_depth(depth);
     encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder
         .write_header()
         .with_context(|| format!("cannot write {}", path.display()))?;
     writer
         .write_image_data(data)
-        .and_then(|()| writer.finish())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Writes athlete ids as a 16-bit grayscale PNG (ids above 65535 are clamped:
-/// a camera would have to see that many athletes come and go first).
-fn write_instances(path: &Path, width: u32, height: u32, ids: &[u32]) -> anyhow::Result<()> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Sixteen);
-    encoder.set_compression(png::Compression::Fast);
-    let bytes: Vec<u8> = ids
-        .iter()
-        .flat_map(|&id| (id.min(u32::from(u16::MAX)) as u16).to_be_bytes())
-        .collect();
-    let mut writer = encoder
-        .write_header()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    writer
-        .write_image_data(&bytes)
         .and_then(|()| writer.finish())
         .with_context(|| format!("cannot write {}", path.display()))
 }

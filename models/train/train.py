@@ -6,7 +6,7 @@ measures IoU per scene on the held-out seeds, and writes the model directory:
 model.onnx, manifest.toml and MODEL_CARD.md.
 
 With --cores the model has a second output channel: each athlete's core (its
-pixels at least CORE_RADIUS pixels from any pixel that is not the same athlete's,
+pixels at least --core-radius pixels (default 1) from any pixel that is not the same athlete's,
 learnt from the instance planes `venue-edge synth` writes). Touching athletes form
 one blob in the first channel but keep separate cores: the seeds to cut a blob
 into its athletes. The held-out report then also says how many pairs of touching
@@ -56,16 +56,9 @@ def load_split(root: Path, every: int, first: int, instances: bool = False):
     return np.stack(frames), np.stack(masks), scenes, (np.stack(ids) if instances else None)
 
 
-def set_core_radius(r: int):
-    global CORE_RADIUS
-    if r < 1:
-        raise SystemExit("--core-radius: at least 1 pixel")
-    CORE_RADIUS = r
-
-
-def cores(ids: np.ndarray) -> np.ndarray:
+def cores(ids: np.ndarray, radius: int) -> np.ndarray:
     """Each athlete's pixels whose whole (2r+1)² neighbourhood is that athlete (0/1)."""
-    size = (1, 2 * CORE_RADIUS + 1, 2 * CORE_RADIUS + 1)
+    size = (1, 2 * radius + 1, 2 * radius + 1)
     lo = ndimage.minimum_filter(ids, size=size, mode="nearest")
     hi = ndimage.maximum_filter(ids, size=size, mode="nearest")
     return ((ids > 0) & (lo == ids) & (hi == ids)).astype(np.uint8)
@@ -198,7 +191,7 @@ def kept_apart(regions: np.ndarray, ids: np.ndarray, a: int, b: int) -> bool:
 
 
 @torch.no_grad()
-def separation(model, frames, ids, scenes):
+def separation(model, frames, ids, scenes, radius):
     """Per scene: touching pairs of athletes in the held-out frames, and how many
     the predicted mask's blobs, the predicted cores and the true cores (what the
     model learns to give) keep apart."""
@@ -211,7 +204,7 @@ def separation(model, frames, ids, scenes):
             truth = ids[start + j]
             mask = logits[j, 0] > 0
             core = mask & (logits[j, 1] > 0)
-            target = cores(truth[None])[0]
+            target = cores(truth[None], radius)[0]
             r = out.setdefault(s, {"pairs": 0, "mask": 0, "cores": 0, "true_cores": 0})
             for a, b in touching_pairs(truth):
                 r["pairs"] += 1
@@ -234,7 +227,8 @@ def main():
     ap.add_argument("--cores", action="store_true", help="a second output: each athlete's core")
     ap.add_argument("--core-radius", type=int, default=CORE_RADIUS, help="pixels a core keeps")
     args = ap.parse_args()
-    set_core_radius(args.core_radius)
+    if args.core_radius < 1:
+        raise SystemExit("--core-radius: at least 1 pixel")
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -248,7 +242,7 @@ def main():
     print(f"train frames {len(train_f)}, held-out frames {len(held_f)}", flush=True)
     targets = train_m[:, None]
     if args.cores:
-        targets = np.concatenate([targets, cores(train_ids)[:, None]], axis=1)
+        targets = np.concatenate([targets, cores(train_ids, args.core_radius)[:, None]], axis=1)
         del train_ids
 
     model = UNet(outputs=targets.shape[1])
@@ -271,7 +265,7 @@ def main():
     train_s = time.time() - t0
     iou = evaluate(model, held_f, held_m, held_s)
     print("final held-out IoU", iou, flush=True)
-    apart = separation(model, held_f, held_ids, held_s) if args.cores else None
+    apart = separation(model, held_f, held_ids, held_s, args.core_radius) if args.cores else None
     if apart:
         print("held-out touching pairs kept apart", json.dumps(apart), flush=True)
 
@@ -310,6 +304,7 @@ def main():
     }
     if apart:
         report["apart"] = apart
+        report["core_radius"] = args.core_radius
     classes = '["athlete", "athlete_core"]' if args.cores else '["athlete"]'
     (args.out / "manifest.toml").write_text(
         MANIFEST.format(**report, mean=MEAN, std=STD, classes=classes)
@@ -353,7 +348,8 @@ def card(r, train_seeds, heldout_seeds):
             f"| {s} | {a['pairs']} | {a['mask']} | {a['cores']} | {a['true_cores']} |"
             for s, a in r["apart"].items()
         )
-        pixels = f"{CORE_RADIUS} pixel{'s' if CORE_RADIUS > 1 else ''}"
+        radius = r["core_radius"]
+        pixels = f"{radius} pixel{'s' if radius > 1 else ''}"
         instances = f"""
 ## Cores (second output channel)
 Each athlete's core: its pixels at least {pixels} (model resolution) from any

@@ -483,6 +483,7 @@ impl Tracker {
             t.cx.predict(dt, ACCEL_VAR * h2);
             t.cy.predict(dt, ACCEL_VAR * h2);
         }
+
         // Assignment: maximise total IoU; a pair below the gate is no pair.
         let (nt, nb) = (self.tracks.len(), blobs.len());
         self.owner.clear();
@@ -1294,8 +1295,9 @@ impl GoingOut {
         })
     }
 
-    /// Whether `b`, a blob at an edge the track is going out over, is the next
-    /// athlete coming in there: it reaches back into the view against the
+    /// Whether `b`, a blob at an edge the track is going out over (the caller
+    /// asks only of blobs at the frame's edge), is the next athlete coming in
+    /// there: it reaches back into the view against the
     /// track's motion, past its last own blob at that edge when those were
     /// shrinking; or past the furthest out its own blobs at that edge got, when
     /// they did move out and it still moves out at one of its heights a second
@@ -1303,22 +1305,21 @@ impl GoingOut {
     /// a few frames grows back in a little each frame, never far past the last
     /// one). What went out does not come back against its motion.
     fn came_back_in(&self, b: &Blob, fw: f32, fh: f32) -> bool {
-        b.at_edge
-            && EDGES
-                .iter()
-                .zip(&self.runs)
-                .any(|(&(_, touches, out), run)| {
-                    let Some(r) = run else { return false };
-                    if !touches(&b.rect, fw, fh) {
-                        return false;
-                    }
-                    let back = out(&b.rect);
-                    (self.shrinking && r.last - back > self.margin)
-                        || (r.speed >= self.min_speed
-                            && r.len >= 3
-                            && r.furthest - r.first > self.margin
-                            && r.furthest - back > self.margin)
-                })
+        EDGES
+            .iter()
+            .zip(&self.runs)
+            .any(|(&(_, touches, out), run)| {
+                let Some(r) = run else { return false };
+                if !touches(&b.rect, fw, fh) {
+                    return false;
+                }
+                let back = out(&b.rect);
+                (self.shrinking && r.last - back > self.margin)
+                    || (r.speed >= self.min_speed
+                        && r.len >= 3
+                        && r.furthest - r.first > self.margin
+                        && r.furthest - back > self.margin)
+            })
     }
 }
 

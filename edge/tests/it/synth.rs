@@ -33,6 +33,14 @@ fn decode(path: &Path) -> (png::OutputInfo, Vec<u8>) {
     (info, buf)
 }
 
+/// The file `KIND_NNNNNN.png` of frame `i` in `out`, which the frame's entry
+/// in truth.json (`f`) names under `kind`.
+fn listed(out: &Path, f: &serde_json::Value, kind: &str, i: usize) -> PathBuf {
+    let name = format!("{kind}_{i:06}.png");
+    assert_eq!(f[kind], name.as_str(), "frame {i}");
+    out.join(name)
+}
+
 #[test]
 fn writes_frames_masks_instances_and_truth() {
     let dir = synth_dir("ok");
@@ -74,12 +82,8 @@ fn writes_frames_masks_instances_and_truth() {
     let mut boxes = 0;
     for (i, f) in list.iter().enumerate() {
         assert_eq!(f["index"], i);
-        let frame_file = out.join(format!("frame_{i:06}.png"));
-        let mask_file = out.join(format!("mask_{i:06}.png"));
-        assert_eq!(
-            f["frame"],
-            frame_file.file_name().unwrap().to_str().unwrap()
-        );
+        let frame_file = listed(&out, f, "frame", i);
+        let mask_file = listed(&out, f, "mask", i);
         let (info, rgb) = decode(&frame_file);
         assert_eq!((info.width, info.height), (96, 54));
         assert_eq!(info.color_type, png::ColorType::Rgb);
@@ -108,11 +112,7 @@ fn writes_frames_masks_instances_and_truth() {
         assert_eq!(masked, inside, "frame {i}");
         // Which athlete each mask pixel shows: a listed id on the mask (as many
         // pixels as listed), nothing off it.
-        let instances_file = out.join(format!("instances_{i:06}.png"));
-        assert_eq!(
-            f["instances"],
-            instances_file.file_name().unwrap().to_str().unwrap()
-        );
+        let instances_file = listed(&out, f, "instances", i);
         let (info, raw) = decode(&instances_file);
         assert_eq!((info.width, info.height), (96, 54));
         assert_eq!(
